@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the platform and its tests use, only where missing:
+# redis-server (hot cache, tests start their own on a free port), chromium and
+# chromium-driver (browser tests of the Dash app).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if ((${#need[@]})); then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  echo "installing system packages: ${need[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi

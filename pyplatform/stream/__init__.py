@@ -1,0 +1,17 @@
+"""Stream tables, the bar engine and the runtime that wires tables to engines.
+
+See ``docs/stream.md`` for offsets, subscription semantics, retention, the fsync policy
+and the late-tick policy of the bar engine.
+"""
+
+from pyplatform.stream.errors import CorruptLogError, RetentionError, SchemaError, StreamError
+from pyplatform.stream.options import TableOptions
+from pyplatform.stream.registry import StreamTables
+from pyplatform.stream.subscription import OFFSET_ACKED, OFFSET_NEW, OFFSET_OLDEST, Subscription
+from pyplatform.stream.table import StreamTable
+
+__all__ = [
+    "StreamTable", "StreamTables", "Subscription", "TableOptions",
+    "OFFSET_NEW", "OFFSET_ACKED", "OFFSET_OLDEST",
+    "StreamError", "SchemaError", "RetentionError", "CorruptLogError",
+]

@@ -1,0 +1,120 @@
+"""Turning any accepted batch into one Arrow record batch of a table's schema.
+
+Validation happens before anything is written, so a bad batch is rejected whole and the
+error names the column (and, where Arrow reports it, the value) that did not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from pyplatform.stream.errors import SchemaError
+
+__all__ = ["coerce_batch", "OFFSET_COLUMN"]
+
+#: Name of the column that :meth:`StreamTable.read` and ``poll`` add to every row.
+OFFSET_COLUMN = "offset"
+
+
+def _from_mapping(batch: Mapping, schema: pa.Schema) -> pa.Table:
+    arrays, names, length = [], [], None
+    for name, values in batch.items():
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            arr = values
+        else:
+            field = schema.field(name) if name in schema.names else None
+            np_values = np.asarray(values)
+            if np_values.ndim != 1:
+                raise SchemaError(f"column {name!r}: expected a 1-D array, got shape {np_values.shape}")
+            try:
+                # Arrow converts straight to the target type where it can (strings, numbers),
+                # which avoids a second pass and gives value-level messages on failure.
+                arr = pa.array(np_values, type=field.type if field is not None else None, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+                try:
+                    arr = pa.array(np_values, from_pandas=True)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                    raise SchemaError(f"column {name!r}: cannot convert values to Arrow: {exc}") from None
+        if length is None:
+            length = len(arr)
+        elif len(arr) != length:
+            raise SchemaError(
+                f"column {name!r} has {len(arr)} rows but column {names[0]!r} has {length}: "
+                "all columns of a batch must have the same length"
+            )
+        arrays.append(arr)
+        names.append(str(name))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _as_table(batch, schema: pa.Schema) -> pa.Table:
+    if isinstance(batch, pa.Table):
+        return batch
+    if isinstance(batch, pa.RecordBatch):
+        return pa.Table.from_batches([batch])
+    if isinstance(batch, Mapping):
+        return _from_mapping(batch, schema)
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(batch, pd.DataFrame):
+        return _from_mapping({str(c): batch[c].to_numpy() for c in batch.columns}, schema)
+    raise TypeError(
+        f"unsupported batch type {type(batch).__name__}: expected a pyarrow RecordBatch/Table, "
+        "a dict of NumPy arrays or a pandas DataFrame"
+    )
+
+
+def coerce_batch(batch, schema: pa.Schema, table_name: str = "") -> pa.RecordBatch:
+    """Validate ``batch`` against ``schema`` and return it as one record batch.
+
+    Columns are matched by name (order does not matter); each is cast safely to the
+    schema's type (an int column into a float64 field is fine, 1.5 into int64 is not).
+
+    Raises
+    ------
+    SchemaError
+        A column is missing, unexpected, of the wrong length, not convertible, or null in
+        a non-nullable field. The message names the column.
+    TypeError
+        ``batch`` is not a supported container.
+    """
+    where = f"stream table {table_name!r}: " if table_name else ""
+    table = _as_table(batch, schema)
+    names = table.schema.names
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise SchemaError(f"{where}duplicate column(s) {dup}")
+    missing = [f.name for f in schema if f.name not in names]
+    extra = [n for n in names if n not in schema.names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {missing}")
+        if extra:
+            hint = " (drop the 'offset' column that read()/poll() add)" if OFFSET_COLUMN in extra else ""
+            parts.append(f"unexpected column(s) {extra}{hint}")
+        raise SchemaError(f"{where}" + "; ".join(parts) + f"; expected {schema.names}")
+    columns = []
+    for field in schema:
+        col = table.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise SchemaError(
+                    f"{where}column {field.name!r}: cannot convert {col.type} to {field.type}: {exc}"
+                ) from None
+        if not field.nullable and col.null_count:
+            first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise SchemaError(f"{where}column {field.name!r} is not nullable but row {first} is null")
+        columns.append(col)
+    out = pa.Table.from_arrays(columns, schema=schema).combine_chunks()
+    batches = out.to_batches()
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    return batches[0]

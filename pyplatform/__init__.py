@@ -3,7 +3,33 @@
 In a notebook::
 
     import pyplatform as pp
-    bars = pp.history("bars_1m", symbols=["AAA.US"], start="2024-01-01", end="2024-02-01")
+    bars = pp.bars(["AAPL.US"], start="2024-01-02", end="2024-02-01", freq="5min")
+    mom = pp.factor("close / move(close, 20) - 1", start="2023-01-01")
+    pp.evaluate("mom_20")              # rank IC, quantile returns, turnover...
+    pp.publish("my_mom", "close / move(close, 20) - 1", description="20-day momentum")
+
+Verbs are imported lazily so ``import pyplatform`` stays fast.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+_VERBS = {
+    "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
+    "draft_strategy", "subscribe", "backtest", "sweep", "compute_factor",
+}
+
+__all__ = sorted(_VERBS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _VERBS:
+        from pyplatform import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pyplatform' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,235 @@
+"""The notebook API: a handful of verbs that return DataFrames indexed by (datetime, symbol).
+
+No global state to initialise: each verb reads configuration from the environment
+(``PYPLATFORM_*``) and accepts ``data_dir=`` / ``settings=`` to override it per call.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from pyplatform.config import Settings, get_settings
+
+__all__ = [
+    "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
+    "draft_strategy", "subscribe", "backtest", "sweep",
+]
+
+log = logging.getLogger(__name__)
+
+_FREQ_TABLE = {"1min": "bars_1m", "1m": "bars_1m", "1d": "bars_1d", "1D": "bars_1d", "D": "bars_1d"}
+
+
+def _settings(settings: Settings | None = None, data_dir=None) -> Settings:
+    if settings is not None:
+        return settings
+    return get_settings(data_dir=data_dir) if data_dir is not None else get_settings()
+
+
+def _store(settings: Settings):
+    from pyplatform.store import open_store
+
+    return open_store(settings)
+
+
+def _symbols(symbols) -> list[str] | None:
+    if symbols is None:
+        return None
+    return [symbols] if isinstance(symbols, str) else list(symbols)
+
+
+def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=None, *,
+            settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
+    """Rows of a history table (``ticks``, ``bars_1m``, ``bars_1d``, ``factors``).
+
+    Returns
+    -------
+    DataFrame indexed by (datetime, symbol).
+    """
+    s = _settings(settings, data_dir)
+    return _store(s).read(table, symbols=_symbols(symbols), start=start, end=end, columns=columns)
+
+
+def bars(symbols=None, start=None, end=None, freq: str = "1min", *, settings: Settings | None = None,
+         data_dir=None) -> pd.DataFrame:
+    """OHLCV bars at any frequency: stored 1-minute and daily bars, others resampled from minutes.
+
+    Parameters
+    ----------
+    freq : str
+        ``"1min"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"``, ... (pandas-style offsets).
+    """
+    s = _settings(settings, data_dir)
+    store = _store(s)
+    table = _FREQ_TABLE.get(freq)
+    if table:
+        return store.read(table, symbols=_symbols(symbols), start=start, end=end)
+    return store.resample("bars_1m", freq, symbols=_symbols(symbols), start=start, end=end)
+
+
+def ticks(symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
+    """Stored ticks, indexed by (datetime, symbol)."""
+    return history("ticks", symbols, start, end, settings=settings, data_dir=data_dir)
+
+
+def library() -> pd.DataFrame:
+    """The built-in factor library as a table (name, expression, description, tags, lookback)."""
+    from pyplatform.factors import load_library, parse
+
+    rows = [{"name": f.name, "expression": f.expression, "description": f.description,
+             "tags": ", ".join(f.tags), "lookback": parse(f.expression).lookback} for f in load_library()]
+    return pd.DataFrame(rows).set_index("name")
+
+
+def _resolve_expression(expr_or_name: str, settings: Settings) -> tuple[str, str]:
+    """(name, expression) for a library name, a published name, or an expression."""
+    from pyplatform.factors import load_library
+    from pyplatform.registry import FactorRegistry, RegistryError
+
+    lib = {f.name: f.expression for f in load_library()}
+    if expr_or_name in lib:
+        return expr_or_name, lib[expr_or_name]
+    reg = FactorRegistry.from_settings(settings)
+    try:
+        v = reg.get(expr_or_name)
+        return v.name, v.expression
+    except RegistryError:
+        pass
+    return "factor", expr_or_name
+
+
+def compute_factor(expression: str, frame: pd.DataFrame, name: str = "factor") -> pd.Series:
+    """Evaluate an expression over a (datetime, symbol) frame with the batch runtime."""
+    from pyplatform.factors import compile_batch, parse
+
+    expr = parse(expression, columns=set(frame.columns))
+    out = compile_batch(expr)(frame)
+    return pd.Series(np.asarray(out, dtype=float), index=frame.index, name=name)
+
+
+def factor(expr_or_name: str, symbols=None, start=None, end=None, freq: str = "1d", *,
+           settings: Settings | None = None, data_dir=None, bars_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Compute a factor over history from an expression, a library name or a published name.
+
+    The look-back is honoured: the factor is warmed up on bars before ``start`` so the first
+    returned rows are not NULL merely because history was cut at ``start``.
+    """
+    s = _settings(settings, data_dir)
+    name, text = _resolve_expression(expr_or_name, s)
+    from pyplatform.factors import parse
+
+    lookback = parse(text).lookback
+    if bars_frame is None:
+        warm_start = None
+        if start is not None and lookback:
+            # conservatively widen by calendar time: daily bars -> 2x days, minutes -> days
+            pad = pd.Timedelta(days=2 * lookback + 7) if freq in ("1d", "1D", "D") else pd.Timedelta(days=lookback // 300 + 5)
+            warm_start = pd.Timestamp(start) - pad
+        bars_frame = bars(symbols, warm_start if warm_start is not None else start, end, freq=freq, settings=s)
+    values = compute_factor(text, bars_frame, name)
+    if start is not None:
+        values = values[values.index.get_level_values(0) >= pd.Timestamp(start)]
+    return values.to_frame()
+
+
+def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 10), quantiles: int = 5,
+             freq: str = "1d", *, settings: Settings | None = None, data_dir=None):
+    """Evaluate a factor (expression, name, or a Series) against forward returns of close prices.
+
+    Returns
+    -------
+    FactorEvaluation (rank IC and t-stat, decay, quantile returns and spread, turnover, coverage).
+    """
+    from pyplatform.research.evaluation import evaluate as _evaluate
+
+    s = _settings(settings, data_dir)
+    px = bars(symbols, start, end, freq=freq, settings=s)
+    if isinstance(expr_or_name, pd.Series):
+        f, name = expr_or_name, expr_or_name.name or "factor"
+    elif isinstance(expr_or_name, pd.DataFrame):
+        f = expr_or_name.iloc[:, 0]
+        name = f.name
+    else:
+        name, text = _resolve_expression(expr_or_name, s)
+        f = compute_factor(text, px, name)
+    prices = px["close"].unstack("symbol")
+    return _evaluate(f, prices, horizons=horizons, quantiles=quantiles, name=str(name))
+
+
+def publish(name: str, expression: str, *, author: str | None = None, description: str = "",
+            tags: Iterable[str] = (), symbols=None, recent_days: int = 60, freq: str = "1d",
+            settings: Settings | None = None, data_dir=None, tolerance: float = 1e-9):
+    """Validate a factor and publish it as a new immutable version in the registry.
+
+    Validation: the expression parses; the stream runtime fed row by row in micro-batches
+    equals the batch runtime on recent history (to ``tolerance``); an evaluation summary is
+    attached. Any failure raises ``PublishError`` and changes nothing.
+    """
+    from pyplatform.research.publishing import publish_factor
+
+    s = _settings(settings, data_dir)
+    return publish_factor(name, expression, author=author or getpass.getuser(), description=description,
+                          tags=tuple(tags), symbols=_symbols(symbols), recent_days=recent_days, freq=freq,
+                          settings=s, tolerance=tolerance)
+
+
+def retire(name: str, reason: str = "", *, settings: Settings | None = None, data_dir=None) -> None:
+    """Stop a published factor live; its versions and history are kept."""
+    from pyplatform.registry import FactorRegistry
+
+    FactorRegistry.from_settings(_settings(settings, data_dir)).retire(name, reason)
+
+
+def published(*, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
+    """All published factors: latest version, author, status."""
+    from pyplatform.registry import FactorRegistry
+
+    reg = FactorRegistry.from_settings(_settings(settings, data_dir))
+    rows = []
+    for n in reg.names():
+        v = reg.versions(n)[-1]
+        rows.append({"name": n, "version": v.version, "expression": v.expression, "author": v.author,
+                     "retired": reg.is_retired(n), "ic_mean_1p": v.evaluation.get("ic", {}).get("1p", {}).get("ic_mean")})
+    return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame(
+        columns=["version", "expression", "author", "retired", "ic_mean_1p"])
+
+
+def draft_strategy(text: str):
+    """Draft a strategy configuration from a plain-English rule (offline; nothing guessed)."""
+    from pyplatform.research.drafting import draft_strategy as _draft
+
+    return _draft(text)
+
+
+def subscribe(topic: str, symbols=None, *, url: str | None = None, token: str | None = None, **kwargs):
+    """Live values from the signal service (e.g. ``subscribe("factors/mom20", ["AAA.US"])``).
+
+    Returns the client library's notebook-friendly live view; see ``pyplatform.client``.
+    """
+    from pyplatform.client import subscribe as _subscribe
+
+    return _subscribe(topic, _symbols(symbols), url=url, token=token, **kwargs)
+
+
+def backtest(config, symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None, **kwargs):
+    """Event-driven backtest of a strategy configuration over history (see ``pyplatform.backtest``)."""
+    from pyplatform.backtest import run_backtest
+
+    return run_backtest(config, symbols=_symbols(symbols), start=start, end=end,
+                        settings=_settings(settings, data_dir), **kwargs)
+
+
+def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: str = "1d", *,
+          settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
+    """Vectorised dual moving-average sweep over a parameter grid (see ``pyplatform.backtest.vectorized``)."""
+    from pyplatform.backtest.vectorized import sweep_dual_ma
+
+    s = _settings(settings, data_dir)
+    b = bars(symbols, start, end, freq=freq, settings=s)
+    ppy = 252.0 if freq in ("1d", "1D", "D") else 252.0 * 390
+    return sweep_dual_ma(b, fast_windows, slow_windows, periods_per_year=ppy)

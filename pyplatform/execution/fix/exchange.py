@@ -1,0 +1,184 @@
+"""Exchange simulator: a quickfix FIX 4.4 acceptor that matches orders like the paper broker.
+
+It runs the same :class:`~pyplatform.execution.matching.MatchingEngine`; quotes come in by
+``on_quote`` (from the demo's market feed or a test) and fills go out as ExecutionReports.
+Reports produced while the client is disconnected are stored by quickfix and resent when
+the client logs on again and asks for the gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import quickfix as fix
+
+from pyplatform.clock import Clock, LiveClock
+from pyplatform.domain import Quote
+from pyplatform.execution.fix import codec
+from pyplatform.execution.fix.session import FixSessionConfig, free_port
+from pyplatform.execution.matching import FillModel, MatchingEngine
+from pyplatform.execution.messages import (
+    OrderCanceled, OrderCancelRejected, OrderFilled, OrderReplaced, OrderReplaceRejected, Side,
+)
+
+__all__ = ["FixExchange"]
+
+log = logging.getLogger(__name__)
+
+
+class _App(fix.Application):
+    def __init__(self, owner: "FixExchange") -> None:
+        super().__init__()
+        self.owner = owner
+
+    def onCreate(self, sessionID):  # noqa: N802
+        self.owner.session_id = sessionID
+
+    def onLogon(self, sessionID):  # noqa: N802
+        self.owner.logged_on.set()
+
+    def onLogout(self, sessionID):  # noqa: N802
+        self.owner.logged_on.clear()
+
+    def toAdmin(self, message, sessionID):  # noqa: N802
+        pass
+
+    def fromAdmin(self, message, sessionID):  # noqa: N802
+        pass
+
+    def toApp(self, message, sessionID):  # noqa: N802
+        pass
+
+    def fromApp(self, message, sessionID):  # noqa: N802
+        self.owner._on_app(message)
+
+
+class FixExchange:
+    """A simulated venue behind a FIX acceptor.
+
+    Parameters
+    ----------
+    directory : Path
+        Settings, FileStore and logs of the venue's session.
+    port : int
+        Port to listen on (0 picks a free loopback port; see ``port`` after construction).
+    fill_model : FillModel, optional
+    clock : Clock, optional
+        Stamps commands as they arrive.
+    """
+
+    def __init__(self, directory: str | Path, port: int = 0, fill_model: FillModel | None = None,
+                 clock: Clock | None = None, host: str = "127.0.0.1", sender_comp_id: str = "SIMEX",
+                 target_comp_id: str = "PYPLATFORM") -> None:
+        self.port = port or free_port(host)
+        self.config = FixSessionConfig(Path(directory), "acceptor", self.port, host, sender_comp_id, target_comp_id)
+        self.engine = MatchingEngine(fill_model, venue="SIMEX")
+        self.clock = clock or LiveClock()
+        self.session_id = None
+        self.logged_on = threading.Event()
+        self.errors: list[str] = []
+        self._lock = threading.RLock()
+        self._notional: dict[str, Decimal] = {}
+        self._order_ids: dict[str, str] = {}
+        self._app = _App(self)
+        self._acceptor = None
+
+    def start(self) -> "FixExchange":
+        settings = fix.SessionSettings(str(self.config.write()))
+        self._acceptor = fix.SocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
+                                            fix.FileLogFactory(settings))
+        self._acceptor.start()
+        return self
+
+    def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.stop()
+            self._acceptor = None
+        self.logged_on.clear()
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection without a logout (the client reconnects by itself)."""
+        s = fix.Session.lookupSession(self.session_id)
+        if s is not None:
+            s.disconnect()
+
+    # ------------------------------------------------------------------ market data
+    def on_quote(self, quote: Quote) -> int:
+        """Match resting orders against ``quote``; returns how many reports it sent."""
+        with self._lock:
+            events = self.engine.on_quote(quote)
+            for ev in events:
+                self._report(ev)
+        return len(events)
+
+    def order_state(self) -> dict[str, tuple[str, Decimal]]:
+        """client order id -> (status, filled quantity), for checks against the client's view."""
+        with self._lock:
+            return {cl: (o.status, o.cum_qty) for cl, o in self.engine.orders.items()}
+
+    # ------------------------------------------------------------------ orders
+    def _on_app(self, message) -> None:
+        mtype = message.getHeader().getField(35)
+        now = self.clock.now_ns()
+        try:
+            with self._lock:
+                if mtype == codec.MSG_NEW_ORDER:
+                    cmd = codec.read_new_order(message)
+                    for ev in self.engine.send(cmd, now):
+                        self._report(ev, cmd=cmd)
+                elif mtype == codec.MSG_CANCEL:
+                    cmd, request_id = codec.read_cancel(message)
+                    for ev in self.engine.send(cmd, now):
+                        self._report(ev, request_id)
+                elif mtype == codec.MSG_REPLACE:
+                    cmd = codec.read_replace(message)
+                    for ev in self.engine.send(cmd, now):
+                        self._report(ev, cmd.new_client_order_id)
+                else:
+                    self.errors.append(f"unsupported message 35={mtype}")
+        except codec.FixFormatError as exc:
+            self.errors.append(str(exc))
+
+    def _report(self, ev, request_id: str | None = None, cmd=None) -> None:
+        eng = self.engine
+        if isinstance(ev, (OrderCancelRejected, OrderReplaceRejected)):
+            order = eng.orders.get(ev.client_order_id)
+            msg = codec.cancel_reject(ev, request_id or ev.client_order_id,
+                                      self._order_ids.get(ev.client_order_id, "NONE") if order else "NONE")
+            self._send(msg)
+            return
+        cl = ev.new_client_order_id if isinstance(ev, OrderReplaced) else ev.client_order_id
+        order = eng.orders.get(cl) or eng.orders.get(ev.client_order_id)
+        if order is None:  # rejected before it became an order
+            self._send(codec.execution_report(ev, symbol=cmd.symbol if cmd else "UNKNOWN",
+                                              side=cmd.side if cmd else Side.BUY, order_id="NONE",
+                                              cum_qty=Decimal(0), leaves_qty=Decimal(0), avg_px=Decimal(0)))
+            return
+        chain = order.cmd.client_order_id  # notional is kept per order chain (across replaces)
+        if isinstance(ev, OrderFilled):
+            self._notional[chain] = self._notional.get(chain, Decimal(0)) + ev.last_qty * ev.last_px
+            cum = order.quantity - ev.leaves_qty
+            leaves = ev.leaves_qty
+        elif isinstance(ev, OrderCanceled) or order.status in ("expired", "rejected"):
+            cum, leaves = order.cum_qty, Decimal(0)
+        else:
+            cum = order.cum_qty if not hasattr(ev, "broker_order_id") else Decimal(0)
+            leaves = order.quantity - cum
+        if hasattr(ev, "broker_order_id") and ev.broker_order_id:
+            self._order_ids[cl] = ev.broker_order_id
+        oid = self._order_ids.get(cl) or self._order_ids.get(chain, "NONE")
+        self._order_ids.setdefault(cl, oid)
+        avg = self._notional.get(chain, Decimal(0)) / cum if cum else Decimal(0)
+        msg = codec.execution_report(ev, symbol=order.cmd.symbol, side=order.cmd.side, order_id=oid, cum_qty=cum,
+                                     leaves_qty=leaves, avg_px=avg,
+                                     request_id=request_id if isinstance(ev, OrderCanceled) else None)
+        self._send(msg)
+
+    def _send(self, msg: fix.Message) -> None:
+        if self.session_id is None:
+            self.errors.append("no FIX session to report on")
+            return
+        fix.Session.sendToTarget(msg, self.session_id)

@@ -1,0 +1,256 @@
+"""The order manager: every order's state, positions, and a journal to rebuild both.
+
+Pure and synchronous: commands and broker events go in, the new order state comes out. It
+never talks to a broker itself -- the caller (``TradingNode``, a backtest) sends what it is
+told to send -- so the same object runs live, in a backtest and in tests.
+
+Durability rule: a command or event is written to the journal (fsync) *before* state
+changes and before the call returns, so whatever a caller saw acknowledged survives a crash.
+Client order ids are unique: submitting the same id again with the same terms is a no-op
+(idempotent retries), with different terms an error. Executions are deduplicated by
+``exec_id`` so resent reports never fill twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+from pyplatform.execution.journal import Journal
+from pyplatform.execution.messages import (
+    CancelOrder, OrderCanceled, OrderFilled, OrderPendingCancel, OrderPendingReplace, OrderReplaced,
+    ReplaceOrder, SubmitOrder,
+)
+from pyplatform.execution.order import Order
+from pyplatform.execution.positions import PositionBook
+from pyplatform.execution.states import OrderStatus
+
+__all__ = ["OrderManager", "SubmitResult", "DuplicateOrderId", "UnknownOrder", "ReconcileReport",
+           "BrokerReports"]
+
+
+class DuplicateOrderId(ValueError):
+    """A client order id reused with different terms."""
+
+
+class UnknownOrder(KeyError):
+    """An event or command for a client order id the manager never saw."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    order: Order
+    created: bool  # False: an idempotent retry of an order already known
+
+
+class BrokerReports(Protocol):
+    def order_reports(self, client_order_id: str) -> list | None:
+        """Every event the broker produced for the order, or None if it never saw it."""
+
+
+@dataclass
+class ReconcileReport:
+    """What reconciliation with the broker found."""
+
+    applied: list = field(default_factory=list)  # broker events the journal had missed
+    resend: list = field(default_factory=list)  # commands the broker never received
+    unknown_at_broker: list[str] = field(default_factory=list)
+
+
+def _same_terms(a: SubmitOrder, b: SubmitOrder) -> bool:
+    return (a.account, a.symbol, a.side, a.quantity, a.order_type, a.price, a.tif, a.parent_id) == (
+        b.account, b.symbol, b.side, b.quantity, b.order_type, b.price, b.tif, b.parent_id)
+
+
+class OrderManager:
+    """Orders, positions and the journal behind them.
+
+    Parameters
+    ----------
+    journal : Journal or None
+        Where every command/event is written before it takes effect. ``None`` keeps
+        everything in memory (backtests).
+    """
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal
+        self.orders: dict[str, Order] = {}
+        self.commands: dict[str, SubmitOrder] = {}
+        self.positions = PositionBook()
+        self._exec_ids: set[str] = set()
+        self._replaced_by: dict[str, str] = {}
+        self._pending_replace: dict[str, OrderPendingReplace] = {}
+        self.journal_records = 0
+
+    # ------------------------------------------------------------------ commands
+    def submit(self, cmd: SubmitOrder) -> SubmitResult:
+        """Register a new order (status PENDING_NEW); the caller then sends ``cmd`` to a broker.
+
+        Raises
+        ------
+        DuplicateOrderId
+            If the id is known with different terms.
+        """
+        known = self.commands.get(cmd.client_order_id)
+        if known is not None:
+            if not _same_terms(known, cmd):
+                raise DuplicateOrderId(f"client order id {cmd.client_order_id!r} already used for "
+                                       f"{known.side.name} {known.quantity} {known.symbol} @ {known.price}")
+            return SubmitResult(self.orders[cmd.client_order_id], False)
+        if cmd.client_order_id in self.orders:
+            raise DuplicateOrderId(f"client order id {cmd.client_order_id!r} already names a replacement order")
+        self._write(cmd)
+        return SubmitResult(self._commit_submit(cmd), True)
+
+    def request_cancel(self, cmd: CancelOrder) -> OrderPendingCancel:
+        """Mark an order pending cancel; the caller then sends ``cmd`` to the broker."""
+        event = OrderPendingCancel(cmd.client_order_id, cmd.ts)
+        self.apply(event)
+        return event
+
+    def request_replace(self, cmd: ReplaceOrder) -> OrderPendingReplace:
+        """Mark an order pending replace; the caller then sends ``cmd`` to the broker."""
+        if cmd.new_client_order_id in self.orders or cmd.new_client_order_id in self.commands:
+            raise DuplicateOrderId(f"replacement id {cmd.new_client_order_id!r} is already used")
+        event = OrderPendingReplace(cmd.client_order_id, cmd.ts, cmd.new_client_order_id, cmd.quantity, cmd.price)
+        self.apply(event)
+        return event
+
+    # ------------------------------------------------------------------ events
+    def apply(self, event) -> Order | None:
+        """Apply a broker (or request) event; returns the order's new state, or None for a
+        duplicate execution already applied.
+
+        Raises
+        ------
+        UnknownOrder, IllegalTransition, OverFill
+        """
+        exec_id = getattr(event, "exec_id", "")
+        if exec_id and exec_id in self._exec_ids:
+            return None
+        staged = self._stage(event)
+        self._write(event)
+        return self._commit(event, staged)
+
+    def _stage(self, event):
+        cl = event.client_order_id
+        if isinstance(event, OrderFilled):
+            cl = self.live_id(cl)  # a late fill for a replaced order belongs to its replacement
+        order = self.orders.get(cl)
+        if order is None:
+            raise UnknownOrder(f"no order with client order id {event.client_order_id!r}")
+        new = order.apply(event)
+        extra = None
+        if isinstance(event, OrderReplaced):
+            if event.new_client_order_id in self.orders:
+                raise DuplicateOrderId(f"replacement id {event.new_client_order_id!r} is already used")
+            extra = new.replacement(event)
+        return new, extra
+
+    def _commit(self, event, staged) -> Order:
+        new, extra = staged
+        self.orders[new.client_order_id] = new
+        if extra is not None:
+            self.orders[extra.client_order_id] = extra
+            self._replaced_by[new.client_order_id] = extra.client_order_id
+        exec_id = getattr(event, "exec_id", "")
+        if exec_id:
+            self._exec_ids.add(exec_id)
+        if isinstance(event, OrderPendingReplace):
+            self._pending_replace[event.client_order_id] = event
+        if isinstance(event, OrderFilled):
+            pos = self.positions.get(new.account, new.symbol)
+            pos.apply_fill(event.last_qty * int(new.side), event.last_px, event.ts)
+        return extra if extra is not None else new
+
+    def live_id(self, client_order_id: str) -> str:
+        """The id an order chain currently lives under (follows replacements)."""
+        while client_order_id in self._replaced_by:
+            client_order_id = self._replaced_by[client_order_id]
+        return client_order_id
+
+    # ------------------------------------------------------------------ queries
+    def open_orders(self, account: str | None = None, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values() if o.is_open
+                and (account is None or o.account == account) and (symbol is None or o.symbol == symbol)]
+
+    def seen(self, exec_id: str) -> bool:
+        return exec_id in self._exec_ids
+
+    # ------------------------------------------------------------------ durability
+    def _write(self, msg) -> None:
+        if self.journal is not None:
+            self.journal.append(msg)
+        self.journal_records += 1
+
+    def _commit_submit(self, cmd: SubmitOrder) -> Order:
+        order = Order.from_command(cmd)
+        self.commands[cmd.client_order_id] = cmd
+        self.orders[cmd.client_order_id] = order
+        return order
+
+    @classmethod
+    def recover(cls, path, reopen: bool = True, fsync: bool = True) -> "OrderManager":
+        """Rebuild orders and positions from the journal at ``path``.
+
+        With ``reopen`` the returned manager keeps appending to the same journal.
+        """
+        oms = cls(None)
+        for msg in Journal.read(path):
+            oms._replay(msg)
+        if reopen:
+            oms.journal = Journal(path, fsync=fsync)
+        return oms
+
+    def _replay(self, msg) -> None:
+        self.journal_records += 1
+        if isinstance(msg, SubmitOrder):
+            self._commit_submit(msg)
+        else:
+            self._commit(msg, self._stage(msg))
+
+    def replay(self, msgs: Iterable) -> None:
+        """Apply journaled messages without writing them again."""
+        for msg in msgs:
+            self._replay(msg)
+
+    def reconcile(self, broker: BrokerReports) -> ReconcileReport:
+        """Bring open orders in line with the broker after a restart.
+
+        Applies every broker event the journal missed (duplicates are dropped by exec id),
+        and lists commands the broker never received (a crash between journaling and
+        sending) so the caller can send them again -- under the same ids, so nothing
+        doubles.
+        """
+        report = ReconcileReport()
+        checked: set[str] = set()
+        while True:
+            todo = [o for o in self.open_orders() if o.client_order_id not in checked]
+            if not todo:
+                break
+            for order in todo:
+                cl = order.client_order_id
+                checked.add(cl)
+                reports = broker.order_reports(cl)
+                if reports is None:
+                    if order.status is OrderStatus.PENDING_NEW and cl in self.commands:
+                        report.resend.append(self.commands[cl])
+                    else:
+                        report.unknown_at_broker.append(cl)
+                    continue
+                for ev in reports:
+                    if getattr(ev, "exec_id", "") and self.seen(ev.exec_id):
+                        continue
+                    self.apply(ev)
+                    report.applied.append(ev)
+                order = self.orders[cl]
+                if order.status is OrderStatus.PENDING_CANCEL and not any(
+                        isinstance(e, OrderCanceled) for e in reports):
+                    report.resend.append(CancelOrder(cl, order.updated_ts, "resent after restart"))
+                elif order.status is OrderStatus.PENDING_REPLACE and not any(
+                        isinstance(e, OrderReplaced) for e in reports):
+                    req = self._pending_replace.get(cl)
+                    if req is not None:
+                        report.resend.append(ReplaceOrder(cl, req.new_client_order_id, req.quantity, req.price,
+                                                          order.updated_ts))
+        return report

@@ -1,0 +1,125 @@
+"""Positions with average cost and realised/unrealised P&L, per account and symbol.
+
+Arithmetic is exact: inputs are Decimals and the cost basis is kept as a
+:class:`fractions.Fraction`, so ``realised + unrealised == cash flow + position x mark``
+holds to the last digit (a property test checks it). Average-cost method: a reducing fill
+realises ``qty x (price - average cost)``; a fill through zero opens the rest at its price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+__all__ = ["Position", "PositionSnapshot", "PositionBook", "to_decimal"]
+
+
+def to_decimal(x: Fraction, places: int = 10) -> Decimal:
+    """A Fraction as a Decimal rounded to ``places`` (for display and reports)."""
+    q = Decimal(1).scaleb(-places)
+    return (Decimal(x.numerator) / Decimal(x.denominator)).quantize(q)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSnapshot:
+    account: str
+    symbol: str
+    quantity: Decimal
+    avg_price: Decimal | None
+    realised: Decimal
+    unrealised: Decimal | None
+    mark: Decimal | None
+
+
+class Position:
+    """One account's position in one symbol (mutable; owned by a :class:`PositionBook`)."""
+
+    __slots__ = ("account", "symbol", "quantity", "cost", "realised", "mark", "opened_ts")
+
+    def __init__(self, account: str, symbol: str) -> None:
+        self.account, self.symbol = account, symbol
+        self.quantity = Decimal(0)
+        self.cost = Fraction(0)  # signed cost of the open quantity
+        self.realised = Fraction(0)
+        self.mark: Decimal | None = None
+        self.opened_ts: int | None = None
+
+    @property
+    def avg_price(self) -> Fraction | None:
+        return None if self.quantity == 0 else self.cost / Fraction(self.quantity)
+
+    def apply_fill(self, signed_qty: Decimal, price: Decimal, ts: int = 0) -> Fraction:
+        """Book a fill (``signed_qty`` > 0 buys); returns the P&L it realised."""
+        q, px = Fraction(signed_qty), Fraction(price)
+        held = Fraction(self.quantity)
+        realised = Fraction(0)
+        if held == 0 or (held > 0) == (q > 0):
+            self.cost += q * px
+            if held == 0:
+                self.opened_ts = ts
+        else:
+            avg = self.cost / held
+            closing = -held if abs(q) >= abs(held) else q  # the part of q that reduces the position
+            realised = -closing * (px - avg)
+            self.cost += closing * avg
+            rest = q - closing
+            if rest:
+                self.cost = rest * px  # went through zero: the remainder opens at this price
+                self.opened_ts = ts
+            elif held + closing == 0:
+                self.cost = Fraction(0)
+                self.opened_ts = None
+        self.quantity += signed_qty
+        self.realised += realised
+        return realised
+
+    def unrealised(self, mark: Decimal | None = None) -> Fraction | None:
+        mark = self.mark if mark is None else mark
+        if mark is None:
+            return None
+        return Fraction(self.quantity) * Fraction(mark) - self.cost
+
+    def snapshot(self, places: int = 10) -> PositionSnapshot:
+        avg, unr = self.avg_price, self.unrealised()
+        return PositionSnapshot(self.account, self.symbol, self.quantity,
+                                None if avg is None else to_decimal(avg, places),
+                                to_decimal(self.realised, places),
+                                None if unr is None else to_decimal(unr, places), self.mark)
+
+
+class PositionBook:
+    """All positions, keyed by (account, symbol)."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[str, str], Position] = {}
+
+    def get(self, account: str, symbol: str) -> Position:
+        key = (account, symbol)
+        pos = self._positions.get(key)
+        if pos is None:
+            pos = self._positions[key] = Position(account, symbol)
+        return pos
+
+    def quantity(self, account: str, symbol: str) -> Decimal:
+        pos = self._positions.get((account, symbol))
+        return Decimal(0) if pos is None else pos.quantity
+
+    def mark(self, symbol: str, price: Decimal) -> None:
+        """Set the mark price of ``symbol`` in every account holding it."""
+        for (_, sym), pos in self._positions.items():
+            if sym == symbol:
+                pos.mark = price
+
+    def positions(self, account: str | None = None) -> list[Position]:
+        return [p for (acc, _), p in sorted(self._positions.items()) if account is None or acc == account]
+
+    def realised(self, account: str) -> Fraction:
+        return sum((p.realised for p in self.positions(account)), Fraction(0))
+
+    def unrealised(self, account: str) -> Fraction:
+        return sum(((p.unrealised() or Fraction(0)) for p in self.positions(account)), Fraction(0))
+
+    def gross_exposure(self, account: str) -> Fraction:
+        return sum((abs(Fraction(p.quantity) * Fraction(p.mark)) for p in self.positions(account)
+                    if p.mark is not None), Fraction(0))

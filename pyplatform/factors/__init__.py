@@ -1,0 +1,42 @@
+"""The factor language: one definition, three runtimes.
+
+>>> from pyplatform.factors import parse, compile_batch, compile_stream, to_dolphindb
+>>> e = parse("(close - mavg(close, 20)) / mstd(close, 20)")
+>>> e.lookback
+19
+
+``compile_batch(e)(frame)`` computes over history, ``compile_stream(e).update(batch)``
+incrementally, ``to_dolphindb(e)`` gives DolphinDB metacode; :class:`FactorEngine` runs many
+factors keyed by symbol; :func:`load_library` reads the built-in definitions in ``factors/``.
+"""
+
+from __future__ import annotations
+
+from pyplatform.factors.batch import compile_batch
+from pyplatform.factors.errors import FactorError, FactorSyntaxError, FactorTypeError
+from pyplatform.factors.functions import FUNCTIONS
+from pyplatform.factors.parser import parse
+from pyplatform.factors.stream import StreamFactor, compile_stream
+from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
+
+__all__ = [
+    "parse", "compile_batch", "compile_stream", "StreamFactor", "to_dolphindb", "FactorEngine",
+    "load_library", "FactorDef", "FactorError", "FactorSyntaxError", "FactorTypeError", "FUNCTIONS",
+    "Expr", "Num", "Col", "Unary", "Binary", "Call",
+]
+
+
+def __getattr__(name: str):  # lazy: the engine, DolphinDB translation and library load on demand
+    if name == "FactorEngine":
+        from pyplatform.factors.engine import FactorEngine
+
+        return FactorEngine
+    if name in ("to_dolphindb", "to_dolphindb_metrics"):
+        from pyplatform.factors import dolphindb
+
+        return getattr(dolphindb, name)
+    if name in ("load_library", "FactorDef", "get_factor"):
+        from pyplatform.factors import library
+
+        return getattr(library, name)
+    raise AttributeError(name)

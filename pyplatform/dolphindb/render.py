@@ -1,0 +1,287 @@
+"""Render ``dolphindb_scripts/*.dos`` templates into runnable DolphinDB scripts.
+
+Templates are plain DolphinDB with ``{{ name }}`` placeholders (DolphinDB itself never
+uses double braces). Every value put into a script is validated first: names must be
+identifiers, numbers positive, paths free of quotes, and factor metrics must come from
+the factor language's DolphinDB compiler and use only functions the reactive state
+engine documents and only bar columns. Nothing user-typed reaches a script unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from pyplatform.dolphindb import schema
+from pyplatform.dolphindb.dos_parse import tokenize
+from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS
+
+__all__ = [
+    "DeployConfig", "FactorMetric", "RenderedScript", "SCRIPTS_DIR", "DEPLOY_ORDER",
+    "UNDEPLOY_ORDER", "DROP_STREAMS", "DROP_DATA", "render_text", "render_scripts",
+    "render_publish", "validate_metric", "library_metrics",
+]
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "dolphindb_scripts"
+DEPLOY_ORDER = ("00_helpers", "10_databases", "20_stream_tables", "30_bar_engines",
+                "40_factor_engine", "50_subscriptions")
+UNDEPLOY_ORDER = ("00_helpers", "90_teardown_subscriptions", "91_teardown_engines")
+DROP_STREAMS = "92_teardown_stream_tables"
+DROP_DATA = "93_teardown_databases"
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_SESSION = re.compile(r"\d\d:\d\d:\d\d")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+BAR_COLUMNS = frozenset(schema.columns("bars"))
+_METRIC_CONSTANTS = frozenset({"true", "false", "NULL"})
+_METRIC_STRINGS = frozenset({"min", "max", "average", "first", "dense"})  # mrank tiesMethod values
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What the deploy scripts are rendered with (defaults suit a single node).
+
+    Parameters
+    ----------
+    prefix : str
+        Prefix of every deployed object (stream tables ``{prefix}_ticks``, DFS databases
+        ``dfs://{prefix}_ticks``, engines, actions and helper functions).
+    time_type : {"TIMESTAMP", "NANOTIMESTAMP"}
+        DolphinDB type of ``ts``. TIMESTAMP (ms) is what the engine documentation uses.
+    tick_hash_buckets, bar_hash_buckets, factor_hash_buckets : int
+        HASH partitions by symbol of the tick, 1-minute bar and factor databases.
+    first_day : date
+        First VALUE partition of the daily-partitioned databases (more are added as data
+        arrives when the server runs with ``newValuePartitionPolicy=add``).
+    first_month, last_month : str
+        ``YYYY.MM`` range of the monthly VALUE partitions (daily bars, signals).
+    tick_cache_size, cache_size : int
+        Rows kept in memory by the tick stream table and by the others.
+    retention_minutes : int
+        How long full (1 GB) stream-table log files are kept.
+    pre_cache : int
+        Rows reloaded into memory from the log when a stream table is re-shared after a
+        restart.
+    snapshot_dir : str
+        Directory on the server for engine snapshots (must exist).
+    snapshot_interval : int
+        Messages between engine snapshots.
+    dfs_batch_size : int
+        Rows per batch written by the stream -> DFS subscriptions.
+    dfs_throttle : float
+        Seconds after which a partial batch is written anyway.
+    sessions : tuple of (begin, end)
+        Trading sessions ``("09:30:00", "16:00:00")``; when given, the 1-minute bar engine
+        is ``createDailyTimeSeriesEngine`` restricted to them.
+    """
+
+    prefix: str = "pp"
+    time_type: schema.TimeType = "TIMESTAMP"
+    tick_hash_buckets: int = 50
+    bar_hash_buckets: int = 10
+    factor_hash_buckets: int = 10
+    first_day: date = date(2020, 1, 1)
+    first_month: str = "2000.01"
+    last_month: str = "2040.12"
+    tick_cache_size: int = 1_000_000
+    cache_size: int = 100_000
+    retention_minutes: int = 1440
+    pre_cache: int = 100_000
+    snapshot_dir: str = "/home/dolphindb/pyplatform/snapshots"
+    snapshot_interval: int = 10_000
+    dfs_batch_size: int = 10_000
+    dfs_throttle: float = 1.0
+    sessions: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not _IDENT.fullmatch(self.prefix):
+            raise ValueError(f"DeployConfig.prefix must be an identifier, got {self.prefix!r}")
+        if self.time_type not in ("TIMESTAMP", "NANOTIMESTAMP"):
+            raise ValueError(f"DeployConfig.time_type must be TIMESTAMP or NANOTIMESTAMP, got {self.time_type!r}")
+        for name in ("tick_hash_buckets", "bar_hash_buckets", "factor_hash_buckets", "tick_cache_size",
+                     "cache_size", "retention_minutes", "pre_cache", "snapshot_interval", "dfs_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"DeployConfig.{name} must be a positive integer, got {value!r}")
+        if not self.dfs_throttle > 0:
+            raise ValueError(f"DeployConfig.dfs_throttle must be > 0 seconds, got {self.dfs_throttle!r}")
+        for name in ("first_month", "last_month"):
+            if not re.fullmatch(r"\d{4}\.(0[1-9]|1[0-2])", getattr(self, name)):
+                raise ValueError(f"DeployConfig.{name} must look like 2020.01, got {getattr(self, name)!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_./:\\ -]+", self.snapshot_dir):
+            raise ValueError(f"DeployConfig.snapshot_dir has characters not allowed in a path: {self.snapshot_dir!r}")
+        for i, pair in enumerate(self.sessions):
+            if len(pair) != 2 or not all(_SESSION.fullmatch(t) for t in pair) or pair[0] >= pair[1]:
+                raise ValueError(f"DeployConfig.sessions[{i}] must be ('HH:MM:SS', 'HH:MM:SS') with begin < end, got {pair!r}")
+
+    @property
+    def unit_per_ms(self) -> int:
+        return 1 if self.time_type == "TIMESTAMP" else 1_000_000
+
+
+@dataclass(frozen=True)
+class FactorMetric:
+    """A factor as the engine computes it: ``name`` and its DolphinDB metacode body."""
+
+    name: str
+    dolphindb: str
+
+    def __post_init__(self) -> None:
+        validate_metric(self.name, self.dolphindb)
+
+
+@dataclass(frozen=True)
+class RenderedScript:
+    """One rendered script: ``name`` (file stem, e.g. ``10_databases``) and its text."""
+
+    name: str
+    text: str
+
+
+def validate_metric(name: str, text: str) -> None:
+    """Reject a factor metric that the engine could not run or that is not plain metacode.
+
+    Raises
+    ------
+    ValueError
+        Naming the factor and the offending function, column or token.
+    """
+    if not _IDENT.fullmatch(name or ""):
+        raise ValueError(f"factor name must be an identifier (letters, digits, _), got {name!r}")
+    tokens = tokenize(text, f"factor {name}")
+    if not tokens:
+        raise ValueError(f"factor {name}: empty DolphinDB expression")
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.kind == "symbol" or (tok.kind == "string" and tok.text.strip("'\"") not in _METRIC_STRINGS):
+            raise ValueError(f"factor {name}: literal {tok.text!r} is not allowed in metrics")
+        if tok.kind == "op":
+            if tok.text in ("(", "["):
+                depth += 1
+            elif tok.text in (")", "]"):
+                depth -= 1
+            elif tok.text in (";", "{", "}", "=", "<-", "@", "$", "?", ":", "..", "."):
+                raise ValueError(f"factor {name}: token {tok.text!r} at column {tok.pos} is not allowed in a metric")
+            continue
+        if tok.kind == "ident":
+            is_call = i + 1 < len(tokens) and tokens[i + 1].text == "("
+            if is_call and tok.text not in ENGINE_FUNCTIONS:
+                raise ValueError(f"factor {name}: function {tok.text!r} is not a documented reactive-state-engine function")
+            if not is_call and tok.text not in BAR_COLUMNS and tok.text not in _METRIC_CONSTANTS:
+                raise ValueError(f"factor {name}: {tok.text!r} is not a bar column {sorted(BAR_COLUMNS)}")
+    if depth != 0:
+        raise ValueError(f"factor {name}: unbalanced brackets in {text!r}")
+
+
+def library_metrics() -> list[FactorMetric]:
+    """Metrics for the built-in library plus published factors, via the factor language."""
+    from pyplatform import factors as fl
+
+    defs = list(fl.load_library())
+    published = getattr(fl, "published_factors", None)
+    if callable(published):
+        known = {d.name for d in defs}
+        defs += [d for d in published() if d.name not in known]
+    return [FactorMetric(d.name, fl.to_dolphindb(fl.parse(d.expression))) for d in defs]
+
+
+def _ms_literal(hms: str, time_type: str) -> str:
+    return hms + (".000" if time_type == "TIMESTAMP" else ".000000000")
+
+
+def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]:
+    """Placeholder values for ``config`` and ``metrics``."""
+    if not metrics:
+        raise ValueError("no factors to deploy: the factor engine needs at least one metric")
+    dup = {m.name for m in metrics if [x.name for x in metrics].count(m.name) > 1}
+    if dup:
+        raise ValueError(f"factor names must be unique, duplicated: {sorted(dup)}")
+    c = config
+    ctx: dict[str, str] = {
+        "p": c.prefix,
+        "time_type": c.time_type,
+        "tick_hash_buckets": str(c.tick_hash_buckets),
+        "bar_hash_buckets": str(c.bar_hash_buckets),
+        "factor_hash_buckets": str(c.factor_hash_buckets),
+        "first_day": c.first_day.strftime("%Y.%m.%d"),
+        "first_day_plus_1": date.fromordinal(c.first_day.toordinal() + 1).strftime("%Y.%m.%d"),
+        "first_month": c.first_month + "M",
+        "last_month": c.last_month + "M",
+        "tick_cache_size": str(c.tick_cache_size),
+        "cache_size": str(c.cache_size),
+        "retention_minutes": str(c.retention_minutes),
+        "pre_cache": str(c.pre_cache),
+        "snapshot_dir": c.snapshot_dir,
+        "snapshot_interval": str(c.snapshot_interval),
+        "dfs_batch_size": str(c.dfs_batch_size),
+        "dfs_throttle": repr(float(c.dfs_throttle)),
+        "minute": str(60_000 * c.unit_per_ms),
+        "day": str(86_400_000 * c.unit_per_ms),
+        "factor_count": str(len(metrics)),
+        "factor_metrics": ", ".join(f"<{m.dolphindb}>" for m in metrics),
+        "factor_names": "[" + ", ".join(f'"{m.name}"' for m in metrics) + "]",
+    }
+    if c.sessions:
+        begins = [_ms_literal(b, c.time_type) for b, _ in c.sessions]
+        ends = [_ms_literal(e, c.time_type) for _, e in c.sessions]
+        vec = (lambda xs: xs[0] if len(xs) == 1 else "[" + ", ".join(xs) + "]")
+        ctx["bar_engine_function"] = "createDailyTimeSeriesEngine"
+        ctx["bar_session_args"] = f", sessionBegin={vec(begins)}, sessionEnd={vec(ends)}"
+    else:
+        ctx["bar_engine_function"] = "createTimeSeriesEngine"
+        ctx["bar_session_args"] = ""
+    for key in schema.TABLES:
+        ctx[f"{key}_names"] = schema.dolphin_names(key)
+        ctx[f"{key}_types"] = schema.dolphin_types(key, c.time_type)
+    return ctx
+
+
+def render_text(template: str, values: dict[str, str], source: str = "<template>") -> str:
+    """Replace every ``{{ name }}`` in ``template``; an unknown name is an error."""
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in values:
+            line = template.count("\n", 0, m.start()) + 1
+            raise KeyError(f"{source}:{line}: no value for placeholder {{{{{key}}}}}")
+        return values[key]
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def render_scripts(config: DeployConfig | None = None, metrics: list[FactorMetric] | None = None,
+                   names: tuple[str, ...] | None = None,
+                   scripts_dir: Path = SCRIPTS_DIR) -> list[RenderedScript]:
+    """Render the named templates (default: all, in file-name order).
+
+    Parameters
+    ----------
+    config : DeployConfig, optional
+        Defaults to ``DeployConfig()``.
+    metrics : list of FactorMetric, optional
+        Factor metrics; defaults to :func:`library_metrics`.
+    names : tuple of str, optional
+        Template stems to render, in order (e.g. :data:`DEPLOY_ORDER`).
+    """
+    config = config or DeployConfig()
+    metrics = library_metrics() if metrics is None else metrics
+    values = context(config, metrics)
+    stems = names or tuple(sorted(p.stem for p in scripts_dir.glob("*.dos")))
+    out = []
+    for stem in stems:
+        path = scripts_dir / f"{stem}.dos"
+        if not path.exists():
+            raise FileNotFoundError(f"no template {path}")
+        header = f"// rendered by pyplatform from dolphindb_scripts/{stem}.dos -- edit the template, not this file\n"
+        out.append(RenderedScript(stem, header + render_text(path.read_text(), values, str(path))))
+    return out
+
+
+def render_publish(config: DeployConfig, metrics: list[FactorMetric]) -> str:
+    """Script that adds ``metrics`` to the running factor engine (``addReactiveMetrics``)."""
+    if not metrics:
+        raise ValueError("nothing to publish: no metrics given")
+    names = ", ".join(f'"{m.name}"' for m in metrics)
+    bodies = ", ".join(f"<{m.dolphindb}>" for m in metrics)
+    return (f'addReactiveMetrics(name="{config.prefix}_factor_engine", metricNames=[{names}], '
+            f"metrics=[{bodies}])\n")

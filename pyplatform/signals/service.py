@@ -1,0 +1,83 @@
+"""Wiring the signal service from :class:`~pyplatform.config.Settings`: keys, TLS, Redis.
+
+``await serve(settings, tables, stop_event)`` is what the demo and ``pyplatform serve`` run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_mod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pyplatform.clock import Clock, LiveClock
+from pyplatform.config import Settings
+from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier, load_master_secret
+from pyplatform.signals.server import ServiceConfig, SignalService
+
+__all__ = ["keyring_from_settings", "revocation_path", "build_verifier", "build_issuer", "tls_context", "serve",
+           "subscribe_example"]
+
+
+def keyring_from_settings(settings: Settings, *, rotation_s: int = 86_400, grace_s: int = 3_600) -> KeyRing:
+    """Key ring from ``PYPLATFORM_JWT_SECRET`` or ``settings.jwt_secret_file``."""
+    return KeyRing(load_master_secret(settings.jwt_secret_file), rotation_s=rotation_s, grace_s=grace_s)
+
+
+def revocation_path(settings: Settings) -> Path:
+    return settings.path("signals", "revoked.json")
+
+
+def build_verifier(settings: Settings, **key_kw: Any) -> TokenVerifier:
+    return TokenVerifier(keyring_from_settings(settings, **key_kw), RevocationList(revocation_path(settings)))
+
+
+def build_issuer(settings: Settings, **key_kw: Any) -> TokenIssuer:
+    return TokenIssuer(keyring_from_settings(settings, **key_kw))
+
+
+def tls_context(settings: Settings) -> ssl_mod.SSLContext | None:
+    """A server TLS context when ``tls_cert`` (and ``tls_key``) are configured, else ``None``."""
+    if settings.tls_cert is None:
+        return None
+    ctx = ssl_mod.create_default_context(ssl_mod.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(settings.tls_cert), None if settings.tls_key is None else str(settings.tls_key))
+    return ctx
+
+
+def subscribe_example(url: str, topic: str = "factors:*", symbols: str = "AAPL.US") -> str:
+    """A one-line shell command that subscribes and prints rows."""
+    return (f"python -c \"from pyplatform.client import subscribe_forever; import os; subscribe_forever('{url}', "
+            f"os.environ['PP_TOKEN'], ['{topic}'], ['{symbols}'], print)\"  "
+            f"# PP_TOKEN from: pyplatform tokens issue --subject me")
+
+
+async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: asyncio.Event, *,
+                config: ServiceConfig | None = None, use_redis: bool = True, clock: Clock | None = None,
+                ready: Callable[[SignalService], None] | None = None, rotation_s: int = 86_400,
+                grace_s: int = 3_600) -> None:
+    """Run the signal service until ``stop_event`` is set.
+
+    Parameters
+    ----------
+    settings : Settings
+        Host/port, ``jwt_secret_file``, ``redis_url``, ``tls_cert``/``tls_key``.
+    tables : mapping
+        Stream tables by name (``quotes``, ``bars``, ``factors``, ``signals``).
+    stop_event : asyncio.Event
+        Set it to stop the service.
+    ready : callable, optional
+        Called with the started :class:`SignalService` (its ``url``, ``health()``).
+    """
+    cfg = config or ServiceConfig(host=settings.signal_host, port=settings.signal_port)
+    service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s), cfg,
+                            clock=clock or LiveClock(), redis_url=settings.redis_url if use_redis else None,
+                            ssl=tls_context(settings))
+    await service.start()
+    try:
+        if ready is not None:
+            ready(service)
+        await stop_event.wait()
+    finally:
+        await service.stop()

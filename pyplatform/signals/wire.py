@@ -1,0 +1,122 @@
+"""Wire encodings, negotiated per connection through the WebSocket subprotocol.
+
+- ``pp.json.v1``: every server message is a JSON text frame.
+- ``pp.msgpack-zstd.v1``: every server message is a binary frame: one flag byte
+  (``0`` plain, ``1`` zstd-compressed) followed by a msgpack map. Frames at least
+  ``compress_min_bytes`` long are compressed.
+
+Client requests are always JSON text frames. A data frame is
+``{"type": "data", "topic": T, "rows": [{"seq": ..., "ts": ..., "symbol": ..., ...}]}``.
+Frames are assembled from rows encoded once per batch (see :mod:`rowcodec`), so the
+same row bytes are shared by every client that receives the row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+import numpy as np
+import pyarrow as pa
+import zstandard
+
+from pyplatform.signals.rowcodec import encode_json_rows, encode_msgpack_rows, msgpack_array_header, msgpack_str
+
+__all__ = ["JSON_SUBPROTOCOL", "MSGPACK_SUBPROTOCOL", "SUBPROTOCOLS", "Codec", "JsonCodec", "MsgpackZstdCodec",
+           "codec_for", "decode_frame"]
+
+JSON_SUBPROTOCOL = "pp.json.v1"
+MSGPACK_SUBPROTOCOL = "pp.msgpack-zstd.v1"
+SUBPROTOCOLS = (MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL)
+
+_PLAIN, _ZSTD = 0, 1
+
+
+class Codec:
+    """One wire encoding: encodes row batches once and assembles frames from row bytes."""
+
+    name: str
+    text: bool
+
+    def encode_rows(self, rows: pa.Table) -> tuple[bytes, np.ndarray]:
+        raise NotImplementedError
+
+    def frame(self, kind: str, topic: str, pieces: list[bytes], count: int) -> bytes:
+        """A ``{"type": kind, "topic": topic, "rows": [...]}`` frame from encoded row runs."""
+        raise NotImplementedError
+
+    def control(self, message: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+
+class JsonCodec(Codec):
+    name = JSON_SUBPROTOCOL
+    text = True
+
+    def encode_rows(self, rows: pa.Table) -> tuple[bytes, np.ndarray]:
+        # each row ends with "}," so runs of rows concatenate into an array body
+        return encode_json_rows(rows, terminator="},")
+
+    def frame(self, kind: str, topic: str, pieces: list[bytes], count: int) -> bytes:
+        body = b"".join(pieces)
+        head = b'{"type":"%s","topic":%s,"rows":[' % (kind.encode(), json.dumps(topic).encode())
+        return b"".join((head, body[:-1], b"]}"))
+
+    def control(self, message: dict[str, Any]) -> bytes:
+        return json.dumps(message, separators=(",", ":")).encode()
+
+
+class MsgpackZstdCodec(Codec):
+    name = MSGPACK_SUBPROTOCOL
+    text = False
+
+    def __init__(self, compress_min_bytes: int = 512, level: int = 3) -> None:
+        self.compress_min_bytes = compress_min_bytes
+        self._zc = zstandard.ZstdCompressor(level=level)
+
+    def encode_rows(self, rows: pa.Table) -> tuple[bytes, np.ndarray]:
+        return encode_msgpack_rows(rows)
+
+    def _wrap(self, payload: bytes) -> bytes:
+        if len(payload) >= self.compress_min_bytes:
+            return b"\x01" + self._zc.compress(payload)
+        return b"\x00" + payload
+
+    def frame(self, kind: str, topic: str, pieces: list[bytes], count: int) -> bytes:
+        head = b"\x83" + msgpack_str("type") + msgpack_str(kind) + msgpack_str("topic") + msgpack_str(topic)
+        head += msgpack_str("rows") + msgpack_array_header(count)
+        return self._wrap(b"".join([head, *pieces]))
+
+    def control(self, message: dict[str, Any]) -> bytes:
+        return self._wrap(msgpack.packb(message))
+
+
+def codec_for(subprotocol: str | None, compress_min_bytes: int = 512) -> Codec:
+    """The codec for a negotiated subprotocol (JSON when none was negotiated)."""
+    if subprotocol == MSGPACK_SUBPROTOCOL:
+        return MsgpackZstdCodec(compress_min_bytes)
+    return JsonCodec()
+
+
+_ZD = zstandard.ZstdDecompressor()
+
+
+def decode_frame(frame: str | bytes, *, max_output: int = 64 << 20) -> dict[str, Any]:
+    """Decode one server frame of either encoding into a dict.
+
+    Raises
+    ------
+    ValueError
+        On an unknown flag byte or undecodable payload.
+    """
+    if isinstance(frame, str):
+        return json.loads(frame)
+    if not frame:
+        raise ValueError("empty binary frame")
+    flag, payload = frame[0], frame[1:]
+    if flag == _ZSTD:
+        payload = _ZD.decompress(payload, max_output_size=max_output)
+    elif flag != _PLAIN:
+        raise ValueError(f"unknown frame flag byte {flag}")
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False)

@@ -1,0 +1,529 @@
+"""The embedded history store: Hive-partitioned Parquet (zstd) under a directory, queried with DuckDB.
+
+Layout (one directory per table)::
+
+    <root>/<table>/_manifest.json              the visible files (see :mod:`.manifest`)
+    <root>/<table>/.writer.lock                one writer at a time (see :mod:`.locking`)
+    <root>/<table>/year=2024/month=03/seg-<uuid>.parquet
+
+Inside each month partition rows are sorted by (symbol, ts) and cut into small row groups,
+so both query shapes are cheap: one symbol over many years touches one small run of row
+groups per month (DuckDB skips the rest by their symbol min/max statistics), and all symbols
+on one day touch one row group run per symbol in a single month file (skipped by ts
+statistics). A date-only layout would make the first query read every row of every file.
+
+Guarantees:
+
+- **Idempotent appends.** The key is (symbol, ts) ((symbol, factor, ts) for factors). Rows of a
+  write whose keys already exist replace the stored ones, so writing the same rows twice
+  leaves one copy. A write that cannot collide with stored keys (checked by ts range, then by
+  a key semi-join) is added as a new segment; otherwise the month is rewritten merged.
+- **Crash safety.** Files are written under a temporary name, fsynced, renamed, and only then
+  published by an atomic manifest replace. A writer killed at any point leaves the previous
+  manifest, which lists only complete files; its leftovers are deleted by the next writer.
+- **Concurrent readers.** Readers take no lock: they read one manifest version and files that
+  are never modified. Superseded files are deleted only after a grace period, and a reader that
+  still misses one re-reads the manifest and retries.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pyplatform.store import sql as q
+from pyplatform.store.encoding import parquet_options, select_sql, storage_schema, to_storage, value_exprs
+from pyplatform.store.frames import as_canonical, to_frame
+from pyplatform.store.locking import writer_lock
+from pyplatform.store.manifest import FileEntry, Manifest, fsync_dir, load_manifest, save_manifest
+from pyplatform.store.tables import TABLES, TableSpec, table_spec
+
+__all__ = ["EmbeddedStore"]
+
+_CRASH_ENV = "PYPLATFORM_STORE_CRASH_AT"  # test hook: die at a named point of a write
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(_CRASH_ENV) == name:
+        os._exit(137)
+
+
+def _ts_ns(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    t = pd.Timestamp(value)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return int(t.as_unit("ns").value)
+
+
+class EmbeddedStore:
+    """History store on local Parquet files.
+
+    Parameters
+    ----------
+    root : path
+        Directory holding one sub-directory per table.
+    row_group_size : int
+        Rows per Parquet row group (small groups let DuckDB skip more; 16k balances that
+        against per-group overhead).
+    max_segments : int
+        Segments a month partition may collect from appends before it is compacted.
+    fsync : bool
+        Fsync files and directories before publishing (turn off only for throwaway data).
+    grace_s : float
+        Seconds a superseded file stays on disk for readers holding an older manifest.
+    """
+
+    backend = "embedded"
+
+    def __init__(self, root: str | os.PathLike, row_group_size: int = 16_384, max_segments: int = 8,
+                 fsync: bool = True, grace_s: float = 60.0, threads: int | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.row_group_size = int(row_group_size)
+        self.max_segments = int(max_segments)
+        self.fsync = fsync
+        self.grace_s = float(grace_s)
+        self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
+        # Files are immutable once published (a rewrite gets a new name), so caching their
+        # footers across queries is safe and saves re-parsing them on every warm query.
+        self._con.execute("SET parquet_metadata_cache = true")
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ paths and metadata
+    def table_dir(self, table: str) -> Path:
+        table_spec(table)
+        return self.root / table
+
+    def manifest(self, table: str) -> Manifest:
+        """The current manifest of ``table``."""
+        return load_manifest(self.table_dir(table))
+
+    def symbols(self, table: str) -> list[str]:
+        """Symbols with at least one row in ``table``, sorted."""
+        return sorted(self.manifest(table).symbols)
+
+    def tables(self) -> list[str]:
+        return [t for t in TABLES if (self.root / t / "_manifest.json").exists()]
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self._con.cursor()
+        return cur
+
+    # ------------------------------------------------------------------ writing
+    def write(self, table: str, data) -> int:
+        """Append rows idempotently; returns the number of distinct keys written.
+
+        Parameters
+        ----------
+        table : str
+            ``ticks``, ``bars_1m``, ``bars_1d`` or ``factors``.
+        data : pandas.DataFrame, pyarrow.Table or dict of arrays
+            Columns of the table's schema (``ts`` int64 ns or datetime, or a ``(datetime,
+            symbol)`` index as :meth:`read` returns). Missing optional columns are NULL.
+
+        Raises
+        ------
+        ValueError, NormalizationError
+            Naming the missing column or each bad row; nothing is written then.
+        """
+        spec = table_spec(table)
+        canon = as_canonical(spec, data)
+        if canon.num_rows == 0:
+            return 0
+        stored = to_storage(spec, _dedupe_sorted(spec, canon))
+        months = stored.column("ts").cast(pa.int64()).to_numpy().astype("datetime64[ns]").astype("datetime64[M]")
+        order = np.argsort(months, kind="stable")
+        months_sorted = months[order]
+        bounds = np.flatnonzero(months_sorted[1:] != months_sorted[:-1]) + 1
+        groups = np.split(order, bounds)
+        tdir = self.table_dir(table)
+        tdir.mkdir(parents=True, exist_ok=True)
+        with writer_lock(tdir / ".writer.lock"):
+            man = load_manifest(tdir)
+            self._collect_garbage(tdir, man)
+            for idx in groups:
+                month = months[idx[0]].astype(object)
+                part = f"year={month.year:04d}/month={month.month:02d}"
+                rows = stored.take(pa.array(idx)) if len(groups) > 1 else stored
+                self._write_partition(spec, tdir, man, part, rows)
+            new_syms = pc.unique(stored.column("symbol")).to_pylist()
+            man.symbols = sorted(set(man.symbols).union(new_syms))
+            man.version += 1
+            _crash_point("before_manifest")
+            save_manifest(tdir, man, fsync=self.fsync)
+            _crash_point("after_manifest")
+        return stored.num_rows
+
+    def _write_partition(self, spec: TableSpec, tdir: Path, man: Manifest, part: str, rows: pa.Table) -> None:
+        existing = man.partitions.get(part, [])
+        ts = rows.column("ts").cast(pa.int64())
+        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        disjoint = all(f.max_ts < lo or f.min_ts > hi for f in existing)
+        if not disjoint:
+            disjoint = not self._keys_overlap(spec, tdir, existing, rows)
+        if disjoint and len(existing) < self.max_segments:
+            man.partitions[part] = existing + [self._write_file(spec, tdir, part, rows)]
+            return
+        old = pq.read_table([str(tdir / f.path) for f in existing], schema=storage_schema(spec)) \
+            if len(existing) > 1 else pq.read_table(str(tdir / existing[0].path), schema=storage_schema(spec))
+        merged = _dedupe_sorted(spec, pa.concat_tables([old, rows]), stored=True)
+        entry = self._write_file(spec, tdir, part, merged)
+        now = time.time()
+        man.garbage.extend((f.path, now) for f in existing)
+        man.partitions[part] = [entry]
+
+    def _keys_overlap(self, spec: TableSpec, tdir: Path, existing: list[FileEntry], rows: pa.Table) -> bool:
+        keys = rows.select(list(spec.key))
+        cur = self._cursor()
+        cur.register("_new_keys", keys)
+        try:
+            files = q.file_list([str(tdir / f.path) for f in existing])
+            on = " AND ".join(f"e.{k} = n.{k}" for k in spec.key)
+            hit = cur.execute(
+                f"SELECT count(*) FROM read_parquet({files}) e SEMI JOIN _new_keys n ON {on}"
+            ).fetchall()[0][0]
+        finally:
+            cur.unregister("_new_keys")
+        return hit > 0
+
+    def _write_file(self, spec: TableSpec, tdir: Path, part: str, rows: pa.Table) -> FileEntry:
+        pdir = tdir / part
+        pdir.mkdir(parents=True, exist_ok=True)
+        name = f"seg-{uuid.uuid4().hex}.parquet"
+        tmp = pdir / f".tmp-{name}"
+        pq.write_table(rows, tmp, **parquet_options(spec, self.row_group_size))
+        if self.fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        _crash_point("after_data")
+        os.rename(tmp, pdir / name)
+        if self.fsync:
+            fsync_dir(pdir)
+        ts = rows.column("ts").cast(pa.int64())
+        return FileEntry(f"{part}/{name}", rows.num_rows, pc.min(ts).as_py(), pc.max(ts).as_py())
+
+    def _collect_garbage(self, tdir: Path, man: Manifest) -> None:
+        """Delete superseded files past their grace period and leftovers of crashed writers.
+
+        Runs under the writer lock: no other writer can be creating files now, so any file
+        the manifest neither lists nor keeps as garbage is a crashed writer's leftover.
+        """
+        now = time.time()
+        keep_garbage, drop = [], []
+        for path, at in man.garbage:
+            (drop if now - at > self.grace_s else keep_garbage).append((path, at))
+        man.garbage = keep_garbage
+        live = {f.path for fs in man.partitions.values() for f in fs} | {p for p, _ in keep_garbage}
+        for p in tdir.glob("year=*/month=*/*"):
+            rel = p.relative_to(tdir).as_posix()
+            if rel not in live and (p.name.startswith(".tmp-") or p.suffix == ".parquet"):
+                p.unlink(missing_ok=True)
+        for p in tdir.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
+    def compact(self, table: str) -> int:
+        """Merge every multi-segment month of ``table`` into one sorted file; returns months merged."""
+        spec = table_spec(table)
+        tdir = self.table_dir(table)
+        merged = 0
+        with writer_lock(tdir / ".writer.lock"):
+            man = load_manifest(tdir)
+            for part, files in list(man.partitions.items()):
+                if len(files) < 2:
+                    continue
+                old = pq.read_table([str(tdir / f.path) for f in files], schema=storage_schema(spec))
+                entry = self._write_file(spec, tdir, part, _dedupe_sorted(spec, old, stored=True))
+                man.garbage.extend((f.path, time.time()) for f in files)
+                man.partitions[part] = [entry]
+                merged += 1
+            if merged:
+                man.version += 1
+                save_manifest(tdir, man, fsync=self.fsync)
+        return merged
+
+    # ------------------------------------------------------------------ instruments
+    def write_instruments(self, instruments) -> int:
+        """Upsert instruments (a list of :class:`~pyplatform.domain.Instrument` or a frame)."""
+        from pyplatform.store.instruments import merge_instruments
+
+        path = self.root / "instruments.parquet"
+        with writer_lock(self.root / ".instruments.lock"):
+            frame = merge_instruments(self.instruments(), instruments)
+            tmp = self.root / f".tmp-instruments-{uuid.uuid4().hex}.parquet"
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        return len(frame)
+
+    def instruments(self) -> pd.DataFrame:
+        """All known instruments: symbol, asset_class, sector, currency, tick_size, lot_size."""
+        from pyplatform.store.instruments import EMPTY_INSTRUMENTS
+
+        path = self.root / "instruments.parquet"
+        if not path.exists():
+            return EMPTY_INSTRUMENTS.copy()
+        return pd.read_parquet(path)
+
+    # ------------------------------------------------------------------ reading
+    def _run(self, table: str, build, empty_columns: list[str]) -> pa.Table:
+        """Run ``build(files) -> sql`` over the current files; retry if a rewrite raced us."""
+        tdir = self.table_dir(table)
+        for attempt in range(5):
+            man = load_manifest(tdir)
+            sql = build(man, lambda fs: q.file_list([str(tdir / f.path) for f in fs]))
+            if sql is None:
+                return None
+            try:
+                return self._cursor().sql(sql).to_arrow_table()
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if "No such file" not in str(exc) and "not found" not in str(exc).lower() or attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def read(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):
+        """Rows of ``symbols`` (all if None) with ``start <= ts < end``.
+
+        Returns
+        -------
+        pandas.DataFrame or pyarrow.Table
+            A frame indexed by (datetime, symbol) sorted by time then symbol, or with
+            ``as_arrow`` an Arrow table in the table's schema (``ts`` int64 ns first).
+        """
+        spec = table_spec(table)
+        lo, hi = _ts_ns(start), _ts_ns(end)
+        syms = _symbol_list(symbols)
+        sel = select_sql(spec, columns, ts_as="datetime")
+
+        def build(man: Manifest, files):
+            fs = man.files(lo, hi)
+            if not fs:
+                return None
+            where = q.where(syms, lo, hi)
+            order = "datetime, symbol, factor" if spec.has_factor else "datetime, symbol"
+            return f"SELECT {', '.join(sel)} FROM read_parquet({files(fs)}) {where} ORDER BY {order}"
+
+        result = self._run(table, build, sel)
+        return _finish(spec, result, columns, as_arrow)
+
+    def cross_section(self, table: str, at=None, day=None, symbols=None, columns=None,
+                      as_arrow: bool = False, lookback: str | pd.Timedelta | None = None):
+        """All symbols at one moment.
+
+        Parameters
+        ----------
+        at : time-like, optional
+            The last row of every symbol with ``ts <= at``. The search widens from one day
+            back to the whole history until every symbol in the table is found (or, with
+            ``lookback``, stops at that distance).
+        day : date-like, optional
+            Every row with ts on that UTC day.
+
+        Returns
+        -------
+        pandas.DataFrame or pyarrow.Table
+            Indexed by (datetime, symbol); with ``at``, ``datetime`` is each symbol's last
+            row time.
+        """
+        if (at is None) == (day is None):
+            raise ValueError("cross_section needs exactly one of at= or day=")
+        if day is not None:
+            d0 = pd.Timestamp(day).normalize()
+            return self.read(table, symbols=symbols, start=d0, end=d0 + pd.Timedelta("1D"),
+                             columns=columns, as_arrow=as_arrow)
+        spec = table_spec(table)
+        t = _ts_ns(at)
+        syms = _symbol_list(symbols)
+        cols = columns if columns is not None else spec.value_names
+        aggs = [f"arg_max({expr}, ts) AS {name}" for expr, name in value_exprs(spec, cols)]
+        group = "symbol, factor" if spec.has_factor else "symbol"
+        windows = [pd.Timedelta(w).value for w in ("1D", "7D", "35D", "400D")] + [None]
+        if lookback is not None:
+            limit = pd.Timedelta(lookback).value
+            windows = [w for w in windows if w is not None and w < limit] + [limit]
+        result = None
+        for w in windows:
+            lo = None if w is None else t - w + 1
+
+            def build(man: Manifest, files, lo=lo):
+                fs = man.files(lo, t + 1)
+                if not fs:
+                    return None
+                where = q.where(syms, lo, t + 1)
+                return (f"SELECT max(ts) AS datetime, {group}, {', '.join(aggs)} "
+                        f"FROM read_parquet({files(fs)}) {where} GROUP BY {group} ORDER BY {group}")
+
+            result = self._run(table, build, cols)
+            wanted = set(syms) if syms is not None else set(self.manifest(table).symbols)
+            found = set(result.column("symbol").to_pylist()) if result is not None else set()
+            if wanted <= found:
+                break
+        return _finish(spec, result, columns, as_arrow)
+
+    def resample(self, source_table: str, freq: str, symbols=None, start=None, end=None,
+                 as_arrow: bool = False):
+        """OHLCV bars of width ``freq`` built from ``ticks`` or from finer bars.
+
+        First open, max high, min low, last close, summed volume, volume-weighted average
+        price and trade count (ticks: rows; bars: summed ``trades``). Buckets are aligned to
+        the Unix epoch (UTC midnight for days) and stamped with their start.
+        """
+        spec = table_spec(source_table)
+        step = pd.Timedelta(freq).value
+        if step <= 0:
+            raise ValueError(f"resample freq must be positive, got {freq!r}")
+        lo, hi = _ts_ns(start), _ts_ns(end)
+        syms = _symbol_list(symbols)
+        inner = q.resample_sql(spec, step)
+
+        def build(man: Manifest, files):
+            fs = man.files(lo, hi)
+            if not fs:
+                return None
+            return inner.format(files=files(fs), where=q.where(syms, lo, hi))
+
+        result = self._run(source_table, build, [])
+        return _finish(TABLES["bars_1m"], result, None, as_arrow)
+
+    def asof_join(self, left, right_table: str, columns=None, tolerance=None, as_arrow: bool = False):
+        """For each row of ``left``, the last ``right_table`` row of the same symbol at or before it.
+
+        Parameters
+        ----------
+        left : pandas.DataFrame or pyarrow.Table
+            Rows with ``ts``/``datetime`` and ``symbol`` (a ``(datetime, symbol)`` index is fine).
+        tolerance : Timedelta-like, optional
+            Leave the right columns NULL where the match is older than this.
+
+        Returns
+        -------
+        pandas.DataFrame or pyarrow.Table
+            ``left``'s rows in their order with the right columns appended (``right_ts`` is the
+            matched row's time).
+        """
+        spec = table_spec(right_table)
+        lt = q.left_table(left)
+        if lt.num_rows == 0:
+            raise ValueError("asof_join: left has no rows")
+        lts = lt.column("ts").cast(pa.int64())
+        hi = pc.max(lts).as_py() + 1
+        syms = pc.unique(lt.column("symbol")).to_pylist()
+        cols = columns if columns is not None else spec.value_names
+        sel = select_sql(spec, cols, ts_as="ts")
+        tol = None if tolerance is None else pd.Timedelta(tolerance).value
+        lo = None if tol is None else pc.min(lts).as_py() - tol
+        cur = self._cursor()
+        left_cols = [c for c in lt.schema.names if c not in ("ts", "symbol", "_row")]
+
+        def build(man: Manifest, files):
+            fs = man.files(lo, hi)
+            right = (f"(SELECT {', '.join(sel)} FROM read_parquet({files(fs)}) {q.where(syms, lo, hi)})"
+                     if fs else q.empty_right(spec, cols))
+            picks = []
+            for c in cols:
+                picks.append(f"r.{c} AS {c}" if tol is None else
+                             f"CASE WHEN l.ts - r.ts <= INTERVAL ({tol // 1000}) MICROSECONDS THEN r.{c} END AS {c}")
+            rts = "r.ts" if tol is None else \
+                f"CASE WHEN l.ts - r.ts <= INTERVAL ({tol // 1000}) MICROSECONDS THEN r.ts END"
+            lsel = ", ".join(["l.ts AS datetime", "l.symbol"] + [f'l."{c}"' for c in left_cols])
+            return (f"SELECT {lsel}, {rts} AS right_ts, {', '.join(picks)} FROM _left l "
+                    f"ASOF LEFT JOIN {right} r ON l.symbol = r.symbol AND l.ts >= r.ts ORDER BY l._row")
+
+        cur.register("_left", lt)
+        try:
+            result = self._run(right_table, build, cols)
+        finally:
+            cur.unregister("_left")
+        if as_arrow:
+            return result
+        return to_frame(result)
+
+    def info(self) -> pd.DataFrame:
+        """One row per table: rows, files, bytes on disk, symbols, first and last time."""
+        rows = []
+        for t in TABLES:
+            man = self.manifest(t)
+            files = man.files()
+            size = sum((self.root / t / f.path).stat().st_size for f in files)
+            rows.append({
+                "table": t, "rows": man.rows, "files": len(files), "bytes": size,
+                "bytes_per_row": size / man.rows if man.rows else float("nan"),
+                "symbols": len(man.symbols),
+                "first": pd.Timestamp(min(f.min_ts for f in files)) if files else pd.NaT,
+                "last": pd.Timestamp(max(f.max_ts for f in files)) if files else pd.NaT,
+            })
+        return pd.DataFrame(rows).set_index("table")
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _symbol_list(symbols) -> list[str] | None:
+    if symbols is None:
+        return None
+    if isinstance(symbols, str):
+        return [symbols]
+    return [str(s) for s in symbols]
+
+
+def _sort_codes(col) -> np.ndarray:
+    """Integer codes of a string column that sort like the strings."""
+    enc = pc.dictionary_encode(col)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    rank = np.argsort(np.argsort(np.asarray(enc.dictionary.to_pylist(), dtype=object)))
+    return rank[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+def _dedupe_sorted(spec: TableSpec, table: pa.Table, stored: bool = False) -> pa.Table:
+    """Sort by the key and keep the LAST row of each key (later rows win)."""
+    n = table.num_rows
+    keys = []
+    for k in spec.key:
+        col = table.column(k)
+        if k == "ts":
+            keys.append(col.cast(pa.int64()).to_numpy())
+        else:
+            keys.append(_sort_codes(col))
+    # lexsort: last key is primary; the row number last-breaks ties so later rows sort later
+    order = np.lexsort([np.arange(n)] + keys[::-1])
+    if n > 1:
+        same = np.ones(n - 1, dtype=bool)
+        for kv in keys:
+            sk = kv[order]
+            same &= sk[1:] == sk[:-1]
+        if same.any():
+            order = order[np.append(~same, True)]
+    if np.array_equal(order, np.arange(n)):
+        return table
+    return table.take(pa.array(order))
+
+
+def _finish(spec: TableSpec, result: pa.Table | None, columns, as_arrow: bool):
+    if result is None:
+        result = q.empty_result(spec, columns)
+    if as_arrow:
+        ts = result.column("datetime").cast(pa.timestamp("ns")).cast(pa.int64())
+        return result.drop_columns(["datetime"]).add_column(0, "ts", ts)
+    return to_frame(result)

@@ -1,0 +1,110 @@
+"""Accepting writes in any supported shape and returning reads as pandas or Arrow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pyplatform.normalize import BadValue, NormalizationError, to_ns
+from pyplatform.store.tables import TableSpec
+
+__all__ = ["as_canonical", "to_frame"]
+
+
+def _from_pandas(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    if isinstance(frame.index, pd.MultiIndex) or frame.index.name in ("datetime", "ts", "symbol"):
+        frame = frame.reset_index()
+    cols = {str(c): frame[c].to_numpy() for c in frame.columns}
+    return cols
+
+
+def as_canonical(spec: TableSpec, data) -> pa.Table:
+    """A write's rows as an Arrow table in ``spec``'s user-facing schema, validated.
+
+    Accepts a pandas frame (columns or a ``(datetime, symbol)`` index, as :meth:`read`
+    returns), an Arrow table/record batch, or a dict of arrays. Time may be ``ts`` (int64 ns
+    or datetime64) or ``datetime``.
+
+    Raises
+    ------
+    ValueError
+        For a missing required column.
+    NormalizationError
+        Naming each row with a missing timestamp/symbol or a negative/NaN/infinite price.
+    """
+    if isinstance(data, pd.DataFrame):
+        cols = _from_pandas(data)
+    elif isinstance(data, (pa.Table, pa.RecordBatch)):
+        cols = {n: data.column(i) for i, n in enumerate(data.schema.names)}
+    elif isinstance(data, dict):
+        cols = dict(data)
+    else:
+        raise TypeError(f"cannot write {type(data).__name__} to {spec.name!r}: expected a pandas "
+                        "DataFrame, an Arrow table or a dict of arrays")
+    if "ts" not in cols and "datetime" in cols:
+        cols["ts"] = cols.pop("datetime")
+    schema = spec.arrow_schema()
+    missing = [n for n in ["ts", "symbol", *(["factor"] if spec.has_factor else []), *spec.required]
+               if n not in cols]
+    if missing:
+        raise ValueError(f"{spec.name}: missing required column(s) {missing}; got {sorted(cols)}")
+    n = len(cols["ts"])
+    ts = cols["ts"]
+    if isinstance(ts, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_timestamp(ts.type):
+            ts = ts.cast(pa.timestamp("ns")).cast(pa.int64())
+        ts = ts.to_numpy(zero_copy_only=False)
+    ts = np.asarray(ts)
+    if ts.dtype.kind in "iu":
+        ts_ns = ts.astype(np.int64)  # already the internal unit: no unit guessing on writes
+    else:
+        ts_ns = to_ns(ts, field="ts", max_future=None)
+    arrays: dict[str, pa.Array] = {"ts": pa.array(ts_ns, pa.int64())}
+    errors: list[BadValue] = []
+    for name in ["symbol", "factor"] if spec.has_factor else ["symbol"]:
+        arr = pa.array(np.asarray(cols[name], dtype=object)) if not isinstance(cols[name], (pa.Array, pa.ChunkedArray)) \
+            else cols[name]
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(pa.string())
+        arr = arr.cast(pa.string())
+        nulls = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
+        errors += [BadValue(name, int(r), None, "missing") for r in nulls[:100]]
+        arrays[name] = arr
+    for name, typ in spec.columns:
+        if name not in cols:
+            arrays[name] = pa.nulls(n, typ) if typ == pa.float64() else pa.array(np.zeros(n), typ)
+            continue
+        col = cols[name]
+        if isinstance(col, (pa.Array, pa.ChunkedArray)):
+            col = col.to_numpy(zero_copy_only=False)
+        col = np.asarray(col)
+        if pa.types.is_floating(typ):
+            vals = col.astype(np.float64)
+            nan = np.isnan(vals)
+            if name in spec.required:
+                errors += [BadValue(name, int(r), float(vals[r]), "missing or NaN") for r in np.flatnonzero(nan)[:100]]
+            if name in spec.prices or name in spec.fine_prices or name == "volume":
+                errors += [BadValue(name, int(r), float(vals[r]), "negative") for r in np.flatnonzero(vals < 0)[:100]]
+                errors += [BadValue(name, int(r), float(vals[r]), "infinite") for r in np.flatnonzero(np.isinf(vals))[:100]]
+            arrays[name] = pa.array(vals, typ, from_pandas=True)
+        else:
+            arrays[name] = pa.array(col).cast(typ)
+    if errors:
+        raise NormalizationError(sorted(errors, key=lambda e: e.row))
+    return pa.table(arrays, schema=schema)
+
+
+def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
+    """An Arrow result (``datetime``, ``symbol``, ...) as pandas indexed by (datetime, symbol)."""
+    frame = table.to_pandas(split_blocks=True, self_destruct=False)
+    if not index:
+        return frame
+    sym = frame.pop("symbol")
+    if isinstance(sym.dtype, pd.CategoricalDtype):
+        sym = sym.astype(str)
+    dt = frame.pop("datetime")
+    idx = pd.MultiIndex.from_arrays([dt, pd.Categorical(sym)], names=["datetime", "symbol"])
+    frame.index = idx
+    return frame

@@ -1,0 +1,277 @@
+"""TradingNode: factor stream -> strategies -> signals -> risk -> order manager -> broker.
+
+The glue between stream tables and the pure pieces. ``step()`` does one round: new quotes
+(latest per symbol -- the broker and risk see a conflated view per step), new factor rows,
+due VWAP slices, asynchronous broker events. The same node runs under a ``SimClock`` in a
+backtest and a ``LiveClock`` live; only the broker differs (``"paper"`` or ``"fix"``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from pyplatform.clock import Clock, LiveClock
+from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_price
+from pyplatform.domain.schemas import to_columns
+from pyplatform.execution.journal import Journal
+from pyplatform.execution.matching import FillModel
+from pyplatform.execution.messages import OrderFilled, OrdType, Side, SubmitOrder
+from pyplatform.execution.oms import OrderManager
+from pyplatform.execution.paper import PaperBroker
+from pyplatform.execution.positions import to_decimal
+from pyplatform.execution.vwap import SliceScheduler, vwap_slices
+from pyplatform.risk.config import RiskConfig
+from pyplatform.risk.manager import AccountSnapshot, RiskManager
+from pyplatform.risk.sizing import lot_size_of
+from pyplatform.strategies.base import Strategy, signals_to_batch
+
+__all__ = ["TradingNode", "StepReport"]
+
+
+@dataclass
+class StepReport:
+    signals: list[Signal] = field(default_factory=list)
+    orders: list[SubmitOrder] = field(default_factory=list)
+    refused: list = field(default_factory=list)  # RiskDecision
+    events: list = field(default_factory=list)
+
+
+class TradingNode:
+    """One account trading a set of strategies.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Data directory (journal, FIX session files) and the FIX port.
+    tables : mapping, optional
+        Stream tables by role: ``factors`` (input rows: ts, symbol, factor columns),
+        ``quotes`` (input, ``QUOTES`` schema), ``signals`` (output, ``SIGNALS`` schema).
+    clock : Clock
+    broker : "paper" | "fix" | object
+        ``fix`` starts a FIX initiator to ``fix_port`` (an exchange simulator or a venue).
+    aggression : float
+        Limit price offset from the last trade for entries (0.002 = 0.2% through it).
+    """
+
+    def __init__(self, settings=None, tables: Mapping[str, Any] | None = None, clock: Clock | None = None,
+                 broker: str | Any = "paper", *, strategies: list[Strategy] | None = None,
+                 risk_config: RiskConfig | None = None, account: str = "main", capital: float = 1_000_000,
+                 fill_model: FillModel | None = None, journal: str | Path | None = None, fix_port: int | None = None,
+                 aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True) -> None:
+        self.clock = clock or LiveClock()
+        self.settings = settings
+        self.tables = dict(tables or {})
+        self.strategies = list(strategies or [])
+        self.account = account
+        self.capital = Decimal(str(capital))
+        self.aggression = aggression
+        self.max_participation = max_participation
+        self.risk = RiskManager(risk_config, self.clock)
+        self._lock = threading.RLock()
+        jpath = journal
+        if jpath is None and settings is not None:
+            jpath = settings.path("trading", account, "orders.journal")
+        self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
+        self.slices = SliceScheduler()
+        self.minute_volume: dict[str, float] = {}
+        self.quotes: dict[str, Quote] = {}
+        self._seq = 0
+        if broker == "paper":
+            self.broker = PaperBroker(self.clock, fill_model)
+        elif broker == "fix":
+            from pyplatform.execution.fix.initiator import FixBroker
+
+            port = fix_port or (settings.fix_port if settings is not None else None)
+            if port is None:
+                raise ValueError("broker='fix' needs fix_port or settings.fix_port")
+            base = settings.path("trading", account, "fix") if settings is not None else Path(str(jpath) + ".fix")
+            self.broker = FixBroker(base, port, order_lookup=lambda cl: self.oms.orders[cl],
+                                    on_event=self._on_async_event, clock=self.clock).start()
+        else:
+            self.broker = broker
+        self._subs = {}
+        for role in ("factors", "quotes"):
+            t = self.tables.get(role)
+            if t is not None:
+                self._subs[role] = t.subscribe(f"trading-{account}-{role}", offset=-2)  # OFFSET_ACKED
+
+    # ------------------------------------------------------------------ state
+    def snapshot(self) -> AccountSnapshot:
+        with self._lock:
+            pos = {p.symbol: p.quantity for p in self.oms.positions.positions(self.account) if p.quantity}
+            return AccountSnapshot(self.account, self.equity(), pos)
+
+    def equity(self) -> Decimal:
+        book = self.oms.positions
+        total = Fraction(self.capital) + book.realised(self.account) + book.unrealised(self.account)
+        return to_decimal(total, 2)
+
+    # ------------------------------------------------------------------ inputs
+    def on_quote(self, q: Quote) -> list:
+        """One quote: marks, stops, the broker's matching."""
+        with self._lock:
+            self.quotes[q.symbol] = q
+            last = round_price(q.last, asset_class_of(q.symbol))
+            self.oms.positions.mark(q.symbol, last)
+            stops = self.risk.on_trade(q.symbol, last, q.ts)
+            events = self._apply_all(self.broker.on_quote(q))
+        for stop in stops:
+            self._seq += 1
+            cmd = self.risk.stop_order(stop, f"stop-{stop.kind}-{stop.symbol}-{stop.ts}-{self._seq}")
+            events += self._route(cmd, StepReport())
+        return events
+
+    def on_signal(self, sig: Signal, report: StepReport | None = None) -> SubmitOrder | None:
+        """Turn a signal into an order (sized by risk), check it and route it."""
+        report = report or StepReport()
+        last = self.risk.last_price.get(sig.symbol)
+        if last is None:
+            return None
+        snap = self.snapshot()
+        held = Decimal(snap.positions.get(sig.symbol, 0))
+        if sig.direction is Direction.FLAT:
+            target = Decimal(0)
+        else:
+            target = self.risk.size(self.account, sig.symbol, snap.equity, sig.strength) * int(sig.direction)
+        delta = target - held
+        if delta == 0:
+            return None
+        side = Side.BUY if delta > 0 else Side.SELL
+        px = round_price(float(last) * (1 + int(side) * self.aggression), asset_class_of(sig.symbol))
+        cmd = SubmitOrder(f"{sig.strategy}-{sig.symbol}-{sig.ts}", self.account, sig.symbol, side, abs(delta),
+                          OrdType.LIMIT, px, ts=self.clock.now_ns(), reason=sig.reason)
+        self._route(cmd, report)
+        return cmd
+
+    def _route(self, cmd: SubmitOrder, report: StepReport) -> list:
+        decision = self.risk.check(cmd, self.snapshot())
+        if not decision.accepted:
+            report.refused.append(decision)
+            return []
+        vol = self.minute_volume.get(cmd.symbol, 0.0)
+        children = vwap_slices(cmd, vol, max_participation=self.max_participation,
+                               lot=lot_size_of(cmd.symbol)) if vol else [cmd]
+        if len(children) > 1:
+            self.slices.add(children)
+            return self._send_due(report)
+        return self._send(cmd, report)
+
+    def _send(self, cmd: SubmitOrder, report: StepReport) -> list:
+        with self._lock:
+            result = self.oms.submit(cmd)
+        if not result.created:
+            return []  # idempotent replay of an order already routed
+        report.orders.append(cmd)
+        events = self.broker.send(cmd)  # not under the lock: FIX reports arrive on another thread
+        with self._lock:
+            return self._apply_all(events)
+
+    def _send_due(self, report: StepReport) -> list:
+        out = []
+        for child in self.slices.due(self.clock.now_ns()):
+            out += self._send(child, report)
+        return out
+
+    def _apply_all(self, events) -> list:
+        applied = []
+        for ev in events:
+            order = self.oms.apply(ev)
+            if order is not None:
+                applied.append(ev)
+                if isinstance(ev, OrderFilled):
+                    pos = self.oms.positions.get(order.account, order.symbol)
+                    avg = pos.avg_price
+                    self.risk.sync_position(order.account, order.symbol, pos.quantity,
+                                            None if avg is None else to_decimal(avg), ev.ts)
+        return applied
+
+    def _on_async_event(self, event) -> None:
+        with self._lock:
+            self._apply_all([event])
+
+    # ------------------------------------------------------------------ the loop
+    def step(self) -> StepReport:
+        """Consume new quotes and factor rows, route what they produce; returns what happened."""
+        report = StepReport()
+        qsub = self._subs.get("quotes")
+        if qsub is not None:
+            batch = qsub.poll()
+            if batch is not None and batch.num_rows:
+                for q in _latest_quotes(batch):
+                    report.events += self.on_quote(q)
+                qsub.ack()
+        fsub = self._subs.get("factors")
+        if fsub is not None:
+            batch = fsub.poll()
+            if batch is not None and batch.num_rows:
+                signals = [s for strat in self.strategies for s in strat.on_batch(batch)]
+                signals.sort(key=lambda s: (s.ts, s.symbol, s.strategy))
+                if signals and "signals" in self.tables:
+                    self.tables["signals"].append(signals_to_batch(signals))
+                report.signals += signals
+                for s in signals:
+                    self.on_signal(s, report)
+                fsub.ack()
+        report.events += self._send_due(report)
+        if hasattr(self.broker, "poll"):
+            polled = self.broker.poll()
+            with self._lock:
+                report.events += self._apply_all(polled)
+        return report
+
+    def kill(self, mode: str = "halt", reason: str = "by command") -> None:
+        self.risk.kill(mode, reason)
+
+    def status(self) -> dict[str, Any]:
+        """Positions, P&L and risk state as plain data (CLI, dashboards)."""
+        snap = self.snapshot()
+        mode, why = self.risk.kill_state(self.account)
+        return {
+            "account": self.account, "equity": str(snap.equity),
+            "realised": str(to_decimal(self.oms.positions.realised(self.account), 2)),
+            "unrealised": str(to_decimal(self.oms.positions.unrealised(self.account), 2)),
+            "positions": [_snap(p)
+                          for p in self.oms.positions.positions(self.account) if p.quantity],
+            "open_orders": len(self.oms.open_orders(self.account)),
+            "kill_switch": mode.name, "kill_reason": why,
+            "daily_loss_hit": self.risk.loss_limit_hit(self.account),
+            "decisions": len(self.risk.decisions),
+            "refused": sum(1 for d in self.risk.decisions if not d.accepted),
+        }
+
+    def close(self) -> None:
+        self.broker.close()
+        if self.oms.journal is not None:
+            self.oms.journal.close()
+
+
+def _snap(p) -> dict:
+    s = p.snapshot(4)
+    return {"symbol": s.symbol, "quantity": str(s.quantity), "avg_price": str(s.avg_price),
+            "realised": str(s.realised), "unrealised": str(s.unrealised)}
+
+
+def _latest_quotes(batch) -> list[Quote]:
+    """The last quote per symbol in a batch (vectorised pick, then one object per symbol)."""
+    cols = to_columns(batch)
+    sym = np.asarray(cols["symbol"]).astype(str)
+    rev = sym[::-1]
+    _, first_in_rev = np.unique(rev, return_index=True)
+    idx = np.sort(len(sym) - 1 - first_in_rev)
+    names = ("ts", "symbol", "last", "open", "high", "low", "volume", "turnover", "bid", "ask", "bid_size", "ask_size")
+    out = []
+    for i in idx:
+        kw = {n: cols[n][i] for n in names if n in cols}
+        kw["ts"], kw["symbol"] = int(kw["ts"]), str(kw["symbol"])
+        for n in names[2:]:
+            if n in kw:
+                kw[n] = float(kw[n])
+        out.append(Quote(**kw))
+    return out

@@ -58,7 +58,7 @@ def _uses_inside(call: Call, all_calls: list[Call]) -> list[str]:
         out.append(f"engine:{m.group(1)}")
     for m in re.finditer(r'loadTable\("(dfs://[A-Za-z0-9_]+)",\s*"([A-Za-z0-9_]+)"\)', call.text):
         out.append(f"table:{m.group(1)}/{m.group(2)}")
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _guarded(call: Call, name: str) -> bool:

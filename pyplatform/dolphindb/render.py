@@ -162,6 +162,11 @@ def validate_metric(name: str, text: str) -> None:
                 depth += 1
             elif tok.text in (")", "]"):
                 depth -= 1
+            elif tok.text in ("<", ">", "<=", ">=") and not (
+                    i >= 2 and tokens[i - 1].text == "(" and tokens[i - 2].text == "nullCompare"):
+                # a bare < or > could close the metacode brackets <...> the metric sits in;
+                # the factor compiler only emits them as nullCompare's operator argument
+                raise ValueError(f"factor {name}: {tok.text!r} at column {tok.pos} outside nullCompare(op, ...)")
             elif tok.text in (";", "{", "}", "=", "<-", "@", "$", "?", ":", "..", "."):
                 raise ValueError(f"factor {name}: token {tok.text!r} at column {tok.pos} is not allowed in a metric")
             continue

@@ -1,0 +1,101 @@
+"""``pyplatform dolphindb``: render, check, deploy, undeploy and inspect the DolphinDB backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Deploy to / undeploy from a DolphinDB server.")
+
+
+def _config(prefix: str, nanoseconds: bool, snapshot_dir: str | None, sessions: list[str]):
+    from pyplatform.dolphindb.render import DeployConfig
+
+    kw = {"prefix": prefix, "time_type": "NANOTIMESTAMP" if nanoseconds else "TIMESTAMP"}
+    if snapshot_dir:
+        kw["snapshot_dir"] = snapshot_dir
+    if sessions:
+        pairs = []
+        for s in sessions:
+            begin, sep, end = s.partition("-")
+            if not sep:
+                raise typer.BadParameter(f"--session {s!r}: expected HH:MM:SS-HH:MM:SS")
+            pairs.append((begin, end))
+        kw["sessions"] = tuple(pairs)
+    try:
+        return DeployConfig(**kw)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+_PREFIX = typer.Option("pp", help="Prefix of every deployed object.")
+_NS = typer.Option(False, "--nanoseconds", help="Store ts as NANOTIMESTAMP instead of TIMESTAMP (ms).")
+_SNAP = typer.Option(None, help="Engine snapshot directory on the server (must exist).")
+_SESS = typer.Option([], "--session", help="Trading session HH:MM:SS-HH:MM:SS (repeat); bars only inside.")
+
+
+@app.command()
+def render(out: Path = typer.Option(Path("rendered_dolphindb"), help="Directory for the rendered .dos files."),
+           prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
+           session: list[str] = _SESS) -> None:
+    """Render the scripts (library + published factors) for a DBA to read or run by hand, and check them."""
+    from pyplatform.dolphindb.deployer import check_scripts
+    from pyplatform.dolphindb.render import library_metrics, render_scripts
+
+    config = _config(prefix, nanoseconds, snapshot_dir, session)
+    metrics = library_metrics()
+    out.mkdir(parents=True, exist_ok=True)
+    for s in render_scripts(config, metrics):
+        (out / f"{s.name}.dos").write_text(s.text)
+        typer.echo(f"wrote {out / (s.name + '.dos')}")
+    problems = check_scripts(config, metrics)
+    for p in problems:
+        typer.echo(f"PROBLEM {p}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"checked: {len(metrics)} factors; signatures, deploy order, guards and teardown OK")
+
+
+def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session: list[str]):
+    from pyplatform.dolphindb.connection import connect, target_from_settings
+    from pyplatform.dolphindb.deployer import Deployer
+
+    try:
+        target = target_from_settings()
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    return Deployer(connect(target), _config(prefix, nanoseconds, snapshot_dir, session)), target
+
+
+@app.command()
+def deploy(prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
+           session: list[str] = _SESS) -> None:
+    """Create the databases, stream tables, engines and subscriptions that are missing (idempotent)."""
+    deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session)
+    done = deployer.deploy(progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
+    typer.echo(f"deployed ({len(done)} scripts)")
+
+
+@app.command()
+def undeploy(prefix: str = _PREFIX, drop_streams: bool = typer.Option(False, help="Also drop stream tables and their logs."),
+             drop_data: bool = typer.Option(False, help="Also drop the DFS databases (all history)."),
+             yes: bool = typer.Option(False, "--yes", help="Confirm --drop-data.")) -> None:
+    """Unsubscribe and drop the engines; stream tables and history are kept unless asked."""
+    if drop_data and not yes:
+        typer.echo("--drop-data deletes every DFS database of this deployment; add --yes to confirm", err=True)
+        raise typer.Exit(2)
+    deployer, target = _deployer(prefix, False, None, [])
+    deployer.undeploy(drop_streams=drop_streams, drop_data=drop_data,
+                      progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
+    typer.echo("undeployed")
+
+
+@app.command()
+def status(prefix: str = _PREFIX) -> None:
+    """Which of the deployment's stream tables, engines and databases exist on the server."""
+    deployer, target = _deployer(prefix, False, None, [])
+    typer.echo(f"{target}")
+    for kind, names in deployer.status().items():
+        typer.echo(f"{kind}: {', '.join(names) if names else '(none)'}")

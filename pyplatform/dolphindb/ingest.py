@@ -47,7 +47,7 @@ def tick_rows(batch, config: DeployConfig) -> list[list[Any]]:
         bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
         if bad.size:
             r = int(bad[0])
-            raise ValueError(f"ticks: row {r} has {c}={v[r]!r} (must be finite and >= 0)")
+            raise ValueError(f"ticks: row {r} has {c}={float(v[r])!r} (must be finite and >= 0)")
     sym = np.asarray(cols["symbol"], dtype=object)
     empty = np.flatnonzero((sym == None) | (sym == ""))  # noqa: E711 - vectorised None test
     if empty.size:

@@ -65,7 +65,7 @@ def signals_to_arrow(frame: pd.DataFrame) -> pa.Table:
         raise ValueError(f"signals batch lacks column(s) {missing}; got {list(frame.columns)}")
     ts = pd.to_datetime(frame["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
     arrays = [pa.array(ts, pa.int64())]
-    for field in SIGNALS[1:]:
+    for field in list(SIGNALS)[1:]:
         values = frame[field.name]
         if pa.types.is_string(field.type):
             values = values.astype(str)

@@ -80,6 +80,8 @@ def where(config: DeployConfig, symbols: list[str] | None, lo: int | None, hi: i
 
 
 def _columns(table: str, columns: list[str] | None) -> list[str]:
+    if table not in STORE_COLUMNS:
+        raise ValueError(f"unknown history table {table!r}: expected one of {sorted(STORE_COLUMNS)}")
     known = STORE_COLUMNS[table]
     if columns is None:
         return list(known)

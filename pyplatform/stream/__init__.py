@@ -4,14 +4,16 @@ See ``docs/stream.md`` for offsets, subscription semantics, retention, the fsync
 and the late-tick policy of the bar engine.
 """
 
+from pyplatform.stream.bars import BarEngine
 from pyplatform.stream.errors import CorruptLogError, RetentionError, SchemaError, StreamError
 from pyplatform.stream.options import TableOptions
 from pyplatform.stream.registry import StreamTables
 from pyplatform.stream.subscription import OFFSET_ACKED, OFFSET_NEW, OFFSET_OLDEST, Subscription
+from pyplatform.stream.runtime import EngineRunner, Pipeline
 from pyplatform.stream.table import StreamTable
 
 __all__ = [
-    "StreamTable", "StreamTables", "Subscription", "TableOptions",
+    "StreamTable", "StreamTables", "Subscription", "TableOptions", "BarEngine", "EngineRunner", "Pipeline",
     "OFFSET_NEW", "OFFSET_ACKED", "OFFSET_OLDEST",
     "StreamError", "SchemaError", "RetentionError", "CorruptLogError",
 ]

@@ -19,6 +19,7 @@ PARTIAL_FIELDS = {
     "sid": np.int64, "wstart": np.int64, "first_ts": np.int64, "first_seq": np.int64,
     "open": np.float64, "last_ts": np.int64, "last_seq": np.int64, "close": np.float64,
     "high": np.float64, "low": np.float64, "volume": np.float64, "pv": np.float64, "trades": np.int64,
+    "max_seq": np.int64,  # newest arrival in the partial: orders partials by arrival for summing
 }
 
 
@@ -68,34 +69,59 @@ def classify_late(sid, ts, wstart, watermark, closed, clock_closed, size, delay)
     return late
 
 
+@numba.njit(cache=True, nogil=True)
+def _reduce_groups(starts, first_ts, first_seq, open_, last_ts, last_seq, close, high, low,
+                   volume, pv, trades, max_seq):  # pragma: no cover - compiled
+    g = starts.shape[0]
+    n = first_ts.shape[0]
+    o_fts = np.empty(g, np.int64); o_fseq = np.empty(g, np.int64); o_open = np.empty(g, np.float64)
+    o_lts = np.empty(g, np.int64); o_lseq = np.empty(g, np.int64); o_close = np.empty(g, np.float64)
+    o_high = np.empty(g, np.float64); o_low = np.empty(g, np.float64); o_vol = np.empty(g, np.float64)
+    o_pv = np.empty(g, np.float64); o_tr = np.empty(g, np.int64); o_mseq = np.empty(g, np.int64)
+    for k in range(g):
+        a = starts[k]
+        b = starts[k + 1] if k + 1 < g else n
+        f, l = a, a
+        hi, lo, vol, pvs, tr, ms = high[a], low[a], volume[a], pv[a], trades[a], max_seq[a]
+        for i in range(a + 1, b):
+            if first_ts[i] < first_ts[f] or (first_ts[i] == first_ts[f] and first_seq[i] < first_seq[f]):
+                f = i
+            if last_ts[i] > last_ts[l] or (last_ts[i] == last_ts[l] and last_seq[i] > last_seq[l]):
+                l = i
+            if high[i] > hi:
+                hi = high[i]
+            if low[i] < lo:
+                lo = low[i]
+            # Rows arrive sorted by arrival (max_seq), so this is the row-by-row summation
+            # order whatever the batch boundaries were: sums are bit-identical.
+            vol += volume[i]
+            pvs += pv[i]
+            tr += trades[i]
+            if max_seq[i] > ms:
+                ms = max_seq[i]
+        o_fts[k] = first_ts[f]; o_fseq[k] = first_seq[f]; o_open[k] = open_[f]
+        o_lts[k] = last_ts[l]; o_lseq[k] = last_seq[l]; o_close[k] = close[l]
+        o_high[k] = hi; o_low[k] = lo; o_vol[k] = vol; o_pv[k] = pvs; o_tr[k] = tr; o_mseq[k] = ms
+    return o_fts, o_fseq, o_open, o_lts, o_lseq, o_close, o_high, o_low, o_vol, o_pv, o_tr, o_mseq
+
+
 def combine_partials(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Merge partials that share (sid, wstart); result sorted by (sid, wstart)."""
     n = p["sid"].shape[0]
     if n == 0:
         return p
-    sid, wstart = p["sid"], p["wstart"]
-    by_first = np.lexsort((p["first_seq"], p["first_ts"], wstart, sid))
-    s_sid, s_w = sid[by_first], wstart[by_first]
+    order = np.lexsort((p["max_seq"], p["wstart"], p["sid"]))
+    s = {k: v[order] for k, v in p.items()}
     boundary = np.empty(n, dtype=bool)
     boundary[0] = True
-    np.not_equal(s_sid[1:], s_sid[:-1], out=boundary[1:])
-    boundary[1:] |= s_w[1:] != s_w[:-1]
+    np.not_equal(s["sid"][1:], s["sid"][:-1], out=boundary[1:])
+    boundary[1:] |= s["wstart"][1:] != s["wstart"][:-1]
     starts = np.flatnonzero(boundary)
-    if starts.shape[0] == n:  # nothing to merge: just the sorted partials
-        return {k: v[by_first] for k, v in p.items()}
-    ends = np.append(starts[1:], n) - 1
-    # The same (sid, wstart) groups in the same order, sorted by last tick within each.
-    by_last = np.lexsort((p["last_seq"], p["last_ts"], wstart, sid))
-    out = {
-        "sid": s_sid[starts], "wstart": s_w[starts],
-        "first_ts": p["first_ts"][by_first][starts], "first_seq": p["first_seq"][by_first][starts],
-        "open": p["open"][by_first][starts],
-        "last_ts": p["last_ts"][by_last][ends], "last_seq": p["last_seq"][by_last][ends],
-        "close": p["close"][by_last][ends],
-        "high": np.maximum.reduceat(p["high"][by_first], starts),
-        "low": np.minimum.reduceat(p["low"][by_first], starts),
-        "volume": np.add.reduceat(p["volume"][by_first], starts),
-        "pv": np.add.reduceat(p["pv"][by_first], starts),
-        "trades": np.add.reduceat(p["trades"][by_first], starts),
-    }
+    if starts.shape[0] == n:  # nothing to merge
+        return s
+    names = ("first_ts", "first_seq", "open", "last_ts", "last_seq", "close", "high", "low",
+             "volume", "pv", "trades", "max_seq")
+    reduced = _reduce_groups(starts, *(s[k] for k in names))
+    out = {"sid": s["sid"][starts], "wstart": s["wstart"][starts]}
+    out.update(zip(names, reduced))
     return out

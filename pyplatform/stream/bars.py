@@ -170,7 +170,7 @@ class BarEngine:
                 "sid": sid[good], "wstart": wstart[good], "first_ts": g_ts, "first_seq": g_seq,
                 "open": g_price, "last_ts": g_ts, "last_seq": g_seq, "close": g_price,
                 "high": g_price, "low": g_price, "volume": g_vol, "pv": g_price * g_vol,
-                "trades": np.ones(g_ts.shape[0], dtype=np.int64),
+                "trades": np.ones(g_ts.shape[0], dtype=np.int64), "max_seq": g_seq,
             }
             self._open = combine_partials({k: np.concatenate((self._open[k], ticks[k])) for k in PARTIAL_FIELDS})
         # Windows closed by this batch's watermarks (the kernel moved them forward).

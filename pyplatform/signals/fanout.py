@@ -53,15 +53,20 @@ class Subscriber:
         Queue bound; reaching it marks the subscriber lagged.
     wake : callable
         Called after frames were queued (the adapter wakes its writer task).
+    on_lag : callable, optional
+        Called once when the queue overflows (the adapter drops the connection even
+        while its writer is blocked on a full socket).
     """
 
-    __slots__ = ("sid", "codec", "max_frames", "wake", "queue", "lagged", "delivered", "subs", "sent_frames")
+    __slots__ = ("sid", "codec", "max_frames", "wake", "on_lag", "queue", "lagged", "delivered", "subs", "sent_frames")
 
-    def __init__(self, sid: str, codec: Codec, max_frames: int = 1_000, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, sid: str, codec: Codec, max_frames: int = 1_000, wake: Callable[[], None] = lambda: None,
+                 on_lag: Callable[[], None] | None = None) -> None:
         self.sid = sid
         self.codec = codec
         self.max_frames = max_frames
         self.wake = wake
+        self.on_lag = on_lag or wake
         self.queue: deque[tuple[bytes, str | None, int]] = deque()
         self.lagged = False
         self.delivered: dict[str, int] = {}  # topic -> last sequence handed to the transport
@@ -74,8 +79,9 @@ class Subscriber:
         if len(self.queue) >= self.max_frames:
             self.lagged = True
             self.queue.clear()  # the client resumes by sequence; keeping stale frames helps nobody
-        else:
-            self.queue.append((frame, topic, seq))
+            self.on_lag()
+            return
+        self.queue.append((frame, topic, seq))
         self.wake()
 
     def mark_sent(self, topic: str | None, seq: int) -> None:

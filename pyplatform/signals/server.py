@@ -68,10 +68,11 @@ class ServiceConfig:
 
 
 class _Conn:
-    __slots__ = ("ws", "sub", "session", "wake", "cid", "closing")
+    __slots__ = ("ws", "sub", "session", "wake", "cid", "closing", "writer")
 
     def __init__(self, ws: ServerConnection, sub: Subscriber, session: Session, wake: asyncio.Event, cid: str) -> None:
         self.ws, self.sub, self.session, self.wake, self.cid, self.closing = ws, sub, session, wake, cid, False
+        self.writer: asyncio.Task | None = None
 
 
 class SignalService:
@@ -225,10 +226,11 @@ class SignalService:
         claims = self._claims.pop(id(ws))
         cid = f"c{next(self._ids)}"
         wake = asyncio.Event()
-        sub = Subscriber(cid, self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL], self.config.queue_frames, wake.set)
+        sub = Subscriber(cid, self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL], self.config.queue_frames, wake.set,
+                         on_lag=lambda: self._on_lag(cid))
         conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid)
         self._conns[cid] = conn
-        writer = asyncio.create_task(self._writer(conn), name=f"writer-{cid}")
+        writer = conn.writer = asyncio.create_task(self._writer(conn), name=f"writer-{cid}")
         try:
             async for msg in ws:
                 now = self.clock.now_ns()
@@ -285,28 +287,42 @@ class SignalService:
         # close in the background: a stuck peer must not stall whoever asked for the close
         asyncio.get_running_loop().create_task(conn.ws.close(code, reason))
 
+    def _on_lag(self, cid: str) -> None:
+        conn = self._conns.get(cid)
+        if conn is not None and not conn.closing:
+            self.dropped_slow += 1
+            asyncio.get_running_loop().create_task(self._drop_slow(conn))
+
+    async def _drop_slow(self, conn: _Conn) -> None:
+        """Tell a slow consumer the last sequence it was sent and drop it; nobody waits for it."""
+        sub, ws = conn.sub, conn.ws
+        self.fanout.detach(sub)
+        if conn.writer is not None:  # it may be blocked on the full socket: stop it between frames
+            conn.writer.cancel()
+            await asyncio.gather(conn.writer, return_exceptions=True)
+        notice = sub.lag_notice()
+        try:
+            await asyncio.wait_for(ws.send(sub.codec.control(notice), text=sub.codec.text), timeout=self.config.close_timeout_s)
+        except (asyncio.TimeoutError, ConnectionClosed):
+            pass
+        seqs = ",".join(f"{k}={v}" for k, v in notice["delivered"].items())
+        await self._close(conn, CloseCode.TRY_AGAIN_LATER, f"slow consumer; delivered {seqs}")
+
     async def _writer(self, conn: _Conn) -> None:
         sub, ws, text = conn.sub, conn.ws, conn.sub.codec.text
         try:
             while True:
-                if sub.lagged:
-                    self.dropped_slow += 1
-                    notice = sub.lag_notice()
-                    self.fanout.detach(sub)
-                    try:
-                        await asyncio.wait_for(ws.send(sub.codec.control(notice), text=text), timeout=self.config.close_timeout_s)
-                    except (asyncio.TimeoutError, ConnectionClosed):
-                        pass
-                    seqs = ",".join(f"{k}={v}" for k, v in notice["delivered"].items())
-                    await self._close(conn, CloseCode.TRY_AGAIN_LATER, f"slow consumer; delivered {seqs}"[:120])
-                    return
                 if not sub.queue:
                     conn.wake.clear()
                     await conn.wake.wait()
                     continue
                 frame, topic, seq = sub.queue.popleft()
-                await ws.send(frame, text=text)
-                sub.mark_sent(topic, seq)
+                try:
+                    await ws.send(frame, text=text)
+                finally:
+                    # send() first suspends on drain, after the frame is in the transport, so a
+                    # writer cancelled there (slow-consumer drop) has still handed this frame over
+                    sub.mark_sent(topic, seq)
         except ConnectionClosed:
             return
 

@@ -4,7 +4,6 @@ See ``docs/stream.md`` for offsets, subscription semantics, retention, the fsync
 and the late-tick policy of the bar engine.
 """
 
-from pyplatform.stream.bars import BarEngine
 from pyplatform.stream.errors import CorruptLogError, RetentionError, SchemaError, StreamError
 from pyplatform.stream.options import TableOptions
 from pyplatform.stream.registry import StreamTables
@@ -17,3 +16,13 @@ __all__ = [
     "OFFSET_NEW", "OFFSET_ACKED", "OFFSET_OLDEST",
     "StreamError", "SchemaError", "RetentionError", "CorruptLogError",
 ]
+
+
+def __getattr__(name: str):
+    # The bar engine pulls in numba (a second or two to import); services that only use
+    # tables should not pay for it.
+    if name == "BarEngine":
+        from pyplatform.stream.bars import BarEngine
+
+        return BarEngine
+    raise AttributeError(f"module 'pyplatform.stream' has no attribute {name!r}")

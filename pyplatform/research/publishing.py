@@ -93,7 +93,8 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
         if store_bars.empty:
             raise PublishError("no history to validate on: generate or import data first")
         last = store_bars.index.get_level_values(0).max()
-        span = pd.Timedelta(days=recent_days + 2 * expr.lookback) if freq in ("1d", "1D", "D") else pd.Timedelta(days=recent_days)
+        warm_days = min(2 * expr.lookback, 3650)  # cap: a look-back beyond history fails below anyway
+        span = pd.Timedelta(days=recent_days + warm_days) if freq in ("1d", "1D", "D") else pd.Timedelta(days=recent_days)
         frame = store_bars[store_bars.index.get_level_values(0) >= last - span]
     try:
         parse(expression, columns=set(frame.columns))

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.feeds.decoder import FeedDecoder
 from pyplatform.feeds.ingest import Gap, Ingestor
+from pyplatform.feeds.logsafe import RedactingLogger
 from pyplatform.feeds.messages import AuthResult, Connected, Pong, ServerNotice, SubscribeResult, ping_message, subscribe_message
 from pyplatform.feeds.messages import DATA_TYPES
 
@@ -149,22 +150,6 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     return rng.uniform(min(initial / 2, cap), cap)
 
 
-class _Redacting(logging.LoggerAdapter):
-    """Passes websockets' own (debug) logging through with the token blanked out."""
-
-    def __init__(self, logger: logging.Logger, secret: str) -> None:
-        super().__init__(logger, {})
-        self._secret = secret
-
-    def process(self, msg, kwargs):
-        return msg, kwargs
-
-    def log(self, level, msg, *args, **kwargs):
-        if self.isEnabledFor(level):
-            text = (str(msg) % args) if args else str(msg)
-            self.logger.log(level, "%s", text.replace(self._secret, "***"), **kwargs)
-
-
 class ITickClient:
     """One iTick WebSocket connection kept alive, feeding an :class:`Ingestor`.
 
@@ -251,7 +236,7 @@ class ITickClient:
         async with connect(cfg.url, additional_headers={"token": token}, open_timeout=cfg.open_timeout_s,
                            ping_interval=cfg.ws_ping_interval_s, ping_timeout=cfg.ws_ping_timeout_s,
                            max_queue=cfg.max_queue, max_size=1 << 24,
-                           logger=_Redacting(logging.getLogger("websockets.client"), token)) as ws:
+                           logger=RedactingLogger(logging.getLogger("websockets.client"), token)) as ws:
             self.stats.connects += 1
             self._last_rx = time.monotonic()
             self._outstanding.clear()

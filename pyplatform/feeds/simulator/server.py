@@ -23,6 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from pyplatform.clock import Clock, LiveClock
+from pyplatform.feeds.logsafe import RedactingLogger
 from pyplatform.feeds.messages import (DATA_TYPES, SUBSCRIPTION_LIMIT_MSG, auth_message, connected_message,
                                        pong_message, subscribe_result_message)
 from pyplatform.feeds.simulator.config import SimulatorConfig
@@ -103,7 +104,8 @@ class ExchangeSimulator:
         """Listen and start publishing; returns ``self`` (``port`` is now bound)."""
         self._server = await serve(self._handle, self.config.host, self.config.port,
                                    process_request=self._process_request, max_size=1 << 20,
-                                   compression=None)
+                                   compression=None, logger=RedactingLogger(
+                                       logging.getLogger("websockets.server"), self.config.token or ""))
         self.port = self._server.sockets[0].getsockname()[1]
         self._publisher = asyncio.create_task(self._publish(), name="simulator-publisher")
         log.info("simulator listening on %s (REST %s)", self.ws_url, self.rest_url)
@@ -332,14 +334,17 @@ class ExchangeSimulator:
                     ws.transport.close()  # flush what was sent, then FIN: no close frame (1006)
                     return
                 if action == "stall":
+                    # A half-dead connection: silent, not even reading (so no WebSocket pongs)
+                    # for stall_s, then reading again only so the client's close can land.
+                    # It never sends again: nothing is recorded as sent that could be lost.
                     self._stalls += 1
                     rec.fault = "stalled"
                     conn.stalled = True
-                    ws.transport.pause_reading()  # not even WebSocket pongs get through
+                    ws.transport.pause_reading()
                     await asyncio.sleep(plan.stall_s)
-                    conn.stalled = False
                     if not ws.transport.is_closing():
                         ws.transport.resume_reading()
+                    return
         except ConnectionClosed:
             pass
 

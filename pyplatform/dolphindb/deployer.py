@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pyplatform.dolphindb.plan import signature_problems, simulate
 from pyplatform.dolphindb.render import (
-    DEPLOY_ORDER, DROP_DATA, DROP_STREAMS, UNDEPLOY_ORDER, DeployConfig, FactorMetric, RenderedScript,
-    library_metrics, render_publish, render_scripts,
+    DROP_DATA, DROP_STREAMS, UNDEPLOY_ORDER, DeployConfig, FactorMetric, RenderedScript,
+    deploy_order, library_metrics, render_publish, render_scripts,
 )
 
 __all__ = ["Deployer", "DeployCheckError", "check_scripts", "deploy_plan", "undeploy_plan"]
@@ -25,7 +25,7 @@ class DeployCheckError(RuntimeError):
 
 def deploy_plan(config: DeployConfig, metrics: list[FactorMetric]) -> list[RenderedScript]:
     """The deploy scripts in execution order."""
-    return render_scripts(config, metrics, DEPLOY_ORDER)
+    return render_scripts(config, metrics, deploy_order(metrics))
 
 
 def undeploy_plan(config: DeployConfig, metrics: list[FactorMetric], drop_streams: bool = False,

@@ -66,6 +66,11 @@ def _guarded(call: Call, name: str) -> bool:
     return any(g.lstrip().startswith("!") and f'"{name}"' in g for g in call.guards)
 
 
+def _checked(call: Call, name: str) -> bool:
+    """Is ``call`` inside ``if(check("...name..."))`` (runs only when the object exists)?"""
+    return any(not g.lstrip().startswith("!") and f'"{name}"' in g for g in call.guards)
+
+
 def _effects(call: Call, calls: list[Call]) -> list[Effect]:
     n, line = call.name, call.line
     eff: list[Effect] = []
@@ -118,19 +123,19 @@ def _effects(call: Call, calls: list[Call]) -> list[Effect]:
     elif n == "unsubscribeTable":
         table, action = _lit(call, "tableName", 1), _lit(call, "actionName", 2)
         if table and action:
-            eff.append(Effect("drop", f"sub:{table}/{action}", line, n))
+            eff.append(Effect("drop", f"sub:{table}/{action}", line, n, _checked(call, action)))
     elif n == "dropStreamEngine":
         name = _lit(call, "name", 0)
         if name:
-            eff.append(Effect("drop", f"engine:{name}", line, n))
+            eff.append(Effect("drop", f"engine:{name}", line, n, _checked(call, name)))
     elif n == "dropStreamTable":
         name = _lit(call, "tableName", 0)
         if name:
-            eff.append(Effect("drop", f"stream:{name}", line, n))
+            eff.append(Effect("drop", f"stream:{name}", line, n, _checked(call, name)))
     elif n == "dropDatabase":
         path = _lit(call, "directory", 0)
         if path:
-            eff.append(Effect("drop", f"db:{path}", line, n))
+            eff.append(Effect("drop", f"db:{path}", line, n, _checked(call, path)))
     return eff
 
 
@@ -191,7 +196,8 @@ def simulate(scripts: list[RenderedScript], existing: dict[str, tuple[str, ...]]
                 objects.setdefault(e.obj, e.needs)
             elif e.action == "drop":
                 if e.obj not in objects:
-                    problems.append(f"{where} drops {e.obj}, which does not exist")
+                    if not e.guarded:  # a guarded drop of an absent object is a no-op
+                        problems.append(f"{where} drops {e.obj}, which does not exist (unguarded)")
                     continue
                 kind, _, name = e.obj.partition(":")
                 # dropping a database drops its tables with it

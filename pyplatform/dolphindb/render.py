@@ -21,12 +21,12 @@ from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS
 __all__ = [
     "DeployConfig", "FactorMetric", "RenderedScript", "SCRIPTS_DIR", "DEPLOY_ORDER",
     "UNDEPLOY_ORDER", "DROP_STREAMS", "DROP_DATA", "render_text", "render_scripts",
-    "render_publish", "validate_metric", "library_metrics",
+    "render_publish", "validate_metric", "library_metrics", "deploy_order",
 ]
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "dolphindb_scripts"
 DEPLOY_ORDER = ("00_helpers", "10_databases", "20_stream_tables", "30_bar_engines",
-                "40_factor_engine", "50_subscriptions")
+                "40_factor_engine", "45_tick_factor_engine", "50_subscriptions")
 UNDEPLOY_ORDER = ("00_helpers", "90_teardown_subscriptions", "91_teardown_engines")
 DROP_STREAMS = "92_teardown_stream_tables"
 DROP_DATA = "93_teardown_databases"
@@ -35,6 +35,8 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _SESSION = re.compile(r"\d\d:\d\d:\d\d")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BAR_COLUMNS = frozenset(schema.columns("bars"))
+TICK_COLUMNS = frozenset(schema.columns("ticks"))
+INPUT_COLUMNS = {"bars": BAR_COLUMNS, "ticks": TICK_COLUMNS}
 _METRIC_CONSTANTS = frozenset({"true", "false", "NULL"})
 _METRIC_STRINGS = frozenset({"min", "max", "average", "first", "dense"})  # mrank tiesMethod values
 
@@ -123,13 +125,17 @@ class DeployConfig:
 
 @dataclass(frozen=True)
 class FactorMetric:
-    """A factor as the engine computes it: ``name`` and its DolphinDB metacode body."""
+    """A factor as an engine computes it: ``name``, its DolphinDB metacode body and the
+    stream it reads (``bars``: the factor engine; ``ticks``: the tick factor engine)."""
 
     name: str
     dolphindb: str
+    input: str = "bars"
 
     def __post_init__(self) -> None:
-        validate_metric(self.name, self.dolphindb)
+        if self.input not in INPUT_COLUMNS:
+            raise ValueError(f"factor {self.name}: input must be 'bars' or 'ticks', got {self.input!r}")
+        validate_metric(self.name, self.dolphindb, self.input)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class RenderedScript:
     text: str
 
 
-def validate_metric(name: str, text: str) -> None:
+def validate_metric(name: str, text: str, input: str = "bars") -> None:
     """Reject a factor metric that the engine could not run or that is not plain metacode.
 
     Raises
@@ -174,22 +180,50 @@ def validate_metric(name: str, text: str) -> None:
             is_call = i + 1 < len(tokens) and tokens[i + 1].text == "("
             if is_call and tok.text not in ENGINE_FUNCTIONS:
                 raise ValueError(f"factor {name}: function {tok.text!r} is not a documented reactive-state-engine function")
-            if not is_call and tok.text not in BAR_COLUMNS and tok.text not in _METRIC_CONSTANTS:
-                raise ValueError(f"factor {name}: {tok.text!r} is not a bar column {sorted(BAR_COLUMNS)}")
+            columns = INPUT_COLUMNS[input]
+            if not is_call and tok.text not in columns and tok.text not in _METRIC_CONSTANTS:
+                raise ValueError(f"factor {name}: {tok.text!r} is not a column of {input} {sorted(columns)}")
     if depth != 0:
         raise ValueError(f"factor {name}: unbalanced brackets in {text!r}")
 
 
-def library_metrics() -> list[FactorMetric]:
-    """Metrics for the built-in library plus published factors, via the factor language."""
+def _input_of(name: str, columns: set[str]) -> str:
+    for kind in ("bars", "ticks"):
+        if columns <= INPUT_COLUMNS[kind]:
+            return kind
+    raise ValueError(f"factor {name}: columns {sorted(columns)} are neither all bar nor all tick columns")
+
+
+def library_metrics(settings=None) -> list[FactorMetric]:
+    """Metrics for the built-in library, then the active published expression factors in
+    publication order (the order ``addReactiveMetrics`` appended them to a running engine).
+
+    Model factors (ONNX) are not expressions and run in the Python engine only.
+    """
     from pyplatform import factors as fl
 
-    defs = list(fl.load_library())
-    published = getattr(fl, "published_factors", None)
-    if callable(published):
-        known = {d.name for d in defs}
-        defs += [d for d in published() if d.name not in known]
-    return [FactorMetric(d.name, fl.to_dolphindb(fl.parse(d.expression))) for d in defs]
+    out = [FactorMetric(d.name, fl.to_dolphindb(fl.parse(d.expression)), d.input) for d in fl.load_library()]
+    known = {m.name for m in out}
+    try:
+        from pyplatform.registry.factors import FactorRegistry
+
+        active = FactorRegistry.from_settings(settings).active()
+    except (ImportError, FileNotFoundError):
+        active = {}
+    for v in sorted(active.values(), key=lambda v: (v.published_ns, v.name)):
+        if v.kind != "expression" or v.name in known:
+            continue
+        expr = fl.parse(v.expression)
+        out.append(FactorMetric(v.name, fl.to_dolphindb(expr), _input_of(v.name, set(expr.columns()))))
+    return out
+
+
+def deploy_order(metrics: list[FactorMetric]) -> tuple[str, ...]:
+    """:data:`DEPLOY_ORDER` without the factor-engine file of an input that has no factors."""
+    inputs = {m.input for m in metrics}
+    skip = ({"40_factor_engine"} if "bars" not in inputs else set()) | \
+        ({"45_tick_factor_engine"} if "ticks" not in inputs else set())
+    return tuple(n for n in DEPLOY_ORDER if n not in skip)
 
 
 def _ms_literal(hms: str, time_type: str) -> str:
@@ -204,6 +238,8 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
     if dup:
         raise ValueError(f"factor names must be unique, duplicated: {sorted(dup)}")
     c = config
+    bars = [m for m in metrics if m.input == "bars"]
+    ticks = [m for m in metrics if m.input == "ticks"]
     ctx: dict[str, str] = {
         "p": c.prefix,
         "time_type": c.time_type,
@@ -224,10 +260,12 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
         "dfs_throttle": repr(float(c.dfs_throttle)),
         "minute": str(60_000 * c.unit_per_ms),
         "day": str(86_400_000 * c.unit_per_ms),
-        "factor_count": str(len(metrics)),
-        "factor_metrics": ", ".join(f"<{m.dolphindb}>" for m in metrics),
-        "factor_names": "[" + ", ".join(f'"{m.name}"' for m in metrics) + "]",
     }
+    for key, group in (("factor", bars), ("tick_factor", ticks)):
+        if group:  # without factors of an input its engine file is not rendered (deploy_order)
+            ctx[f"{key}_count"] = str(len(group))
+            ctx[f"{key}_metrics"] = ", ".join(f"<{m.dolphindb}>" for m in group)
+            ctx[f"{key}_names"] = "[" + ", ".join(f'"{m.name}"' for m in group) + "]"
     if c.sessions:
         begins = [_ms_literal(b, c.time_type) for b, _ in c.sessions]
         ends = [_ms_literal(e, c.time_type) for _, e in c.sessions]
@@ -271,7 +309,8 @@ def render_scripts(config: DeployConfig | None = None, metrics: list[FactorMetri
     config = config or DeployConfig()
     metrics = library_metrics() if metrics is None else metrics
     values = context(config, metrics)
-    stems = names or tuple(sorted(p.stem for p in scripts_dir.glob("*.dos")))
+    stems = names or tuple(sorted(p.stem for p in scripts_dir.glob("*.dos")
+                                  if p.stem in deploy_order(metrics) or p.stem not in DEPLOY_ORDER))
     out = []
     for stem in stems:
         path = scripts_dir / f"{stem}.dos"
@@ -283,10 +322,16 @@ def render_scripts(config: DeployConfig | None = None, metrics: list[FactorMetri
 
 
 def render_publish(config: DeployConfig, metrics: list[FactorMetric]) -> str:
-    """Script that adds ``metrics`` to the running factor engine (``addReactiveMetrics``)."""
+    """Script that adds ``metrics`` to the running factor engine of their input
+    (``addReactiveMetrics``; one call per engine)."""
     if not metrics:
         raise ValueError("nothing to publish: no metrics given")
-    names = ", ".join(f'"{m.name}"' for m in metrics)
-    bodies = ", ".join(f"<{m.dolphindb}>" for m in metrics)
-    return (f'addReactiveMetrics(name="{config.prefix}_factor_engine", metricNames=[{names}], '
-            f"metrics=[{bodies}])\n")
+    lines = []
+    for input_, engine in (("bars", "factor_engine"), ("ticks", "tick_factor_engine")):
+        group = [m for m in metrics if m.input == input_]
+        if group:
+            names = ", ".join(f'"{m.name}"' for m in group)
+            bodies = ", ".join(f"<{m.dolphindb}>" for m in group)
+            lines.append(f'addReactiveMetrics(name="{config.prefix}_{engine}", metricNames=[{names}], '
+                         f"metrics=[{bodies}])\n")
+    return "".join(lines)

@@ -80,7 +80,7 @@ class DolphinDBBackend:
         self.target = target_from_settings(settings)
         self.session = connect(self.target)
         self.config = DeployConfig(prefix="ct" + uuid.uuid4().hex[:8],
-                                   snapshot_dir=os.environ.get("PYPLATFORM_DOLPHINDB_SNAPSHOT_DIR",
+                                   snapshot_dir=os.environ.get("DOLPHINDB_SNAPSHOT_DIR",
                                                                DeployConfig().snapshot_dir))
         metrics = [FactorMetric(n, to_dolphindb(parse(e))) for n, e in FACTORS.items()]
         self.deployer = Deployer(self.session, self.config, metrics)

@@ -26,11 +26,13 @@ EXAMPLES = {
     "rsi_14": "rsi(close, 14)",
     "vwap_30": "msum(close * volume, 30) / msum(volume, 30)",
 }
+TICK_EXAMPLES = {"spread_bps": "(ask - bid) / ((ask + bid) / 2) * 10000"}
 
 
 @pytest.fixture(scope="module")
 def metrics() -> list[FactorMetric]:
-    return [FactorMetric(n, to_dolphindb(parse(e))) for n, e in EXAMPLES.items()]
+    return ([FactorMetric(n, to_dolphindb(parse(e))) for n, e in EXAMPLES.items()]
+            + [FactorMetric(n, to_dolphindb(parse(e)), "ticks") for n, e in TICK_EXAMPLES.items()])
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +55,10 @@ def test_rendered_scripts_have_no_placeholders_left(config, metrics):
 @pytest.mark.parametrize("stem", sorted(p.stem for p in SCRIPTS_DIR.glob("*.dos")))
 def test_golden_rendered_scripts(stem, config, metrics):
     """The scripts rendered for the design's example factors are pinned; a change to a
-    template or to the factor compiler shows up here (PYPLATFORM_UPDATE_GOLDEN=1 rewrites)."""
+    template or to the factor compiler shows up here (UPDATE_GOLDEN_DOLPHINDB=1 rewrites)."""
     text = render_scripts(config, metrics, (stem,))[0].text
     path = GOLDEN / f"{stem}.dos"
-    if os.environ.get("PYPLATFORM_UPDATE_GOLDEN") == "1":
+    if os.environ.get("UPDATE_GOLDEN_DOLPHINDB") == "1":
         path.write_text(text)
     assert text == path.read_text()
 
@@ -114,13 +116,14 @@ def test_deploy_creates_before_use_and_redeploy_changes_nothing(config, metrics)
     assert {f"engine:{p}_bar_1m_engine", f"engine:{p}_bar_1d_engine", f"engine:{p}_factor_engine"} <= set(objects)
     assert f"table:dfs://{p}_ticks/ticks" in objects
     assert objects[f"sub:{p}_ticks/{p}_bar_1m_engine"] == (f"stream:{p}_ticks", f"engine:{p}_bar_1m_engine")
+    assert objects[f"engine:{p}_tick_factor_engine"] == (f"stream:{p}_ticks", f"stream:{p}_factors")
     again, problems = simulate(deploy, objects)
     assert problems == [] and again == objects
 
 
 def test_out_of_order_deploy_is_caught(config, metrics):
     deploy = deploy_plan(config, metrics)
-    swapped = [deploy[0], deploy[1], deploy[3], deploy[2], deploy[4], deploy[5]]  # engines before streams
+    swapped = [deploy[0], deploy[1], deploy[3], deploy[2]] + deploy[4:]  # engines before streams
     _, problems = simulate(swapped)
     assert any("30_bar_engines" in x and "uses stream:pp_ticks before it is created" in x for x in problems)
 
@@ -168,7 +171,7 @@ def test_stock_sessions_use_the_daily_engine_and_ns_scales_windows(metrics):
 @pytest.mark.parametrize("name,text,message", [
     ("bad name", "mavg(close, 5)", "identifier"),
     ("f", "talib2(close, 5)", "'talib2' is not a documented reactive-state-engine function"),
-    ("f", "mavg(price, 5)", "'price' is not a bar column"),
+    ("f", "mavg(price, 5)", "'price' is not a column of bars"),
     ("f", 'mavg(close, 5)>, <close', "'>' at column 14 outside nullCompare"),
     ("f", 'iif(close, "x", 0)', "literal"),
     ("f", "mavg(close, 5); dropDatabase(x)", "';'"),
@@ -205,3 +208,51 @@ def test_publish_script_adds_metrics_to_the_running_engine(config):
     assert call.arg("name").literal == "pp_factor_engine"
     assert call.arg("metricNames").text == '["mom_10"]'
     assert call.arg("metrics").text == "[<close - prev(close)>]"
+
+
+# ---------------------------------------------------------------- the built-in library
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.render import library_metrics
+
+    return library_metrics(Settings(data_dir=tmp_path_factory.mktemp("empty")))
+
+
+def test_library_factors_render_and_pass_every_check(library):
+    from pyplatform.factors import load_library
+
+    defs = load_library()
+    assert [m.name for m in library] == [d.name for d in defs]
+    assert {m.input for m in library} == {d.input for d in defs}
+    assert check_scripts(DeployConfig(), library) == []
+
+
+@pytest.mark.parametrize("stem", ["40_factor_engine", "45_tick_factor_engine"])
+def test_golden_library_factor_engines(stem, library):
+    """The factor engines rendered for the whole built-in library are pinned."""
+    text = render_scripts(DeployConfig(), library, (stem,))[0].text
+    path = GOLDEN / f"library_{stem}.dos"
+    if os.environ.get("UPDATE_GOLDEN_DOLPHINDB") == "1":
+        path.write_text(text)
+    assert text == path.read_text()
+    engine = next(c for c in parse_calls(text) if c.name == "createNarrowReactiveStateEngine")
+    wanted = [m.name for m in library if m.input == ("ticks" if stem.startswith("45") else "bars")]
+    assert engine.arg("metricNames").text == "[" + ", ".join(f'"{n}"' for n in wanted) + "]"
+
+
+def test_published_factors_follow_the_library_in_publication_order(tmp_path):
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.render import library_metrics
+    from pyplatform.registry.factors import FactorRegistry
+
+    settings = Settings(data_dir=tmp_path)
+    reg = FactorRegistry.from_settings(settings)
+    reg.add_version("my_mid_gap", "(ask + bid) / 2 - price", "ana")
+    reg.add_version("my_range", "high - low", "ana")
+    reg.add_version("gone", "close", "ana")
+    reg.retire("gone")
+    got = library_metrics(settings)
+    assert [(m.name, m.input) for m in got[-2:]] == [("my_mid_gap", "ticks"), ("my_range", "bars")]
+    assert "gone" not in {m.name for m in got}
+    assert check_scripts(DeployConfig(), got) == []

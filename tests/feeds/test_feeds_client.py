@@ -67,7 +67,7 @@ def test_heartbeats_ping_every_interval_and_check_the_echo(tmp_path):
 
 @pytest.mark.parametrize("name, plan, feed_kw", [
     ("drop", FaultPlan(drop_after=400), {}),
-    ("stall, WebSocket ping timeout", FaultPlan(stall_after=400, stall_s=1.0), {}),
+    ("stall, WebSocket ping timeout", FaultPlan(stall_after=400, stall_s=1.0), {"silence_timeout_s": 5.0}),
     ("stall, silence watchdog", FaultPlan(stall_after=400, stall_s=1.2), {"ws_ping_interval_s": None}),
 ])
 def test_connection_faults_reconnect_resubscribe_and_lose_nothing_sent(tmp_path, name, plan, feed_kw):

@@ -105,6 +105,10 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
     """
     raw = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
     errors: list[BadValue] = []
+    if raw.dtype.kind in "OUS" and unit != "iso":
+        numeric = _numeric_text(raw)
+        if numeric is not None:
+            raw = numeric
     if raw.dtype.kind in "iuf" and unit != "iso":
         out, errors = _numeric_ns(raw, field, unit)
     elif raw.dtype.kind == "M":
@@ -124,6 +128,23 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
     if errors:
         raise NormalizationError(sorted(errors, key=lambda e: e.row))
     return out
+
+
+def _numeric_text(raw: np.ndarray) -> np.ndarray | None:
+    """Text that is all numbers (CSV epochs) as int64 (exact for ns) or float64, else None."""
+    s = pd.Series(raw, dtype=object)
+    text = s.astype(str).str.strip()
+    if s.isna().any():
+        return None
+    if text.str.fullmatch(r"-?\d{1,19}").all():
+        try:
+            return text.to_numpy().astype(np.int64)
+        except OverflowError:
+            return None
+    num = pd.to_numeric(text, errors="coerce")
+    if num.notna().all():
+        return num.to_numpy(dtype=np.float64)
+    return None
 
 
 def _localise(idx: pd.DatetimeIndex, assume_tz: str) -> np.ndarray:

@@ -4,7 +4,7 @@ Layout (one directory per table)::
 
     <root>/<table>/_manifest.json              the visible files (see :mod:`.manifest`)
     <root>/<table>/.writer.lock                one writer at a time (see :mod:`.locking`)
-    <root>/<table>/year=2024/month=03/seg-<uuid>.parquet
+    <root>/<table>/year=2024/month=03/seg-<uuid>.parquet   (bars_1d: year=2024/seg-<uuid>.parquet)
 
 Inside each month partition rows are sorted by (symbol, ts) and cut into small row groups,
 so both query shapes are cheap: one symbol over many years touches one small run of row
@@ -147,7 +147,8 @@ class EmbeddedStore:
         if canon.num_rows == 0:
             return 0
         stored = to_storage(spec, _dedupe_sorted(spec, canon))
-        months = stored.column("ts").cast(pa.int64()).to_numpy().astype("datetime64[ns]").astype("datetime64[M]")
+        unit = "datetime64[Y]" if spec.partition == "year" else "datetime64[M]"
+        months = stored.column("ts").cast(pa.int64()).to_numpy().astype("datetime64[ns]").astype(unit)
         order = np.argsort(months, kind="stable")
         months_sorted = months[order]
         bounds = np.flatnonzero(months_sorted[1:] != months_sorted[:-1]) + 1
@@ -159,7 +160,8 @@ class EmbeddedStore:
             self._collect_garbage(tdir, man)
             for idx in groups:
                 month = months[idx[0]].astype(object)
-                part = f"year={month.year:04d}/month={month.month:02d}"
+                part = f"year={month.year:04d}" if spec.partition == "year" else \
+                    f"year={month.year:04d}/month={month.month:02d}"
                 rows = stored.take(pa.array(idx)) if len(groups) > 1 else stored
                 self._write_partition(spec, tdir, man, part, rows)
             new_syms = pc.unique(stored.column("symbol")).to_pylist()
@@ -230,7 +232,8 @@ class EmbeddedStore:
             (drop if now - at > self.grace_s else keep_garbage).append((path, at))
         man.garbage = keep_garbage
         live = {f.path for fs in man.partitions.values() for f in fs} | {p for p, _ in keep_garbage}
-        for p in tdir.glob("year=*/month=*/*"):
+        for p in [*tdir.glob("year=*/*.parquet"), *tdir.glob("year=*/.tmp-*"),
+                  *tdir.glob("year=*/month=*/*.parquet"), *tdir.glob("year=*/month=*/.tmp-*")]:
             rel = p.relative_to(tdir).as_posix()
             if rel not in live and (p.name.startswith(".tmp-") or p.suffix == ".parquet"):
                 p.unlink(missing_ok=True)
@@ -506,6 +509,15 @@ def _dedupe_sorted(spec: TableSpec, table: pa.Table, stored: bool = False) -> pa
             keys.append(col.cast(pa.int64()).to_numpy())
         else:
             keys.append(_sort_codes(col))
+    if n > 1:
+        # already strictly increasing by key (the usual generated/appended batch): nothing to do
+        ahead = np.zeros(n - 1, dtype=bool)
+        tie = np.ones(n - 1, dtype=bool)
+        for kv in keys:
+            ahead |= tie & (kv[1:] > kv[:-1])
+            tie &= kv[1:] == kv[:-1]
+        if ahead.all():
+            return table
     # lexsort: last key is primary; the row number last-breaks ties so later rows sort later
     order = np.lexsort([np.arange(n)] + keys[::-1])
     if n > 1:

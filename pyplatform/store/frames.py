@@ -97,14 +97,34 @@ def as_canonical(spec: TableSpec, data) -> pa.Table:
 
 
 def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
-    """An Arrow result (``datetime``, ``symbol``, ...) as pandas indexed by (datetime, symbol)."""
-    frame = table.to_pandas(split_blocks=True, self_destruct=False)
+    """An Arrow result (``datetime``, ``symbol``, ...) as pandas indexed by (datetime, symbol).
+
+    The MultiIndex is built from codes without hashing the timestamps: results come sorted
+    by time, so a timestamp's code is the count of changes before it.
+    """
     if not index:
-        return frame
-    sym = frame.pop("symbol")
-    if isinstance(sym.dtype, pd.CategoricalDtype):
-        sym = sym.astype(str)
-    dt = frame.pop("datetime")
-    idx = pd.MultiIndex.from_arrays([dt, pd.Categorical(sym)], names=["datetime", "symbol"])
-    frame.index = idx
+        return table.to_pandas()
+    values = table.drop_columns([c for c in ("datetime", "symbol") if c in table.schema.names])
+    frame = values.to_pandas(split_blocks=True)
+    dt = table.column("datetime").cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
+    n = len(dt)
+    if n and (dt[1:] >= dt[:-1]).all():
+        change = np.empty(n, dtype=bool)
+        change[0] = True
+        np.not_equal(dt[1:], dt[:-1], out=change[1:])
+        dt_codes = np.cumsum(change) - 1
+        dt_levels = pd.DatetimeIndex(dt[change], name="datetime")
+    else:
+        dt_codes, dt_levels = pd.factorize(dt)
+        dt_levels = pd.DatetimeIndex(dt_levels)
+    sym = pc.dictionary_encode(table.column("symbol"))
+    if isinstance(sym, pa.ChunkedArray):
+        sym = sym.combine_chunks() if sym.num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
+    names = np.asarray(sym.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    sym_codes = rank[sym.indices.to_numpy(zero_copy_only=False).astype(np.int64)] if n else np.zeros(0, np.int64)
+    frame.index = pd.MultiIndex(levels=[dt_levels, pd.Index(names[order], dtype=object)],
+                                codes=[dt_codes, sym_codes], names=["datetime", "symbol"], verify_integrity=False)
     return frame

@@ -41,6 +41,8 @@ class TableSpec:
         Columns stored as scaled integers with up to 8 decimals (``vol_div`` per row).
     required : tuple of str
         Columns a write must provide; the others default to NULL/0.
+    partition : {"month", "year"}
+        Time partitioning of the files (daily bars are few: a year per file).
     """
 
     name: str
@@ -50,6 +52,7 @@ class TableSpec:
     fine_prices: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    partition: str = "month"
 
     @property
     def value_names(self) -> list[str]:
@@ -82,7 +85,8 @@ TABLES: dict[str, TableSpec] = {
     "bars_1m": TableSpec("bars_1m", _BAR_COLUMNS, prices=("open", "high", "low", "close"),
                          fine_prices=("vwap",), volumes=("volume",), required=("open", "high", "low", "close", "volume")),
     "bars_1d": TableSpec("bars_1d", _BAR_COLUMNS, prices=("open", "high", "low", "close"),
-                         fine_prices=("vwap",), volumes=("volume",), required=("open", "high", "low", "close", "volume")),
+                         fine_prices=("vwap",), volumes=("volume",), required=("open", "high", "low", "close", "volume"),
+                         partition="year"),
     "factors": TableSpec("factors", (("value", pa.float64()),), key=("symbol", "factor", "ts"),
                          required=("value",)),
 }

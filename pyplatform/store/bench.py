@@ -1,0 +1,176 @@
+"""``pyplatform bench history``: write a generated market, then time the store's queries
+beside the same queries done with plain pandas (``pd.read_parquet`` with filters) on the same
+Parquet files, as medians of several warm runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pyplatform.store.embedded import EmbeddedStore
+
+__all__ = ["run_history_bench", "HistoryBenchResult", "QueryTiming"]
+
+
+@dataclass
+class QueryTiming:
+    name: str
+    rows: int
+    store_s: float
+    pandas_s: float
+    goal_s: float | None
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster the store is than plain pandas."""
+        return self.pandas_s / self.store_s if self.store_s else float("nan")
+
+
+@dataclass
+class HistoryBenchResult:
+    symbols: int
+    start: str
+    end: str
+    bars: int
+    write_rows_per_s: float
+    generate_s: float
+    write_s: float
+    bytes_per_bar: float
+    queries: list[QueryTiming]
+    load_avg: tuple[float, float, float]
+    cpus: int
+
+
+def _median_time(fn, repeat: int) -> float:
+    fn()  # warm: file footers cached, pages in the OS cache
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _pandas_read(files: list[str], filters, columns=None) -> pd.DataFrame:
+    """The obvious alternative: pandas reads the Parquet files (filters pushed to pyarrow), then
+    decodes the scaled integers and indexes the frame like the store does."""
+    frame = pd.read_parquet(files, filters=filters, columns=columns)
+    out = pd.DataFrame({
+        "open": frame["open"] / frame["px_div"], "high": frame["high"] / frame["px_div"],
+        "low": frame["low"] / frame["px_div"], "close": frame["close"] / frame["px_div"],
+        "volume": frame["volume"] / frame["vol_div"], "vwap": frame["vwap"] / (frame["px_div"] * 100),
+        "trades": frame["trades"],
+    })
+    out.index = pd.MultiIndex.from_arrays([frame["ts"], frame["symbol"].astype(str)], names=["datetime", "symbol"])
+    return out.sort_index()
+
+
+def run_history_bench(n_symbols: int = 50, start: str = "2014-01-01", end: str = "2026-01-01",
+                      repeat: int = 5, data_dir: str | None = None, seed: int = 0, keep: bool = False,
+                      progress: bool = True) -> HistoryBenchResult:
+    """Generate and write a market, then time the three queries of the issue plus the as-of cross-section.
+
+    Parameters
+    ----------
+    n_symbols : int
+        Symbols in the market (stocks, forex, crypto).
+    start, end : str
+        Session dates of the 1-minute bars.
+    repeat : int
+        Timed runs per query (after one warm-up); medians are reported.
+    data_dir : str, optional
+        Where to write (a temporary directory by default, removed unless ``keep``).
+    """
+    from pyplatform.data.market import generate_market
+
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="pyplatform-bench-"))
+    try:
+        store = EmbeddedStore(root / "history")
+        summary = generate_market(store=store, n_symbols=n_symbols, start=start, end=end, tick_days=0,
+                                  seed=seed, progress=progress)
+        bars = summary.rows.get("bars_1m", 0)
+        info = store.info()
+        bytes_per_bar = float(info.loc["bars_1m", "bytes"]) / max(bars, 1)
+        tdir = store.table_dir("bars_1m")
+        man = store.manifest("bars_1m")
+        files_1m = [str(tdir / f.path) for f in man.files()]
+        last_ts = pd.Timestamp(max(f.max_ts for f in man.files()))
+        symbols = store.symbols("bars_1m")
+        stock = next((s for s in symbols if s.endswith(".US")), symbols[0])
+        # a busy day: the last session day every market trades on
+        day = last_ts.normalize()
+        while day.dayofweek >= 5:
+            day -= pd.Timedelta("1D")
+        if day == last_ts.normalize() and last_ts.hour < 21:
+            day -= pd.Timedelta("1D")
+            while day.dayofweek >= 5:
+                day -= pd.Timedelta("1D")
+        at = day + pd.Timedelta(hours=15, minutes=30)
+        d0, d1 = day.value, (day + pd.Timedelta("1D")).value
+        files_day = [str(tdir / f.path) for f in man.files(d0, d1)]
+        files_at = [str(tdir / f.path) for f in man.files(at.value - pd.Timedelta("1D").value, at.value + 1)]
+        dman = store.manifest("bars_1d")
+        last_d = pd.Timestamp(max(f.max_ts for f in dman.files()))
+        d30 = last_d - pd.Timedelta("30D")
+        files_1d = [str(store.table_dir("bars_1d") / f.path) for f in dman.files(d30.value, None)]
+
+        def pandas_at():
+            f = _pandas_read(files_at, [("ts", "<=", at), ("ts", ">", at - pd.Timedelta("1D"))])
+            return f.reset_index().groupby("symbol").last()
+
+        queries = [
+            ("one symbol, all years of 1-min bars", 0.1,
+             lambda: store.read("bars_1m", symbols=[stock]),
+             lambda: _pandas_read(files_1m, [("symbol", "==", stock)])),
+            ("all symbols, one day of 1-min bars", 0.1,
+             lambda: store.cross_section("bars_1m", day=day),
+             lambda: _pandas_read(files_day, [("ts", ">=", day), ("ts", "<", day + pd.Timedelta("1D"))])),
+            ("last 30 days of daily bars, all symbols", None,
+             lambda: store.read("bars_1d", start=d30),
+             lambda: _pandas_read(files_1d, [("ts", ">=", d30)])),
+            ("last bar of every symbol at a time", 0.02,
+             lambda: store.cross_section("bars_1m", at=at),
+             pandas_at),
+        ]
+        timings = []
+        for name, goal, ours, theirs in queries:
+            a, b = ours(), theirs()
+            if len(a) != len(b):
+                raise AssertionError(f"bench {name!r}: store returned {len(a)} rows, pandas {len(b)}")
+            timings.append(QueryTiming(name, len(a), _median_time(ours, repeat), _median_time(theirs, repeat), goal))
+        write_s = summary.write_seconds.get("bars_1m", 0.0) + summary.write_seconds.get("bars_1d", 0.0)
+        rows = bars + summary.rows.get("bars_1d", 0)
+        store.close()
+        return HistoryBenchResult(
+            symbols=n_symbols, start=str(start), end=str(end), bars=bars,
+            write_rows_per_s=rows / write_s if write_s else float("nan"),
+            generate_s=summary.generate_seconds, write_s=write_s, bytes_per_bar=bytes_per_bar,
+            queries=timings, load_avg=os.getloadavg(), cpus=os.cpu_count() or 1,
+        )
+    finally:
+        if not keep and not data_dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def format_result(r: HistoryBenchResult) -> str:
+    """The result as a Markdown table (the CLI prints it; docs/benchmarks/history.md records it)."""
+    lines = [
+        f"history store: {r.symbols} symbols, sessions {r.start} .. {r.end}, {r.bars:,} 1-min bars",
+        f"machine: {r.cpus} CPUs, load average {r.load_avg[0]:.1f} / {r.load_avg[1]:.1f} / {r.load_avg[2]:.1f}",
+        f"generate: {r.generate_s:.1f} s   write: {r.write_s:.1f} s   rows written/s: {r.write_rows_per_s:,.0f}",
+        f"bytes on disk per 1-min bar: {r.bytes_per_bar:.2f} (goal <= 12)",
+        "",
+        "| query | rows | store (median s) | pandas (median s) | store speed-up | goal |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for q in r.queries:
+        goal = f"< {q.goal_s} s" if q.goal_s else ""
+        lines.append(f"| {q.name} | {q.rows:,} | {q.store_s:.4f} | {q.pandas_s:.4f} | {q.ratio:.1f}x | {goal} |")
+    return "\n".join(lines)

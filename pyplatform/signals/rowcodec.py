@@ -54,7 +54,7 @@ def _map_header(n: int) -> bytes:
 def _fixed_field(key: bytes, tag: int, values: np.ndarray, dtype: str) -> tuple[int, np.ndarray]:
     """Key + tag + big-endian value bytes, as an (n, width) uint8 matrix."""
     n = len(values)
-    body = np.ascontiguousarray(values.astype(dtype)).view(np.uint8).reshape(n, -1)
+    body = np.ascontiguousarray(values.astype(dtype)).view(np.uint8).reshape(n, np.dtype(dtype).itemsize)
     width = len(key) + 1 + body.shape[1]
     mat = np.empty((n, width), dtype=np.uint8)
     mat[:, : len(key)] = np.frombuffer(key, dtype=np.uint8)
@@ -89,10 +89,10 @@ def _str_header(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hdr[s8, 1] = lens[s8].astype(np.uint8)
     width[s8] = 2
     hdr[s16, 0] = 0xDA
-    hdr[s16, 1:3] = lens[s16].astype(">u2").view(np.uint8).reshape(-1, 2)
+    hdr[s16, 1:3] = lens[s16].astype(">u2").view(np.uint8).reshape(-1, 2) if s16.any() else 0
     width[s16] = 3
     hdr[s32, 0] = 0xDB
-    hdr[s32, 1:5] = lens[s32].astype(">u4").view(np.uint8).reshape(-1, 4)
+    hdr[s32, 1:5] = lens[s32].astype(">u4").view(np.uint8).reshape(-1, 4) if s32.any() else 0
     width[s32] = 5
     return hdr, width
 

@@ -7,6 +7,7 @@ error names the column (and, where Arrow reports it, the value) that did not fit
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,11 @@ __all__ = ["coerce_batch", "OFFSET_COLUMN"]
 OFFSET_COLUMN = "offset"
 
 
+@lru_cache(maxsize=256)
+def _non_nullable(schema: pa.Schema) -> tuple[str, ...]:
+    return tuple(f.name for f in schema if not f.nullable)
+
+
 def _from_mapping(batch: Mapping, schema: pa.Schema) -> pa.Table:
     arrays, names, length = [], [], None
     for name, values in batch.items():
@@ -29,13 +35,16 @@ def _from_mapping(batch: Mapping, schema: pa.Schema) -> pa.Table:
             np_values = np.asarray(values)
             if np_values.ndim != 1:
                 raise SchemaError(f"column {name!r}: expected a 1-D array, got shape {np_values.shape}")
+            # NaN in a float column stays NaN (a value); only object columns (strings from
+            # pandas) read NaN/None as null, as pandas means it there.
+            from_pandas = np_values.dtype == object
             try:
                 # Arrow converts straight to the target type where it can (strings, numbers),
                 # which avoids a second pass and gives value-level messages on failure.
-                arr = pa.array(np_values, type=field.type if field is not None else None, from_pandas=True)
+                arr = pa.array(np_values, type=field.type if field is not None else None, from_pandas=from_pandas)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
                 try:
-                    arr = pa.array(np_values, from_pandas=True)
+                    arr = pa.array(np_values, from_pandas=from_pandas)
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
                     raise SchemaError(f"column {name!r}: cannot convert values to Arrow: {exc}") from None
         if length is None:
@@ -84,13 +93,22 @@ def coerce_batch(batch, schema: pa.Schema, table_name: str = "") -> pa.RecordBat
         ``batch`` is not a supported container.
     """
     where = f"stream table {table_name!r}: " if table_name else ""
+    if isinstance(batch, (pa.RecordBatch, pa.Table)) and batch.schema.equals(schema):
+        # Fast path for producers that already build batches of the table's schema: only
+        # the non-nullable check is left to do.
+        if all(batch.column(name).null_count == 0 for name in _non_nullable(schema)):
+            if isinstance(batch, pa.RecordBatch):
+                return batch
+            batches = batch.combine_chunks().to_batches()
+            return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
     table = _as_table(batch, schema)
     names = table.schema.names
+    wanted = schema.names
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise SchemaError(f"{where}duplicate column(s) {dup}")
-    missing = [f.name for f in schema if f.name not in names]
-    extra = [n for n in names if n not in schema.names]
+    missing = [n for n in wanted if n not in names]
+    extra = [n for n in names if n not in wanted]
     if missing or extra:
         parts = []
         if missing:

@@ -219,10 +219,12 @@ class SegmentLog:
         if seg is None or (seg.size >= self.segment_bytes and seg.first):
             seg = self._roll(first)
         pos = seg.size
-        data = head + payload.to_pybytes()
-        written = os.write(self._wfd, data)
-        while written < len(data):  # short writes are rare but legal
-            written += os.write(self._wfd, data[written:])
+        total = len(head) + payload.size
+        written = os.writev(self._wfd, [head, payload])  # one syscall, no copy of the payload
+        if written < total:  # short writes are rare but legal
+            rest = (head + payload.to_pybytes())[written:]
+            while rest:
+                rest = rest[os.write(self._wfd, rest):]
         seg.add(pos, first, rows, payload.size, append_ns, tag)
         self._dirty = True
         if self.fsync == "always":

@@ -16,7 +16,7 @@ from pyplatform.dolphindb.render import (
     deploy_order, library_metrics, render_publish, render_scripts,
 )
 
-__all__ = ["Deployer", "DeployCheckError", "check_scripts", "deploy_plan", "undeploy_plan"]
+__all__ = ["Deployer", "DeployCheckError", "check_scripts", "deploy_plan", "undeploy_plan", "status_script"]
 
 
 class DeployCheckError(RuntimeError):
@@ -50,6 +50,19 @@ def check_scripts(config: DeployConfig, metrics: list[FactorMetric]) -> list[str
     if left:
         problems.append(f"teardown leaves {sorted(left)} behind")
     return problems
+
+
+def status_script(config: DeployConfig) -> str:
+    """Script returning (stream tables, engines, database flags) of the deployment."""
+    p = config.prefix
+    return (
+        f'streams = exec name from objs(true) where shared and name like "{p}_%"\n'
+        f'engines = exec engineName from getStreamEngineList() where engineName like "{p}_%"\n'
+        f'dbs = [existsDatabase("dfs://{p}_ticks"), existsDatabase("dfs://{p}_bars_1m"), '
+        f'existsDatabase("dfs://{p}_bars_1d"), existsDatabase("dfs://{p}_factors"), '
+        f'existsDatabase("dfs://{p}_signals")]\n'
+        "[streams, engines, dbs]"
+    )
 
 
 @dataclass
@@ -102,15 +115,7 @@ class Deployer:
     def status(self) -> dict[str, list[str]]:
         """Which of the deployment's objects exist on the server now."""
         p = self.config.prefix
-        script = (
-            f'streams = exec name from objs(true) where shared and name like "{p}_%"\n'
-            f'engines = exec engineName from getStreamEngineList() where engineName like "{p}_%"\n'
-            f'dbs = [existsDatabase("dfs://{p}_ticks"), existsDatabase("dfs://{p}_bars_1m"), '
-            f'existsDatabase("dfs://{p}_bars_1d"), existsDatabase("dfs://{p}_factors"), '
-            f'existsDatabase("dfs://{p}_signals")]\n'
-            "[streams, engines, dbs]"
-        )
-        streams, engines, dbs = self.session.run(script)
+        streams, engines, dbs = self.session.run(status_script(self.config))
         names = [f"dfs://{p}_{x}" for x in ("ticks", "bars_1m", "bars_1d", "factors", "signals")]
         return {"stream tables": sorted(map(str, streams)), "engines": sorted(map(str, engines)),
                 "databases": [n for n, ok in zip(names, dbs) if ok]}

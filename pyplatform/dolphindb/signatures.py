@@ -115,17 +115,12 @@ _TABLE = [
      "[outputElapsedMicroseconds=false], [subWindow], [parallelism=1], [acceptedDelay=0], "
      "[outputHandler], [msgAsTable=false], [keyPurgeDaily=true], [mergeLastWindow=false], [mergeSession])",
      f"{_DOCS}/c/createDailyTimeSeriesEngine.html"),
-    ("createReactiveStateEngine(name, metrics, dummyTable, outputTable, keyColumn, [filter], "
-     "[snapshotDir], [snapshotIntervalInMsgCount], [keepOrder], [keyPurgeFilter], "
-     "[keyPurgeFreqInSecond=0], [raftGroup], [outputElapsedMicroseconds=false], [keyCapacity=1024], "
-     "[parallelism=1], [outputHandler], [msgAsTable=false])", f"{_DOCS}/c/createReactiveStateEngine.html"),
     ("createNarrowReactiveStateEngine(name, metrics, metricNames, dummyTable, outputTable, keyColumn, "
      "[filter], [snapshotDir], [snapshotIntervalInMsgCount], [keepOrder], [keyPurgeFilter], "
      "[keyPurgeFreqInSecond=0], [raftGroup], [outputElapsedMicroseconds=false], [keyCapacity=1024], "
      "[parallelism=1], [outputHandler], [msgAsTable=false])",
      f"{_DOCS}/c/createNarrowReactiveStateEngine.html"),
     ("addReactiveMetrics(name, metricNames, metrics)", f"{_DOCS}/a/addReactiveMetrics.html"),
-    ("getReactiveMetrics(name)", f"{_DOCS}/g/getReactiveMetrics.html"),
     ("getStreamEngine(name)", f"{_DOCS}/g/getStreamEngine.html"),
     ("getStreamEngineList()", f"{_DOCS}/g/getStreamEngineList.html"),
     ("getSnapshotMsgId(engine)", f"{_DOCS}/g/getSnapshotMsgId.html"),
@@ -141,14 +136,9 @@ _TABLE = [
      "[udpMulticast=false])", f"{_DOCS}/s/subscribeTable.html"),
     ("unsubscribeTable([server], tableName, [actionName], [removeOffset=true], [raftGroup])",
      f"{_DOCS}/u/unsubscribeTable.html"),
-    ("getSubscriptionTopic(tableName, [actionName])", f"{_DOCS}/g/getSubscriptionTopic.html"),
-    ("getStreamingStat([stat])", f"{_DOCS}/g/getStreamingStat.html"),
-    ("getTopicProcessedOffset(topic)", f"{_DOCS}/g/getTopicProcessedOffset.html"),
+    ("existsSubscriptionTopic([server], tableName, [actionName])", f"{_DOCS}/e/existsSubscriptionTopic.html"),
     # --- small helpers used in scripts and generated SQL --------------------------------
     ("iif(cond, trueResult, falseResult)", f"{_DOCS}/i/iif.html"),
-    ("like(X, pattern)", f"{_DOCS}/l/like.html"),
-    ("columnNames(X)", f"{_DOCS}/c/columnNames.html"),
-    ("size(X)", f"{_DOCS}/s/size.html"),
     ("sum(X)", f"{_DOCS}/s/sum.html"),
     ("first(X)", f"{_DOCS}/f/first.html"),
     ("last(X)", f"{_DOCS}/l/last.html"),
@@ -158,7 +148,6 @@ _TABLE = [
     ("wavg(X, Y)", f"{_DOCS}/w/wavg.html"),
     ("wsum(X, Y)", f"{_DOCS}/w/wsum.html"),
     ("bar(X, interval, [closed])", f"{_DOCS}/b/bar.html"),
-    ("date(X)", f"{_DOCS}/d/date.html"),
     ("atImax(location, value)", f"{_DOCS}/a/atImax.html"),
     ("atImin(location, value)", f"{_DOCS}/a/atImin.html"),
     ("isNull(X)", f"{_DOCS}/i/isNull.html"),

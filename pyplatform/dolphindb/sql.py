@@ -17,7 +17,7 @@ from pyplatform.dolphindb.render import DeployConfig
 
 __all__ = [
     "dfs_ref", "symbol_list", "time_literal", "where", "read_sql", "latest_sql", "resample_sql",
-    "STORE_COLUMNS",
+    "asof_script", "symbols_sql", "STORE_COLUMNS",
 ]
 
 _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._$\-]{0,63}")
@@ -127,3 +127,19 @@ def resample_sql(config: DeployConfig, table: str, step_ns: int, symbols, lo, hi
         raise ValueError(f"cannot resample {table!r}: only ticks and bars tables")
     return (f"select {aggs} from {dfs_ref(config, table)}{where(config, symbols, lo, hi)} "
             f"group by bar(ts, {step}) as datetime, symbol order by datetime, symbol")
+
+
+def asof_script(config: DeployConfig, table: str, columns, symbols: list[str], lo, hi) -> str:
+    """As-of join of the uploaded ``ppAsofLeft`` (symbol, ts, pp_row) with ``table``:
+    ``aj`` matches each left row with the last right row of its symbol at or before it;
+    ``right_ts`` carries the matched row's time."""
+    cols = _columns(table, columns)
+    right = (f"select symbol, ts, ts as right_ts, {', '.join(cols)} from {dfs_ref(config, table)}"
+             f"{where(config, symbols, lo, hi)} order by symbol, ts")
+    return (f"ppAsofRight = {right}\n"
+            f"select pp_row, right_ts, {', '.join(cols)} from aj(ppAsofLeft, ppAsofRight, `symbol`ts)")
+
+
+def symbols_sql(config: DeployConfig, table: str) -> str:
+    """Distinct symbols of ``table`` (one group per symbol)."""
+    return f"select count(ts) as n from {dfs_ref(config, table)} group by symbol"

@@ -192,10 +192,7 @@ class DolphinDBStore:
                                "ts": lts.astype("datetime64[ns]").astype(unit),
                                "pp_row": np.arange(lt.num_rows, dtype=np.int64)})
         self.session.upload({"ppAsofLeft": upload})
-        right = (f"select symbol, ts, ts as right_ts, {', '.join(cols)} from {dsql.dfs_ref(self.config, right_table)}"
-                 f"{dsql.where(self.config, syms, lo, int(lts.max()) + 1)} order by symbol, ts")
-        script = (f"ppAsofRight = {right}\n"
-                  f"select pp_row, right_ts, {', '.join(cols)} from aj(ppAsofLeft, ppAsofRight, `symbol`ts)")
+        script = dsql.asof_script(self.config, right_table, cols, syms, lo, int(lts.max()) + 1)
         got = self.session.run(script).sort_values("pp_row")
         rts = pd.to_datetime(got["right_ts"]).to_numpy().astype("datetime64[ns]")
         stale = np.zeros(len(got), dtype=bool)
@@ -221,7 +218,7 @@ class DolphinDBStore:
 
     def symbols(self, table: str) -> list[str]:
         """Distinct symbols stored in ``table``, sorted."""
-        got = self.session.run(f"select count(ts) as n from {dsql.dfs_ref(self.config, table)} group by symbol")
+        got = self.session.run(dsql.symbols_sql(self.config, table))
         return sorted(str(s) for s in got["symbol"])
 
     def instruments(self) -> pd.DataFrame:

@@ -209,3 +209,43 @@ def test_registry_shares_tables_by_name_and_reopens_from_disk(tmp_path):
     assert reg2.get_table("ticks").next_offset == 4
     assert "ticks" in reg2 and reg2.names() == ["ticks"]
     reg2.close()
+
+
+def test_one_writer_many_concurrent_pollers_see_every_row_once(tmp_path):
+    t = StreamTable("ticks", TICKS, tmp_path, memory_rows=50, segment_bytes=4000)
+    subs = [t.subscribe(f"r{i}", offset=0, batch_size=bs) for i, bs in enumerate((1, 13, 1000))]
+    seen = {s.action: [] for s in subs}
+    done = threading.Event()
+
+    def reader(sub):
+        while True:
+            finished = done.is_set()
+            rows = sub.poll()
+            if rows is None:
+                if finished:
+                    return
+                time.sleep(0.001)
+                continue
+            seen[sub.action].extend(rows.column("offset").to_pylist())
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in subs]
+    for th in threads:
+        th.start()
+    for i in range(60):
+        t.append(make_ticks(5, 5 * i))
+    done.set()
+    for th in threads:
+        th.join(20)
+    for action, offsets in seen.items():
+        assert offsets == list(range(300)), action
+
+
+def test_acked_position_behind_retention_is_a_retention_error(tmp_path):
+    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=800, retention_rows=20)
+    t.append(make_ticks(5))
+    t.ack("reader", 2)
+    for i in range(1, 20):
+        t.append(make_ticks(5, 5 * i))
+    with pytest.raises(RetentionError) as err:
+        t.subscribe("reader", offset=OFFSET_ACKED)
+    assert err.value.requested == 3 and err.value.oldest_offset == t.oldest_offset > 3

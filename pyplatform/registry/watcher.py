@@ -43,11 +43,15 @@ class RegistryWatcher:
         if gen == self._generation:
             return []
         self._generation = gen
-        wanted = {n: v for n, v in self.registry.active().items() if v.kind == "expression"}
+        models_ok = hasattr(self.engine, "add_model")
+        wanted = {n: v for n, v in self.registry.active().items() if v.kind == "expression" or models_ok}
         actions: list[tuple[str, str]] = []
         for name in list(self.running):
             if name not in wanted or wanted[name].version != self.running[name].version:
-                self.engine.remove_factor(name)
+                if self.running[name].kind == "model":
+                    self.engine.remove_model(name)
+                else:
+                    self.engine.remove_factor(name)
                 del self.running[name]
                 actions.append(("remove", name))
         for name, v in wanted.items():
@@ -55,7 +59,11 @@ class RegistryWatcher:
                 continue
             try:
                 hist = self.warmup(v) if self.warmup else None
-                if hist is not None:
+                if v.kind == "model":
+                    from pyplatform.models.factor import ModelFactorSpec
+
+                    self.engine.add_model(ModelFactorSpec(name, v.model_path, tuple(v.inputs)), history=hist)
+                elif hist is not None:
                     self.engine.add_factor(name, v.expression, history=hist)
                 else:
                     self.engine.add_factor(name, v.expression)

@@ -1,0 +1,96 @@
+"""``pyplatform tokens``: the signing secret, and issuing / revoking signal-service tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Issue and revoke signal-service tokens (short-lived JWTs, rotating keys).", no_args_is_help=True)
+
+
+def _settings():
+    from pyplatform.config import get_settings
+
+    return get_settings()
+
+
+@app.command("init-secret")
+def init_secret(
+    path: Path = typer.Option(None, help="Where to write it (default: jwt_secret_file, else DATA_DIR/secrets/jwt.secret)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing secret (invalidates every token)."),
+) -> None:
+    """Create the master signing secret (mode 600) and print how to point the platform at it."""
+    s = _settings()
+    path = path or s.jwt_secret_file or s.path("secrets", "jwt.secret")
+    if path.exists() and not force:
+        raise typer.BadParameter(f"{path} exists; pass --force to replace it (every issued token stops working)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    os.chmod(path, 0o600)
+    typer.echo(f"wrote {path}\nexport PYPLATFORM_JWT_SECRET_FILE={path.resolve()}")
+
+
+@app.command("issue")
+def issue(
+    subject: str = typer.Option(..., help="Who the token is for (logged, shown in the subscription registry)."),
+    topic: list[str] = typer.Option(["*"], help="Entitled topic pattern, repeatable (quotes, factors:*, signals:momo)."),
+    symbol: list[str] = typer.Option(["*"], help="Entitled symbol, repeatable ('*' = all)."),
+    ttl: int = typer.Option(900, help="Lifetime in seconds (keep it short; clients refresh)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the claims as well."),
+) -> None:
+    """Print a signed token (stdout has only the token unless --json)."""
+    from pyplatform.signals.auth import decode_unverified
+    from pyplatform.signals.service import build_issuer
+
+    tok = build_issuer(_settings()).issue(subject, topics=topic, symbols=symbol, now_ns=time.time_ns(), ttl_s=ttl)
+    if as_json:
+        typer.echo(json.dumps({"token": tok, "claims": decode_unverified(tok)}, indent=2))
+    else:
+        typer.echo(tok)
+
+
+@app.command("revoke")
+def revoke(
+    token_or_id: str = typer.Argument(..., help="A whole token, or its id (the 'jti' claim)."),
+    until: int = typer.Option(7 * 86_400, help="With a bare id: keep it listed this many seconds."),
+) -> None:
+    """Revoke a token: every service process refuses it and closes connections using it."""
+    from pyplatform.signals.auth import RevocationList, decode_unverified
+    from pyplatform.signals.service import revocation_path
+
+    now = time.time_ns()
+    if token_or_id.count(".") == 2:
+        try:
+            claims = decode_unverified(token_or_id)
+        except Exception as exc:
+            raise typer.BadParameter(f"not a readable token: {exc}") from None
+        jti, exp = str(claims.get("jti", "")), int(claims.get("exp", now // 10**9 + until))
+        if not jti:
+            raise typer.BadParameter("the token has no 'jti' claim")
+    else:
+        jti, exp = token_or_id, now // 10**9 + until
+    path = revocation_path(_settings())
+    RevocationList(path).revoke(jti, exp, now)
+    typer.echo(f"revoked {jti} (listed in {path} until {exp})")
+
+
+@app.command("verify")
+def verify(token: str = typer.Argument(..., help="The token to check.")) -> None:
+    """Check a token as the service would and print its claims (exit 1 if refused)."""
+    from pyplatform.signals.auth import AuthError
+    from pyplatform.signals.service import build_verifier
+
+    try:
+        c = build_verifier(_settings()).verify(token, time.time_ns())
+    except AuthError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"subject": c.subject, "token_id": c.token_id, "expires_ns": c.expires_ns,
+                           "topics": c.topics, "symbols": c.symbols}))

@@ -26,6 +26,7 @@ BENCH_MODULES: list[str] = [
     "pyplatform.research.bench",
     "pyplatform.dashboard.bench",
     "pyplatform.risk.bench",
+    "pyplatform.dolphindb.bench",
 ]
 
 

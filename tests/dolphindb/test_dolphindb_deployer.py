@@ -123,3 +123,11 @@ def test_cli_without_a_server_says_how_to_configure_one():
     assert result.exit_code == 2 and "PYPLATFORM_DOLPHINDB_URI" in result.output
     refuse = CliRunner().invoke(app, ["undeploy", "--drop-data"])
     assert refuse.exit_code == 2 and "--yes" in refuse.output
+
+
+def test_bench_command_is_registered_and_prints_both_comparisons():
+    from pyplatform.cli.bench import app
+
+    result = CliRunner().invoke(app, ["dolphindb", "--rows", "2000", "--repeat", "1"])
+    assert result.exit_code == 0, result.output
+    assert "vs itertuples + per-row checks" in result.output and "vs itertuples -> list of dicts" in result.output

@@ -110,22 +110,26 @@ class BarEngine:
 
     # -- symbols ------------------------------------------------------------------------
     def _sids(self, symbol: pa.ChunkedArray) -> np.ndarray:
-        enc = pc.dictionary_encode(symbol).combine_chunks()
-        uniques = enc.dictionary.to_pylist()  # per distinct symbol, not per row
-        new = [s for s in uniques if s not in self._sym_index]
-        if new:
-            for s in new:
-                if s is None:
-                    raise ValueError("tick batch: column 'symbol' has a null value")
-                self._sym_index[s] = len(self._symbols)
-                self._symbols.append(s)
-            grow = len(new)
-            self._wm = np.append(self._wm, np.full(grow, INT64_MIN, dtype=np.int64))
-            self._closed = np.append(self._closed, np.full(grow, INT64_MIN, dtype=np.int64))
-            self._late = np.append(self._late, np.zeros(grow, dtype=np.int64))
-            self._sym_pa = pa.array(self._symbols, type=pa.string())
-        lookup = np.fromiter((self._sym_index[s] for s in uniques), dtype=np.int64, count=len(uniques))
-        return lookup[enc.indices.to_numpy(zero_copy_only=False)]
+        if symbol.null_count:
+            first = int(np.flatnonzero(symbol.is_null().to_numpy(zero_copy_only=False))[0])
+            raise ValueError(f"tick batch: column 'symbol' is null at row {first}")
+        # One vectorised hash lookup per batch; Python only touches symbols never seen before.
+        idx = pc.index_in(symbol, value_set=self._sym_pa)
+        if idx.null_count:
+            new = pc.unique(pc.filter(symbol, pc.is_null(idx))).to_pylist()
+            self._add_symbols(new)
+            idx = pc.index_in(symbol, value_set=self._sym_pa)
+        return idx.to_numpy().astype(np.int64, copy=False)
+
+    def _add_symbols(self, new: list[str]) -> None:
+        for s in new:
+            self._sym_index[s] = len(self._symbols)
+            self._symbols.append(s)
+        grow = len(new)
+        self._wm = np.append(self._wm, np.full(grow, INT64_MIN, dtype=np.int64))
+        self._closed = np.append(self._closed, np.full(grow, INT64_MIN, dtype=np.int64))
+        self._late = np.append(self._late, np.zeros(grow, dtype=np.int64))
+        self._sym_pa = pa.array(self._symbols, type=pa.string())
 
     # -- feeding ------------------------------------------------------------------------
     def feed(self, batch) -> pa.Table:
@@ -152,7 +156,13 @@ class BarEngine:
             offs = table.column("offset").to_numpy()
         else:
             offs = None
-        sid = self._sids(table.column("symbol"))
+        symbol = table.column("symbol")
+        if symbol.type != pa.string():
+            try:
+                symbol = symbol.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"tick batch: column 'symbol' must be strings: {exc}") from None
+        sid = self._sids(symbol)
         wstart = np.floor_divide(ts, self.size) * self.size
         late = classify_late(sid, ts, wstart, self._wm, self._closed, self._clock_closed, self.size, self.delay)
         seq = np.arange(self._seq, self._seq + n, dtype=np.int64)

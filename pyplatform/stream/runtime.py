@@ -201,7 +201,14 @@ class EngineRunner:
                     self._advance(self._sub.position, 0)
                 return 0
             end = self._sub.position
-            results = self._feed(chunk)
+            try:
+                results = self._feed(chunk)
+            except Exception:
+                # Nothing was written: put the rows back so they are not skipped. (An engine
+                # must leave its state unchanged when it rejects a batch, as the bar engine
+                # does; otherwise recreate the runner, which restores the last checkpoint.)
+                self._sub.seek(before)
+                raise
             self.rows_out += self._write(results, tag=end)
             self._advance(end, end - before)
             return chunk.num_rows

@@ -228,3 +228,18 @@ def test_pipeline_chains_runners_and_runs_in_a_thread(tmp_path):
         time.sleep(0.01)
     pipe.close()
     assert bar_runner.rows_in == 600 and bar_runner.error is None
+
+
+def test_engine_error_stops_at_the_batch_without_skipping_it():
+    src = StreamTable("ticks", TICKS)
+    bars = StreamTable("bars", BARS)
+    r = EngineRunner(BarEngine("1s"), src, bars, "bars", pass_offset=False, batch_size=4)
+    good = _tick_rows(4)
+    bad = _tick_rows(4, seed=2)
+    bad["price"][2] = np.nan
+    src.append(good)
+    src.append(bad)
+    assert r.step() == 4
+    with pytest.raises(ValueError, match="'price' is not finite .* at row 2"):
+        r.step()
+    assert r._sub.position == 4 and src.acked("bars") == 3  # the bad batch is neither skipped nor acked

@@ -25,7 +25,20 @@ from pyplatform.dolphindb.connection import DolphinDBTarget
 from pyplatform.dolphindb.render import DeployConfig
 from pyplatform.domain.schemas import SIGNALS
 
-__all__ = ["OffsetBook", "SignalSubscriber", "signals_to_arrow"]
+__all__ = ["OffsetBook", "SignalSubscriber", "signals_to_arrow", "persistence_meta_script", "next_offset"]
+
+
+def persistence_meta_script(table: str) -> str:
+    """Script returning a persisted stream table's metadata dictionary (``totalSize`` is
+    the offset the next appended row gets; ``memoryOffset`` the first row still in memory)."""
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"stream table name must be letters, digits and '_', got {table!r}")
+    return f'getPersistenceMeta(objByName("{table}"))'
+
+
+def next_offset(session, table: str) -> int:
+    """Offset the next row appended to ``table`` will get."""
+    return int(session.run(persistence_meta_script(table))["totalSize"])
 
 
 class OffsetBook:
@@ -118,27 +131,32 @@ class SignalSubscriber:
         self.book.ack(self.action, self.next_offset)
 
     def start(self) -> int:
-        """Subscribe from the acknowledged offset (or new rows only, if none); returns it."""
+        """Subscribe from the acknowledged offset, or from the next new row if none; returns it.
+
+        "Next new row" is read from the table's persistence metadata before subscribing and
+        passed as an explicit offset, so acknowledgements are absolute offsets and no row
+        appended between the two calls is missed.
+        """
         import dolphindb as ddb
 
+        from pyplatform.dolphindb.connection import connect
+
         stored = self.book.get(self.action)
-        self.next_offset = stored if stored is not None else None
+        if stored is None:
+            probe = connect(self.target)
+            try:
+                stored = next_offset(probe, self.table)
+            finally:
+                probe.close()
+        self.next_offset = stored
         session = ddb.Session()
         session.enableStreaming()
-        offset = -1 if stored is None else stored
         session.subscribe(self.target.host, self.target.port, self.on_batch, self.table, self.action,
-                          offset=offset, resub=True, msgAsTable=True, batchSize=self.batch_size,
+                          offset=stored, resub=True, msgAsTable=True, batchSize=self.batch_size,
                           throttle=self.throttle_s, userName=self.target.user,
                           password=self.target.password.get_secret_value())
         self._session = session
-        if stored is None:
-            # from new rows only: learn where "new" starts so acknowledgements are absolute
-            probe = ddb.Session()
-            probe.connect(self.target.host, self.target.port, self.target.user,
-                          self.target.password.get_secret_value())
-            self.next_offset = int(probe.run(f"exec count(*) from objByName(\"{self.table}\")"))
-            probe.close()
-        return offset
+        return stored
 
     def stop(self) -> None:
         if self._session is not None:

@@ -98,6 +98,7 @@ _TABLE = [
      "[retentionMinutes=1440], [flushMode=0], [preCache], [cachePurgeTimeColumn], [cachePurgeInterval], "
      "[cacheRetentionTime])", f"{_DOCS}/e/enableTableShareAndPersistence.html"),
     ("dropStreamTable(tableName)", f"{_DOCS}/d/dropStreamTable.html"),
+    ("getPersistenceMeta(table)", f"{_DOCS}/g/getPersistenceMeta.html"),
     ("objByName(name, [sharedVar])", f"{_DOCS}/o/objByName.html"),
     ("objs([shared=false])", f"{_DOCS}/o/objs.html"),
     # --- engines -----------------------------------------------------------------------

@@ -95,14 +95,19 @@ class DolphinDBBackend:
         frame = pa.table(batch) if isinstance(batch, dict) else batch
         frame = frame.to_pandas()
         frame["ts"] = frame["ts"].to_numpy().astype("datetime64[ns]").astype("datetime64[ms]")
-        first = int(self.session.run(f'exec count(*) from objByName("{self._name(name)}")'))
+        from pyplatform.dolphindb.signals import next_offset
+
+        first = next_offset(self.session, self._name(name))
         self.session.run(f'tableInsert{{objByName("{self._name(name)}")}}', frame)
         return first, first + len(frame) - 1
 
     def read_stream(self, name, schema, start) -> pa.Table:
+        from pyplatform.dolphindb.signals import persistence_meta_script
+
+        first = int(self.session.run(persistence_meta_script(self._name(name)))["memoryOffset"])
         got = self.session.run(f'select * from objByName("{self._name(name)}")')
         got["ts"] = pd.to_datetime(got["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
-        got.insert(0, "offset", np.arange(len(got), dtype=np.int64))
+        got.insert(0, "offset", np.arange(first, first + len(got), dtype=np.int64))
         return pa.Table.from_pandas(got[got["offset"] >= start], preserve_index=False)
 
     def _wait_rows(self, name, n_before, timeout=10.0) -> pd.DataFrame:

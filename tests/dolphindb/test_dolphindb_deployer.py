@@ -10,6 +10,7 @@ from pyplatform.dolphindb.deployer import DeployCheckError, Deployer, deploy_pla
 from pyplatform.dolphindb.dos_parse import parse_calls
 from pyplatform.dolphindb.plan import signature_problems
 from pyplatform.dolphindb.render import DeployConfig, FactorMetric, RenderedScript, render_publish
+from pyplatform.dolphindb.signals import persistence_meta_script
 from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS, SIGNATURES
 
 CFG = DeployConfig()
@@ -90,7 +91,8 @@ def test_every_documented_signature_is_used_and_every_use_is_documented():
               dsql.latest_sql(CFG, "bars_1m", None, 0, 1, None),
               dsql.resample_sql(CFG, "ticks", 60_000_000_000, None, None, None),
               dsql.resample_sql(CFG, "bars_1m", 60_000_000_000, None, None, None),
-              dsql.asof_script(CFG, "bars_1m", None, ["A.US"], None, 1), dsql.symbols_sql(CFG, "factors")]
+              dsql.asof_script(CFG, "bars_1m", None, ["A.US"], None, 1), dsql.symbols_sql(CFG, "factors"),
+              persistence_meta_script("pp_signals")]
     scripts = [RenderedScript(f"s{i}", t) for i, t in enumerate(texts)]
     assert signature_problems(scripts) == []
     used = {c.name for t in texts for c in parse_calls(t)}

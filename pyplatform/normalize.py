@@ -34,6 +34,7 @@ _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 # class spans three decades, so any date between 1973 and 5138 has one unambiguous unit.
 _UNIT_BOUNDS = [(1e11, "s"), (1e14, "ms"), (1e17, "us"), (np.inf, "ns")]
 _MIN_VALID_NS = pd.Timestamp("1971-01-01").value  # anything earlier is a unit mistake
+_NAT = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
         errors += _bad(field, raw, nat, "missing timestamp")
     else:
         out, errors = _text_ns(raw, field, assume_tz)
-    ok = out != np.iinfo(np.int64).min
+    ok = out != _NAT
     early = np.flatnonzero(ok & (out < _MIN_VALID_NS))
     errors += _bad(field, raw, early, "before 1971 (wrong unit?)")
     if max_future is not None:
@@ -164,19 +165,23 @@ def _numeric_ns(raw: np.ndarray, field: str, unit: str) -> tuple[np.ndarray, lis
         units = detect_unit(np.where(bad, 1e9, f))
         good_units = units[~bad]
         if good_units.size and (good_units != good_units[0]).any():
-            first = good_units[0]
+            first = str(good_units[0])
             odd = np.flatnonzero(~bad & (units != first))
-            errors += _bad(field, raw, odd, f"unit {units[odd[0]]!r} differs from the column's {first!r}; "
-                                            "declare the unit")
+            errors += _bad(field, raw, odd, f"looks like unit {str(units[odd[0]])!r} while the column is in "
+                                            f"{first!r}; declare the unit")
+            bad[odd] = True
         unit = str(good_units[0]) if good_units.size else "ns"
     if unit not in _UNIT_NS:
         raise ValueError(f"{field}: unknown unit {unit!r}: expected auto, s, ms, us, ns or iso")
     mult = _UNIT_NS[unit]
+    overflow = ~bad & (np.abs(f) * mult > 9.2e18)
+    errors += _bad(field, raw, np.flatnonzero(overflow), f"out of range for unit {unit!r}")
+    bad |= overflow
     if raw.dtype.kind in "iu":
-        out = raw.astype(np.int64) * mult
+        out = np.where(bad, 0, raw).astype(np.int64) * mult
     else:
         out = np.where(bad, 0, np.rint(f * mult)).astype(np.int64)
-    out[bad] = np.iinfo(np.int64).min
+    out[bad] = _NAT
     return out, errors
 
 
@@ -184,24 +189,20 @@ def _text_ns(raw: np.ndarray, field: str, assume_tz: str) -> tuple[np.ndarray, l
     s = pd.Series(raw, dtype=object)
     missing = s.isna().to_numpy()
     text = s.astype(str).str.strip()
-    parsed = pd.to_datetime(text.where(~missing), format="ISO8601", utc=False, errors="coerce")
-    if not isinstance(parsed.dtype, pd.DatetimeTZDtype) and parsed.dtype.kind != "M":
-        # mixed zones come back as objects: parse each group through UTC
-        has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy()
-        out = np.full(len(s), np.iinfo(np.int64).min, dtype=np.int64)
-        if has_zone.any():
-            z = pd.to_datetime(text[has_zone], format="ISO8601", utc=True, errors="coerce")
-            out[has_zone] = np.where(z.isna(), np.iinfo(np.int64).min, z.dt.tz_localize(None).astype("int64"))
-        if (~has_zone).any():
-            n = pd.to_datetime(text[~has_zone], format="ISO8601", errors="coerce")
-            vals = _localise(pd.DatetimeIndex(n), assume_tz)
-            out[~has_zone] = vals
-        nat = out == np.iinfo(np.int64).min
-    else:
-        idx = pd.DatetimeIndex(parsed)
-        nat = idx.isna()
-        out = _localise(idx, assume_tz)
-        out[nat] = np.iinfo(np.int64).min
+    # strings with a zone (Z or +hh:mm) are absolute; the others are wall time in assume_tz
+    has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy() & ~missing
+    out = np.full(len(s), _NAT, dtype=np.int64)
+    if has_zone.any():
+        z = pd.to_datetime(text[has_zone], format="ISO8601", utc=True, errors="coerce")
+        vals = z.dt.tz_localize(None).dt.as_unit("ns")
+        out[has_zone] = np.where(vals.isna(), _NAT, vals.to_numpy().astype("datetime64[ns]").astype(np.int64))
+    naive = ~has_zone & ~missing
+    if naive.any():
+        n = pd.DatetimeIndex(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"))
+        vals = _localise(n, assume_tz)
+        vals[n.isna()] = _NAT
+        out[naive] = vals
+    nat = out == _NAT
     errors = _bad(field, raw, np.flatnonzero(missing), "missing timestamp")
     errors += _bad(field, raw, np.flatnonzero(nat & ~missing), "not an ISO-8601 timestamp")
     return out, errors

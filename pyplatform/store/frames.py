@@ -83,9 +83,10 @@ def as_canonical(spec: TableSpec, data) -> pa.Table:
         if pa.types.is_floating(typ):
             vals = col.astype(np.float64)
             nan = np.isnan(vals)
-            if name in spec.required:
+            if name in spec.required and (name in spec.prices or name in spec.volumes):
+                # factor values may be NULL (warm-up); a bar without a price is an error
                 errors += [BadValue(name, int(r), float(vals[r]), "missing or NaN") for r in np.flatnonzero(nan)[:100]]
-            if name in spec.prices or name in spec.fine_prices or name == "volume":
+            if name in spec.prices or name in spec.fine_prices or name in spec.volumes:
                 errors += [BadValue(name, int(r), float(vals[r]), "negative") for r in np.flatnonzero(vals < 0)[:100]]
                 errors += [BadValue(name, int(r), float(vals[r]), "infinite") for r in np.flatnonzero(np.isinf(vals))[:100]]
             arrays[name] = pa.array(vals, typ, from_pandas=True)

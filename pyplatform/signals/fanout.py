@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pyplatform.signals.assemble import SubsetIndex, assemble_frames, build_index
 from pyplatform.signals.topics import Topic, TopicError, check_topic_against_schema, filter_symbols, group_by_symbol, project_rows
 from pyplatform.signals.wire import Codec
 
@@ -123,6 +124,8 @@ class Fanout:
         self._pending_rows: dict[str, int] = {n: 0 for n in self.tables}
         self.row_hooks: list[Callable[[str, pa.Table], None]] = []  # e.g. the Redis hot cache
         self.rows_published = 0
+        self._version = 0  # bumped on every subscription change: cached indexes are rebuilt
+        self._indexes: dict[tuple[str, str], tuple[int, SubsetIndex]] = {}
         for name, t in self.tables.items():  # rows appended before the service started still snapshot
             start = max(int(t.oldest_offset), self.cursor[name] - seed_rows)
             if start < self.cursor[name]:
@@ -179,9 +182,11 @@ class Fanout:
         slot = self._subs[topic.table].setdefault(topic.name, (topic, {}))
         slot[1][sub] = symbols
         sub.subs[topic.name] = symbols
+        self._version += 1
         return {"mode": mode, "live_seq": cursor}
 
     def unsubscribe(self, sub: Subscriber, topic: Topic) -> None:
+        self._version += 1
         slot = self._subs.get(topic.table, {}).get(topic.name)
         if slot is not None:
             slot[1].pop(sub, None)
@@ -191,6 +196,7 @@ class Fanout:
 
     def detach(self, sub: Subscriber) -> None:
         """Forget every subscription of ``sub`` (connection closed)."""
+        self._version += 1
         for table_subs in self._subs.values():
             for name in [n for n, (_, m) in table_subs.items() if sub in m]:
                 table_subs[name][1].pop(sub, None)
@@ -254,36 +260,40 @@ class Fanout:
         names, order, gb = group_by_symbol(projected.column("symbol"))
         grouped = projected.take(pa.array(order))
         seqs = grouped.column("seq").to_numpy()
+        group_last = seqs[gb[1:] - 1]
         last_seq_all = int(projected.column("seq")[-1].as_py())
         for codec_name, members in by_codec.items():
             codec = self.codecs[codec_name]
             buf, bounds = codec.encode_rows(grouped)
-            mv = memoryview(buf)
-            starts, ends = bounds[gb[:-1]].tolist(), bounds[gb[1:]].tolist()
-            counts, lasts = np.diff(gb).tolist(), seqs[gb[1:] - 1].tolist()
-            pieces = {s: (mv[a:b], c, q) for s, a, b, c, q in zip(names, starts, ends, counts, lasts)}
-            cache: dict[frozenset[str] | None, tuple[bytes, int]] = {}
-            for sub, symbols in members:
-                hit = cache.get(symbols)
-                if hit is None:
-                    if symbols is None:
-                        if projected.num_rows > self.max_rows_per_frame:
-                            self._push_ordered(sub, codec, topic.name, projected, "data")
-                            continue
-                        hit = (codec.frame("data", topic.name, [mv], projected.num_rows), last_seq_all)
-                    else:
-                        sel = [pieces[s] for s in symbols if s in pieces] if len(symbols) < len(pieces) else \
-                              [p for s, p in pieces.items() if s in symbols]
-                        if not sel:
-                            continue
-                        count = sum(p[1] for p in sel)
-                        if count > self.max_rows_per_frame:
-                            # split in sequence order so a resume from the last seen seq loses nothing
-                            self._push_ordered(sub, codec, topic.name, filter_symbols(projected, symbols), "data")
-                            continue
-                        hit = (codec.frame("data", topic.name, [p[0] for p in sel], count), max(p[2] for p in sel))
-                    cache[symbols] = hit
-                sub.push(hit[0], topic.name, hit[1])
+            wildcard = [sub for sub, symbols in members if symbols is None]
+            if wildcard:
+                if projected.num_rows > self.max_rows_per_frame:
+                    for sub in wildcard:
+                        self._push_ordered(sub, codec, topic.name, projected, "data")
+                else:  # one frame, the same bytes for every all-symbols subscriber
+                    frame = codec.frame("data", topic.name, [buf], projected.num_rows)
+                    for sub in wildcard:
+                        sub.push(frame, topic.name, last_seq_all)
+            if len(wildcard) == len(members):
+                continue
+            index = self._index(topic.name, codec_name, members)
+            frames, oversized = assemble_frames(index, codec, "data", topic.name, buf, bounds, names, gb, group_last,
+                                                self.max_rows_per_frame)
+            for group, frame, seq in frames:
+                for sub in group:
+                    sub.push(frame, topic.name, seq)
+            for sub in oversized:  # split in sequence order so a resume from the last seen seq loses nothing
+                self._push_ordered(sub, codec, topic.name, filter_symbols(projected, subs[sub]), "data")
+
+    def _index(self, topic: str, codec_name: str, members: list[tuple[Subscriber, frozenset[str] | None]]) -> SubsetIndex:
+        """The flattened (subscriber, symbol) index, rebuilt only after subscriptions changed."""
+        key = (topic, codec_name)
+        hit = self._indexes.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        index = build_index([(sub, symbols) for sub, symbols in members if symbols is not None])
+        self._indexes[key] = (self._version, index)
+        return index
 
     def _push_ordered(self, sub: Subscriber, codec: Codec, topic: str, rows: pa.Table, kind: str) -> None:
         """Frames of at most ``max_rows_per_frame`` rows, in sequence order."""

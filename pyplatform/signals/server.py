@@ -59,7 +59,7 @@ class ServiceConfig:
     ping_timeout_s: float | None = 30.0
     max_message_bytes: int = 64 * 1024
     queue_frames: int = 1_000
-    compress_min_bytes: int = 512
+    compress_min_bytes: int = 4096
     max_rows_per_frame: int = 2_000
     write_limit: int = 256 * 1024
     check_interval_s: float = 1.0

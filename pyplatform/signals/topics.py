@@ -110,7 +110,7 @@ def filter_symbols(rows: pa.Table, symbols: frozenset[str] | None) -> pa.Table:
     return rows.filter(mask)
 
 
-def group_by_symbol(symbols: pa.ChunkedArray | pa.Array) -> tuple[list[str], np.ndarray, np.ndarray]:
+def group_by_symbol(symbols: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Stable grouping of row positions by symbol.
 
     Returns
@@ -122,7 +122,7 @@ def group_by_symbol(symbols: pa.ChunkedArray | pa.Array) -> tuple[list[str], np.
     arr = symbols.combine_chunks() if isinstance(symbols, pa.ChunkedArray) else symbols
     enc = pc.dictionary_encode(arr)
     codes = enc.indices.to_numpy(zero_copy_only=False)
-    names = enc.dictionary.to_pylist()
+    names = enc.dictionary
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=len(names))
     bounds = np.zeros(len(names) + 1, dtype=np.int64)

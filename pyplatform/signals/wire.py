@@ -3,7 +3,8 @@
 - ``pp.json.v1``: every server message is a JSON text frame.
 - ``pp.msgpack-zstd.v1``: every server message is a binary frame: one flag byte
   (``0`` plain, ``1`` zstd-compressed) followed by a msgpack map. Frames at least
-  ``compress_min_bytes`` long are compressed.
+  ``compress_min_bytes`` long are compressed (live frames of a few rows are not: on
+  them zstd costs more CPU than the bytes it saves; replays and snapshots are).
 
 Client requests are always JSON text frames. A data frame is
 ``{"type": "data", "topic": T, "rows": [{"seq": ..., "ts": ..., "symbol": ..., ...}]}``.
@@ -49,6 +50,17 @@ class Codec:
     def control(self, message: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
+    # Pieces for assembling many clients' frames at once (see :mod:`assemble`):
+    # frame = finish(prefix(kind, topic, count) + rows[:-trim] + suffix)
+    trim: int = 0
+    suffix: bytes = b""
+
+    def prefix(self, kind: str, topic: str, count: int) -> bytes:
+        raise NotImplementedError
+
+    def finish(self, payload: bytes) -> bytes:
+        return payload
+
 
 class JsonCodec(Codec):
     name = JSON_SUBPROTOCOL
@@ -58,10 +70,15 @@ class JsonCodec(Codec):
         # each row ends with "}," so runs of rows concatenate into an array body
         return encode_json_rows(rows, terminator="},")
 
+    trim = 1  # the trailing comma of the last row
+    suffix = b"]}"
+
+    def prefix(self, kind: str, topic: str, count: int) -> bytes:
+        return b'{"type":"%s","topic":%s,"rows":[' % (kind.encode(), json.dumps(topic).encode())
+
     def frame(self, kind: str, topic: str, pieces: list[bytes], count: int) -> bytes:
         body = b"".join(pieces)
-        head = b'{"type":"%s","topic":%s,"rows":[' % (kind.encode(), json.dumps(topic).encode())
-        return b"".join((head, body[:-1], b"]}"))
+        return b"".join((self.prefix(kind, topic, count), body[:-1], self.suffix))
 
     def control(self, message: dict[str, Any]) -> bytes:
         return json.dumps(message, separators=(",", ":")).encode()
@@ -71,9 +88,10 @@ class MsgpackZstdCodec(Codec):
     name = MSGPACK_SUBPROTOCOL
     text = False
 
-    def __init__(self, compress_min_bytes: int = 512, level: int = 3) -> None:
+    def __init__(self, compress_min_bytes: int = 4096, level: int = 3) -> None:
         self.compress_min_bytes = compress_min_bytes
         self._zc = zstandard.ZstdCompressor(level=level)
+        self._heads: dict[tuple[str, str], bytes] = {}
 
     def encode_rows(self, rows: pa.Table) -> tuple[bytes, np.ndarray]:
         return encode_msgpack_rows(rows)
@@ -83,16 +101,27 @@ class MsgpackZstdCodec(Codec):
             return b"\x01" + self._zc.compress(payload)
         return b"\x00" + payload
 
+    def prefix(self, kind: str, topic: str, count: int) -> bytes:
+        """Flag byte 0 + the map up to the rows array header (``finish`` compresses if large)."""
+        head = self._heads.get((kind, topic))
+        if head is None:
+            head = b"\x00\x83" + msgpack_str("type") + msgpack_str(kind) + msgpack_str("topic") + msgpack_str(topic)
+            head = self._heads[(kind, topic)] = head + msgpack_str("rows")
+        return head + msgpack_array_header(count)
+
+    def finish(self, payload: bytes) -> bytes:
+        if len(payload) >= self.compress_min_bytes:
+            return b"\x01" + self._zc.compress(payload[1:])
+        return payload
+
     def frame(self, kind: str, topic: str, pieces: list[bytes], count: int) -> bytes:
-        head = b"\x83" + msgpack_str("type") + msgpack_str(kind) + msgpack_str("topic") + msgpack_str(topic)
-        head += msgpack_str("rows") + msgpack_array_header(count)
-        return self._wrap(b"".join([head, *pieces]))
+        return self.finish(b"".join([self.prefix(kind, topic, count), *pieces]))
 
     def control(self, message: dict[str, Any]) -> bytes:
         return self._wrap(msgpack.packb(message))
 
 
-def codec_for(subprotocol: str | None, compress_min_bytes: int = 512) -> Codec:
+def codec_for(subprotocol: str | None, compress_min_bytes: int = 4096) -> Codec:
     """The codec for a negotiated subprotocol (JSON when none was negotiated)."""
     if subprotocol == MSGPACK_SUBPROTOCOL:
         return MsgpackZstdCodec(compress_min_bytes)

@@ -1,0 +1,238 @@
+"""``pyplatform bench signals``: loopback load test of the signal service.
+
+N concurrent subscribers (default 1,000), each on ``k`` random symbols (default 10) of an
+``S``-symbol factor stream (default 5,000), all connected from a separate client process
+so the server has its own core. The publisher appends one row per symbol per batch at a
+fixed rate, stamping ``ts`` with the append time; clients measure publish-to-receive
+latency per frame. The same run is repeated with the naive fan-out that serialises each
+message once per client, and the medians of several runs are printed with their ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import resource
+import secrets
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "run_signals_bench", "BenchResult"]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    mode: str
+    encoding: str
+    msgs_per_s: float
+    frames_per_s: float
+    p50_ms: float
+    p99_ms: float
+    bytes_per_msg: float
+    dropped: int
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --------------------------------------------------------------------------- client process
+
+
+async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
+    from websockets.asyncio.client import connect
+
+    from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+
+    proto = MSGPACK_SUBPROTOCOL if encoding == "msgpack" else JSON_SUBPROTOCOL
+    state = {"measure": False, "rows": 0, "frames": 0, "bytes": 0}
+    lat: list[int] = []
+    cnt: list[int] = []
+    ready = 0
+    all_ready = asyncio.Event()
+
+    async def one(symbols: list[str]) -> None:
+        nonlocal ready
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, subprotocols=[proto],
+                           compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=60) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": symbols}))
+            async for frame in ws:
+                msg = decode_frame(frame)
+                kind = msg["type"]
+                if kind == "data":
+                    if state["measure"]:
+                        now = time.time_ns()
+                        rows = msg["rows"]
+                        state["rows"] += len(rows)
+                        state["frames"] += 1
+                        state["bytes"] += len(frame)
+                        lat.append(now - rows[0]["ts"])  # all rows of a frame share the batch's publish time
+                        cnt.append(len(rows))
+                elif kind == "subscribed":
+                    ready += 1
+                    if ready == len(subs):
+                        all_ready.set()
+                elif kind == "error":
+                    raise RuntimeError(msg)
+
+    gate = asyncio.Semaphore(50)  # do not stampede the accept queue
+
+    async def start(symbols: list[str]) -> None:
+        async with gate:
+            task = asyncio.create_task(one(symbols))
+            await asyncio.sleep(0.002)
+        await task
+
+    tasks = [asyncio.create_task(start(s)) for s in subs]
+    waiter = asyncio.create_task(all_ready.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED, timeout=120)
+    if waiter not in done:
+        for t in done:
+            t.result()  # raise the connection error
+        raise RuntimeError(f"only {ready} of {len(subs)} subscribers became ready")
+    loop = asyncio.get_running_loop()
+    conn.send("ready")
+    assert await loop.run_in_executor(None, conn.recv) == "go"
+    state["measure"] = True
+    t0 = time.monotonic()
+    assert await loop.run_in_executor(None, conn.recv) == "stop"
+    state["measure"] = False
+    elapsed = time.monotonic() - t0
+    conn.send({"rows": state["rows"], "frames": state["frames"], "bytes": state["bytes"], "elapsed": elapsed,
+               "lat": np.asarray(lat, dtype=np.int64), "cnt": np.asarray(cnt, dtype=np.int64)})
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _client_process(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
+    _raise_nofile()
+    try:
+        asyncio.run(_clients_main(url, token, subs, encoding, conn))
+    except BaseException as exc:  # report instead of hanging the parent
+        conn.send({"error": repr(exc)})
+
+
+# --------------------------------------------------------------------------- server side
+
+
+async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: int, n_symbols: int, rate: float,
+                   seconds: float, seed: int) -> BenchResult:
+    from pyplatform.domain.schemas import factor_schema
+    from pyplatform.signals.auth import KeyRing, TokenIssuer, TokenVerifier
+    from pyplatform.signals.server import ServiceConfig, SignalService
+    from pyplatform.stream import StreamTable
+
+    rng = np.random.default_rng(seed)
+    symbols = [f"F{i:05d}.US" for i in range(n_symbols)]
+    subs = [rng.choice(symbols, size=per_client, replace=False).tolist() for _ in range(n_clients)]
+    table = StreamTable("factors", factor_schema(["mom"]), memory_rows=max(50 * n_symbols, 100_000))
+    keys = KeyRing(secrets.token_bytes(32))  # an ephemeral secret: this run only
+    token = TokenIssuer(keys).issue("bench", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=3600)
+    svc = SignalService({"factors": table}, TokenVerifier(keys),
+                        ServiceConfig(port=0, ping_interval_s=None, queue_frames=100_000, write_limit=1 << 20),
+                        naive=naive)
+    await svc.start()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_client_process, args=(svc.url, token, subs, encoding, child), daemon=True)
+    proc.start()
+    loop = asyncio.get_running_loop()
+    try:
+        msg = await loop.run_in_executor(None, parent.recv)
+        if msg != "ready":
+            raise RuntimeError(f"client process failed: {msg}")
+        sym_arr = symbols
+        values = rng.standard_normal(n_symbols)
+        parent.send("go")
+        period = 1.0 / rate
+        t_end = time.monotonic() + seconds
+        next_t = time.monotonic()
+        while time.monotonic() < t_end:
+            ts = np.full(n_symbols, time.time_ns(), dtype=np.int64)
+            table.append({"ts": ts, "symbol": sym_arr, "mom": values})
+            next_t += period
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        await asyncio.sleep(0.5)  # let in-flight frames land
+        parent.send("stop")
+        stats = await loop.run_in_executor(None, parent.recv)
+        if "error" in stats:
+            raise RuntimeError(f"client process failed: {stats['error']}")
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+        dropped = svc.dropped_slow
+        await svc.stop()
+    lat_ms = np.repeat(stats["lat"], stats["cnt"]) / 1e6 if stats["rows"] else np.array([np.nan])
+    return BenchResult(mode="naive" if naive else "shared", encoding=encoding,
+                       msgs_per_s=stats["rows"] / stats["elapsed"], frames_per_s=stats["frames"] / stats["elapsed"],
+                       p50_ms=float(np.percentile(lat_ms, 50)), p99_ms=float(np.percentile(lat_ms, 99)),
+                       bytes_per_msg=stats["bytes"] / max(stats["rows"], 1), dropped=dropped)
+
+
+def run_signals_bench(*, clients: int = 1000, per_client: int = 10, symbols: int = 5000, rate: float = 30.0,
+                      seconds: float = 4.0, repeat: int = 3, encodings: tuple[str, ...] = ("msgpack",),
+                      seed: int = 0, progress: bool = True) -> dict[tuple[str, str], list[BenchResult]]:
+    """Run shared and naive fan-out ``repeat`` times per encoding; returns every run's result."""
+    _raise_nofile()
+    out: dict[tuple[str, str], list[BenchResult]] = {}
+    for enc in encodings:
+        for i in range(repeat):
+            for naive in (False, True):  # interleaved so machine noise hits both alike
+                r = asyncio.run(_one_run(naive=naive, encoding=enc, n_clients=clients, per_client=per_client,
+                                         n_symbols=symbols, rate=rate, seconds=seconds, seed=seed + i))
+                out.setdefault((r.mode, enc), []).append(r)
+                if progress:
+                    print(f"  run {i + 1}/{repeat} {enc:7s} {r.mode:6s}: {r.msgs_per_s:10,.0f} msg/s "
+                          f"p50 {r.p50_ms:7.1f} ms p99 {r.p99_ms:7.1f} ms  {r.bytes_per_msg:5.1f} B/msg", flush=True)
+    return out
+
+
+def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: int, per_client: int, symbols: int,
+                   rate: float) -> str:
+    med = lambda rs, f: statistics.median(getattr(r, f) for r in rs)  # noqa: E731
+    lines = [f"signal fan-out, loopback: {clients} subscribers x {per_client} symbols of {symbols}, "
+             f"{rate:g} batches/s offered ({rate * clients * per_client:,.0f} msg/s); medians of "
+             f"{len(next(iter(results.values())))} runs",
+             f"{'encoding':9s} {'fan-out':7s} {'msg/s':>11s} {'frames/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'B/msg':>6s} {'dropped':>7s}"]
+    for (mode, enc), rs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "shared")):
+        lines.append(f"{enc:9s} {mode:7s} {med(rs, 'msgs_per_s'):11,.0f} {med(rs, 'frames_per_s'):9,.0f} "
+                     f"{med(rs, 'p50_ms'):8.1f} {med(rs, 'p99_ms'):8.1f} {med(rs, 'bytes_per_msg'):6.1f} "
+                     f"{max(r.dropped for r in rs):7d}")
+    for enc in sorted({e for _, e in results}):
+        if ("shared", enc) in results and ("naive", enc) in results:
+            s, n = results[("shared", enc)], results[("naive", enc)]
+            lines.append(f"{enc}: shared/naive throughput x{med(s, 'msgs_per_s') / med(n, 'msgs_per_s'):.2f}, "
+                         f"p99 latency naive/shared x{med(n, 'p99_ms') / med(s, 'p99_ms'):.2f}")
+    return "\n".join(lines)
+
+
+def register(app: Any) -> None:
+    """Add ``signals`` to the ``pyplatform bench`` Typer app."""
+    import typer
+
+    @app.command("signals")
+    def signals(
+        clients: int = typer.Option(1000, help="Concurrent subscribers (one client process)."),
+        per_client: int = typer.Option(10, help="Symbols per subscriber."),
+        symbols: int = typer.Option(5000, help="Symbols in the factor stream."),
+        rate: float = typer.Option(30.0, help="Batches (one row per symbol) published per second."),
+        seconds: float = typer.Option(4.0, help="Measured seconds per run."),
+        repeat: int = typer.Option(3, help="Runs per mode; medians are printed."),
+        encoding: list[str] = typer.Option(["msgpack"], help="msgpack and/or json (repeatable)."),
+    ) -> None:
+        """Loopback load test: shared encode-once fan-out beside naive per-client serialisation."""
+        for e in encoding:
+            if e not in ("msgpack", "json"):
+                raise typer.BadParameter(f"encoding must be msgpack or json, got {e!r}")
+        res = run_signals_bench(clients=clients, per_client=per_client, symbols=symbols, rate=rate, seconds=seconds,
+                                repeat=repeat, encodings=tuple(encoding))
+        typer.echo(format_results(res, clients, per_client, symbols, rate))

@@ -100,7 +100,10 @@ class TradingNode:
         for role in ("factors", "quotes"):
             t = self.tables.get(role)
             if t is not None:
-                self._subs[role] = t.subscribe(f"trading-{account}-{role}", offset=-2)  # OFFSET_ACKED
+                from pyplatform.stream import OFFSET_ACKED
+
+                # resume after the last acknowledged row: a restarted node neither skips nor repeats
+                self._subs[role] = t.subscribe(f"trading-{account}-{role}", offset=OFFSET_ACKED)
 
     # ------------------------------------------------------------------ state
     def snapshot(self) -> AccountSnapshot:

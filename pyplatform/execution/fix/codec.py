@@ -188,6 +188,7 @@ def execution_report(event, *, symbol: str, side: Side, order_id: str, cum_qty: 
     _set(msg, EXEC_ID, event.exec_id)
     _set(msg, EXEC_TYPE, exec_type)
     if isinstance(event, OrderFilled):
+        leaves_qty = event.leaves_qty  # the execution itself is authoritative
         status = "2" if event.leaves_qty == 0 else "1"
         _set(msg, LAST_QTY, event.last_qty)
         _set(msg, LAST_PX, event.last_px)

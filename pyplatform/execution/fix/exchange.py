@@ -18,7 +18,7 @@ import quickfix as fix
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.domain import Quote
 from pyplatform.execution.fix import codec
-from pyplatform.execution.fix.session import FixSessionConfig, free_port
+from pyplatform.execution.fix.session import FixSessionConfig, copy_session_id, free_port
 from pyplatform.execution.matching import FillModel, MatchingEngine
 from pyplatform.execution.messages import (
     OrderCanceled, OrderCancelRejected, OrderFilled, OrderReplaced, OrderReplaceRejected, Side,
@@ -35,7 +35,8 @@ class _App(fix.Application):
         self.owner = owner
 
     def onCreate(self, sessionID):  # noqa: N802
-        self.owner.session_id = sessionID
+        # copy: the argument is a reference into a session quickfix frees when it stops
+        self.owner.session_id = copy_session_id(sessionID)
 
     def onLogon(self, sessionID):  # noqa: N802
         self.owner.logged_on.set()
@@ -88,7 +89,9 @@ class FixExchange:
 
     def start(self) -> "FixExchange":
         settings = fix.SessionSettings(str(self.config.write()))
-        self._acceptor = fix.SocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
+        # the threaded acceptor (a thread per connection): SocketAcceptor.stop() races its own
+        # socket map when a client disconnects at the same moment (segfault in SocketServer::close)
+        self._acceptor = fix.ThreadedSocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
                                             fix.FileLogFactory(settings))
         self._acceptor.start()
         return self

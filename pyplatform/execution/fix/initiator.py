@@ -24,7 +24,7 @@ import quickfix as fix
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.execution.fix import codec
-from pyplatform.execution.fix.session import FixSessionConfig
+from pyplatform.execution.fix.session import FixSessionConfig, copy_session_id
 from pyplatform.execution.messages import (
     CancelOrder, OrderCancelRejected, OrderRejected, OrderReplaceRejected, ReplaceOrder, SubmitOrder,
 )
@@ -102,7 +102,9 @@ class FixBroker:
         settings = fix.SessionSettings(str(self.config.write()))
         store = fix.FileStoreFactory(settings)
         logs = fix.FileLogFactory(settings)
-        self._initiator = fix.SocketInitiator(self._app, store, settings, logs)
+        # threaded (a thread per session): the plain SocketInitiator shares one socket loop whose
+        # stop() can race a disconnect, as its acceptor counterpart does
+        self._initiator = fix.ThreadedSocketInitiator(self._app, store, settings, logs)
         self._initiator.start()
         if wait_s is not None and not self.logged_on.wait(wait_s):
             raise TimeoutError(f"FIX logon to {self.config.host}:{self.config.port} timed out after {wait_s}s")

@@ -7,7 +7,15 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FixSessionConfig", "free_port", "data_dictionary"]
+__all__ = ["FixSessionConfig", "free_port", "data_dictionary", "copy_session_id"]
+
+
+def copy_session_id(sid):
+    """An owned copy of a quickfix ``SessionID`` (callbacks pass references into the session)."""
+    import quickfix as fix
+
+    return fix.SessionID(sid.getBeginString().getValue(), sid.getSenderCompID().getValue(),
+                         sid.getTargetCompID().getValue())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,0 +1,98 @@
+"""TradingNode over real stream tables: factors -> signals -> risk -> OMS -> paper broker."""
+
+from decimal import Decimal as D
+
+import numpy as np
+import pyarrow as pa
+
+from pyplatform.clock import SimClock
+from pyplatform.domain.schemas import QUOTES, SIGNALS, factor_schema
+from pyplatform.execution.node import TradingNode
+from pyplatform.execution.states import OrderStatus
+from pyplatform.risk import AccountLimits, RiskConfig
+from pyplatform.strategies import DualMACrossover
+from pyplatform.strategies.run import factor_rows
+from pyplatform.stream import StreamTable
+
+from test_trading_strategies import bars
+
+
+def make_tables():
+    strat = DualMACrossover(fast=3, slow=8)
+    names = list(strat.factors())
+    return strat, {"factors": StreamTable("factors", factor_schema(names)),
+                   "quotes": StreamTable("quotes", QUOTES), "signals": StreamTable("signals", SIGNALS)}
+
+
+def feed(tables, rows, b, t):
+    """Append the quotes and factor rows of timestamp ``t``."""
+    r = rows[rows["ts"] == t]
+    close = b.xs(r["ts"].iloc[0].astype("datetime64[ns]"), level="datetime")["close"].reindex(r["symbol"]).to_numpy()
+    n = len(r)
+    tables["quotes"].append(pa.table({
+        "ts": r["ts"].to_numpy(), "symbol": r["symbol"].to_numpy(), "last": close, "open": close, "high": close,
+        "low": close, "volume": np.full(n, 1e6), "turnover": close * 1e6, "bid": close - 0.01, "ask": close + 0.01,
+        "bid_size": np.full(n, 1e6), "ask_size": np.full(n, 1e6)}, schema=QUOTES))
+    tables["factors"].append(pa.Table.from_pandas(r, preserve_index=False).cast(tables["factors"].schema))
+
+
+def run(tmp_path, steps=None, node_kwargs=None):
+    strat, tables = make_tables()
+    b = bars(n=80)
+    rows = factor_rows([strat], b)
+    clock = SimClock(int(rows["ts"].iloc[0]))
+    node = TradingNode(None, tables, clock, "paper", strategies=[strat], journal=tmp_path / "orders.journal",
+                       risk_config=RiskConfig(default=AccountLimits(concentration=0.5)), **(node_kwargs or {}))
+    reports = []
+    for t in sorted(rows["ts"].unique())[:steps]:
+        clock.set(int(t))
+        feed(tables, rows, b, t)
+        reports.append(node.step())
+    return node, tables, reports, strat
+
+
+def test_signals_flow_to_orders_and_fills(tmp_path):
+    node, tables, reports, strat = run(tmp_path)
+    signals = [s for r in reports for s in r.signals]
+    assert len(signals) >= 2
+    assert tables["signals"].read(0).num_rows == len(signals)
+    orders = [o for r in reports for o in r.orders]
+    assert orders and all(o.client_order_id.startswith("ma_cross-") for o in orders)
+    for o in orders:
+        assert node.oms.orders[o.client_order_id].status is OrderStatus.FILLED
+        assert o.quantity % 100 == 0  # board lots
+    for sym in ("A.US", "B.US"):  # the position follows the last signal's direction
+        last = [s for s in signals if s.symbol == sym][-1]
+        q = node.oms.positions.quantity("main", sym)
+        assert q != 0 and (q > 0) == (int(last.direction) > 0)
+    st = node.status()
+    assert st["kill_switch"] == "OFF" and st["positions"] and D(st["equity"]) > 0
+    node.close()
+
+
+def test_restart_rebuilds_positions_from_the_journal(tmp_path):
+    node, _, _, _ = run(tmp_path)
+    before = {s: node.oms.positions.quantity("main", s) for s in ("A.US", "B.US")}
+    node.close()
+    again = TradingNode(None, {}, SimClock(0), "paper", journal=tmp_path / "orders.journal")
+    assert {s: again.oms.positions.quantity("main", s) for s in ("A.US", "B.US")} == before
+    again.close()
+
+
+def test_kill_switch_stops_new_orders(tmp_path):
+    strat, tables = make_tables()
+    b = bars(n=80)
+    rows = factor_rows([strat], b)
+    clock = SimClock(int(rows["ts"].iloc[0]))
+    node = TradingNode(None, tables, clock, "paper", strategies=[strat], journal=tmp_path / "j")
+    node.kill("halt", "test")
+    refused, signals = [], []
+    for t in sorted(rows["ts"].unique()):
+        clock.set(int(t))
+        feed(tables, rows, b, t)
+        r = node.step()
+        refused += r.refused
+        signals += r.signals
+        assert not r.orders
+    assert signals and len(refused) == len(signals) and all(d.rule == "kill_switch" for d in refused)
+    node.close()

@@ -173,6 +173,10 @@ def validate_metric(name: str, text: str, input: str = "bars") -> None:
                 # a bare < or > could close the metacode brackets <...> the metric sits in;
                 # the factor compiler only emits them as nullCompare's operator argument
                 raise ValueError(f"factor {name}: {tok.text!r} at column {tok.pos} outside nullCompare(op, ...)")
+            elif tok.text in ("==", "!=") and i >= 2 and tokens[i - 2].text == "nullCompare":
+                # nullCompare documents func as <, >, >=, <= (or between, in) only
+                raise ValueError(f"factor {name}: nullCompare({tok.text}, ...) is not documented "
+                                 "(func must be <, >, >= or <=)")
             elif tok.text in (";", "{", "}", "=", "<-", "@", "$", "?", ":", "..", "."):
                 raise ValueError(f"factor {name}: token {tok.text!r} at column {tok.pos} is not allowed in a metric")
             continue

@@ -174,6 +174,7 @@ def test_stock_sessions_use_the_daily_engine_and_ns_scales_windows(metrics):
     ("f", "mavg(price, 5)", "'price' is not a column of bars"),
     ("f", 'mavg(close, 5)>, <close', "'>' at column 14 outside nullCompare"),
     ("f", 'iif(close, "x", 0)', "literal"),
+    ("f", "iif(nullCompare(==, close, open), 1, 0)", "nullCompare(==, ...) is not documented"),
     ("f", "mavg(close, 5); dropDatabase(x)", "';'"),
     ("f", "mavg(close, 5", "unbalanced"),
 ])

@@ -21,7 +21,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
 __all__ = ["Message", "SignalClient", "ClientAuthError", "GapError", "SubscriptionError"]
 
@@ -158,30 +158,30 @@ class SignalClient:
                     for req in self._requests():
                         await ws.send(json.dumps(req))
                     async for frame in ws:
-                        msg = decode_frame(frame)
-                        kind = msg.get("type")
-                        if kind == "data" or kind == "snapshot":
-                            topic = msg["topic"]
-                            rows = msg["rows"]
-                            if len(rows) > 1:
-                                rows = sorted(rows, key=lambda r: r["seq"])
-                            for row in rows:
-                                seq = row["seq"]
-                                if kind == "data":
-                                    if seq < self.next_seq.get(topic, -1):
-                                        continue  # already delivered before a reconnect
-                                    self.next_seq[topic] = seq + 1
-                                yield Message(topic, seq, kind, row)
-                        elif kind == "subscribed":
-                            attempt = 0
-                            if msg.get("mode") == "snapshot":
-                                # the snapshot stands for everything before live_seq
-                                self.next_seq[msg["topic"]] = max(self.next_seq.get(msg["topic"], 0), msg["live_seq"])
-                        elif kind == "error":
-                            await self._on_error(ws, msg)
-                        elif kind == "lagged":
-                            self.lag_notices += 1
-                            log.warning("dropped as a slow consumer; will resume from %s", self.next_seq)
+                        for msg in decode_messages(frame):
+                            kind = msg.get("type")
+                            if kind == "data" or kind == "snapshot":
+                                topic = msg["topic"]
+                                rows = msg["rows"]
+                                if len(rows) > 1:
+                                    rows = sorted(rows, key=lambda r: r["seq"])
+                                for row in rows:
+                                    seq = row["seq"]
+                                    if kind == "data":
+                                        if seq < self.next_seq.get(topic, -1):
+                                            continue  # already delivered before a reconnect
+                                        self.next_seq[topic] = seq + 1
+                                    yield Message(topic, seq, kind, row)
+                            elif kind == "subscribed":
+                                attempt = 0
+                                if msg.get("mode") == "snapshot":
+                                    # the snapshot stands for everything before live_seq
+                                    self.next_seq[msg["topic"]] = max(self.next_seq.get(msg["topic"], 0), msg["live_seq"])
+                            elif kind == "error":
+                                await self._on_error(ws, msg)
+                            elif kind == "lagged":
+                                self.lag_notices += 1
+                                log.warning("dropped as a slow consumer; will resume from %s", self.next_seq)
                     self.last_close = (ws.close_code, ws.close_reason)
             except InvalidStatus as exc:
                 status = exc.response.status_code

@@ -49,7 +49,7 @@ def _raise_nofile() -> None:
 async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
     from websockets.asyncio.client import connect
 
-    from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+    from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
     proto = MSGPACK_SUBPROTOCOL if encoding == "msgpack" else JSON_SUBPROTOCOL
     state = {"measure": False, "rows": 0, "frames": 0, "bytes": 0}
@@ -64,23 +64,25 @@ async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: s
                            compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=60) as ws:
             await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": symbols}))
             async for frame in ws:
-                msg = decode_frame(frame)
-                kind = msg["type"]
-                if kind == "data":
-                    if state["measure"]:
-                        now = time.time_ns()
-                        rows = msg["rows"]
-                        state["rows"] += len(rows)
-                        state["frames"] += 1
-                        state["bytes"] += len(frame)
-                        lat.append(now - rows[0]["ts"])  # all rows of a frame share the batch's publish time
-                        cnt.append(len(rows))
-                elif kind == "subscribed":
-                    ready += 1
-                    if ready == len(subs):
-                        all_ready.set()
-                elif kind == "error":
-                    raise RuntimeError(msg)
+                msgs = decode_messages(frame)
+                if state["measure"]:
+                    state["frames"] += 1
+                    state["bytes"] += len(frame)
+                for msg in msgs:
+                    kind = msg["type"]
+                    if kind == "data":
+                        if state["measure"]:
+                            now = time.time_ns()
+                            rows = msg["rows"]
+                            state["rows"] += len(rows)
+                            lat.append(now - rows[0]["ts"])  # all rows of a message share the batch's publish time
+                            cnt.append(len(rows))
+                    elif kind == "subscribed":
+                        ready += 1
+                        if ready == len(subs):
+                            all_ready.set()
+                    elif kind == "error":
+                        raise RuntimeError(msg)
 
     gate = asyncio.Semaphore(50)  # do not stampede the accept queue
 

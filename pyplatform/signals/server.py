@@ -51,6 +51,9 @@ class ServiceConfig:
         msgpack frames at least this long are zstd-compressed.
     check_interval_s : float
         How often token expiry and revocation are re-checked on open connections.
+    coalesce_bytes : int
+        When a client has a backlog, queued messages up to this size share one WebSocket
+        message (0 disables).
     """
 
     host: str = "127.0.0.1"
@@ -64,6 +67,7 @@ class ServiceConfig:
     write_limit: int = 256 * 1024
     check_interval_s: float = 1.0
     close_timeout_s: float = 2.0
+    coalesce_bytes: int = 256 * 1024
     session: SessionConfig = field(default_factory=SessionConfig)
 
 
@@ -309,7 +313,8 @@ class SignalService:
         await self._close(conn, CloseCode.TRY_AGAIN_LATER, f"slow consumer; delivered {seqs}")
 
     async def _writer(self, conn: _Conn) -> None:
-        sub, ws, text = conn.sub, conn.ws, conn.sub.codec.text
+        sub, ws, codec = conn.sub, conn.ws, conn.sub.codec
+        text, coalesce = codec.text, self.config.coalesce_bytes
         try:
             while True:
                 if not sub.queue:
@@ -317,12 +322,23 @@ class SignalService:
                     await conn.wake.wait()
                     continue
                 frame, topic, seq = sub.queue.popleft()
+                sent = [(topic, seq)]
+                if sub.queue and coalesce and codec.mergeable(frame):
+                    # a backlog: let several messages share one WebSocket message
+                    parts, size = [frame], len(frame)
+                    while sub.queue and size < coalesce and codec.mergeable(sub.queue[0][0]):
+                        f, t, q = sub.queue.popleft()
+                        parts.append(f)
+                        sent.append((t, q))
+                        size += len(f)
+                    frame = codec.merge(parts)
                 try:
                     await ws.send(frame, text=text)
                 finally:
                     # send() first suspends on drain, after the frame is in the transport, so a
                     # writer cancelled there (slow-consumer drop) has still handed this frame over
-                    sub.mark_sent(topic, seq)
+                    for t, q in sent:
+                        sub.mark_sent(t, q)
         except ConnectionClosed:
             return
 

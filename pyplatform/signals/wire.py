@@ -6,7 +6,10 @@
   ``compress_min_bytes`` long are compressed (live frames of a few rows are not: on
   them zstd costs more CPU than the bytes it saves; replays and snapshots are).
 
-Client requests are always JSON text frames. A data frame is
+Under load several queued messages share one WebSocket message: JSON messages are then
+separated by newlines (JSON lines), msgpack maps follow each other after the flag byte
+(a msgpack stream); :func:`decode_messages` returns them all. Client requests are always
+JSON text frames. A data frame is
 ``{"type": "data", "topic": T, "rows": [{"seq": ..., "ts": ..., "symbol": ..., ...}]}``.
 Frames are assembled from rows encoded once per batch (see :mod:`rowcodec`), so the
 same row bytes are shared by every client that receives the row.
@@ -25,7 +28,7 @@ import zstandard
 from pyplatform.signals.rowcodec import encode_json_rows, encode_msgpack_rows, msgpack_array_header, msgpack_str
 
 __all__ = ["JSON_SUBPROTOCOL", "MSGPACK_SUBPROTOCOL", "SUBPROTOCOLS", "Codec", "JsonCodec", "MsgpackZstdCodec",
-           "codec_for", "decode_frame"]
+           "codec_for", "decode_frame", "decode_messages"]
 
 JSON_SUBPROTOCOL = "pp.json.v1"
 MSGPACK_SUBPROTOCOL = "pp.msgpack-zstd.v1"
@@ -61,6 +64,14 @@ class Codec:
     def finish(self, payload: bytes) -> bytes:
         return payload
 
+    def mergeable(self, frame: bytes) -> bool:
+        """Whether ``frame`` may share a WebSocket message with its neighbours."""
+        return True
+
+    def merge(self, frames: list[bytes]) -> bytes:
+        """Several queued messages as one WebSocket message (a slow or busy client gets fewer, bigger frames)."""
+        raise NotImplementedError
+
 
 class JsonCodec(Codec):
     name = JSON_SUBPROTOCOL
@@ -82,6 +93,10 @@ class JsonCodec(Codec):
 
     def control(self, message: dict[str, Any]) -> bytes:
         return json.dumps(message, separators=(",", ":")).encode()
+
+    def merge(self, frames: list[bytes]) -> bytes:
+        # JSON lines: the encoders escape newlines inside strings, so "\n" only separates messages
+        return b"\n".join(frames)
 
 
 class MsgpackZstdCodec(Codec):
@@ -120,6 +135,13 @@ class MsgpackZstdCodec(Codec):
     def control(self, message: dict[str, Any]) -> bytes:
         return self._wrap(msgpack.packb(message))
 
+    def mergeable(self, frame: bytes) -> bool:
+        return frame[0] == _PLAIN
+
+    def merge(self, frames: list[bytes]) -> bytes:
+        # a msgpack stream: one flag byte, then the maps back to back
+        return b"".join([frames[0], *(f[1:] for f in frames[1:])])
+
 
 def codec_for(subprotocol: str | None, compress_min_bytes: int = 4096) -> Codec:
     """The codec for a negotiated subprotocol (JSON when none was negotiated)."""
@@ -149,3 +171,19 @@ def decode_frame(frame: str | bytes, *, max_output: int = 64 << 20) -> dict[str,
     elif flag != _PLAIN:
         raise ValueError(f"unknown frame flag byte {flag}")
     return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+def decode_messages(frame: str | bytes, *, max_output: int = 64 << 20) -> list[dict[str, Any]]:
+    """Every message in one WebSocket message of either encoding, in order."""
+    if isinstance(frame, str):
+        return [json.loads(line) for line in frame.split("\n") if line]
+    if not frame:
+        raise ValueError("empty binary frame")
+    flag, payload = frame[0], frame[1:]
+    if flag == _ZSTD:
+        payload = _ZD.decompress(payload, max_output_size=max_output)
+    elif flag != _PLAIN:
+        raise ValueError(f"unknown frame flag byte {flag}")
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(payload), 1))
+    unpacker.feed(payload)
+    return list(unpacker)

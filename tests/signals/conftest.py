@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import shutil
+import weakref
 import socket
 import subprocess
 import time
@@ -146,3 +148,16 @@ async def wait_for(pred, timeout=5.0, step=0.01):
             return True
         await asyncio.sleep(step)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+_BUFFERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+async def recv_msg(ws, timeout: float = 5.0) -> dict:
+    """The next server message (several may share one WebSocket message under load)."""
+    from pyplatform.signals.wire import decode_messages
+
+    buf = _BUFFERS.setdefault(ws, collections.deque())
+    while not buf:
+        buf.extend(decode_messages(await asyncio.wait_for(ws.recv(), timeout)))
+    return buf.popleft()

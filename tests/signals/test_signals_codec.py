@@ -94,3 +94,20 @@ def test_golden_frames():
     assert z[0] == 1 and decode_frame(z)["rows"] == decode_frame(frame)["rows"] * 10
     with pytest.raises(ValueError, match="flag byte 9"):
         decode_frame(b"\x09abc")
+
+
+def test_merged_frames_decode_to_every_message_in_order():
+    from pyplatform.signals.wire import decode_messages
+
+    t = pa.table({"seq": pa.array([1, 2], pa.int64()), "symbol": ["A.US", "B\nC"]})
+    for codec in (JsonCodec(), MsgpackZstdCodec()):
+        buf, b = codec.encode_rows(t)
+        frames = [codec.control({"type": "subscribed", "topic": "quotes"}), codec.frame("data", "quotes", [buf], 2),
+                  codec.control({"type": "pong", "id": 1})]
+        assert all(codec.mergeable(f) for f in frames)
+        merged = codec.merge(frames)
+        got = decode_messages(merged.decode() if codec.text else merged)
+        assert [m["type"] for m in got] == ["subscribed", "data", "pong"]
+        assert got[1]["rows"] == [{"seq": 1, "symbol": "A.US"}, {"seq": 2, "symbol": "B\nC"}]
+    big = MsgpackZstdCodec(compress_min_bytes=8)
+    assert not big.mergeable(big.control({"type": "pong", "id": 123456}))  # compressed frames travel alone

@@ -7,9 +7,9 @@ import json
 
 import redis
 
-from conftest import SYMBOLS, factor_batch, make_service, run, token, wait_for
+from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.domain.schemas import factor_schema
-from pyplatform.signals.wire import MSGPACK_SUBPROTOCOL, decode_frame
+from pyplatform.signals.wire import MSGPACK_SUBPROTOCOL
 from pyplatform.stream import StreamTable
 from websockets.asyncio.client import connect
 
@@ -37,15 +37,15 @@ def test_latest_rows_in_redis_serve_the_snapshot_of_a_fresh_process(redis_server
         try:
             async with _connect(svc2, issuer, clock) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": SYMBOLS[:7]}))
-                assert decode_frame(await ws.recv())["type"] == "subscribed"
-                snap = decode_frame(await asyncio.wait_for(ws.recv(), 5))
+                assert (await recv_msg(ws))["type"] == "subscribed"
+                snap = await recv_msg(ws, 5)
                 assert snap["type"] == "snapshot"
                 got = {r["symbol"]: (r["seq"], r["mom"]) for r in snap["rows"]}
                 want = {s: (20 + i, 1000.0 + i) for i, s in enumerate(SYMBOLS[:5])}
                 want.update({s: (i, float(i)) for i, s in enumerate(SYMBOLS[:7]) if i >= 5})
                 assert got == want
                 t2.append(factor_batch(500, symbols=SYMBOLS[:2]))
-                live = decode_frame(await asyncio.wait_for(ws.recv(), 5))
+                live = await recv_msg(ws, 5)
                 assert live["type"] == "data" and [r["seq"] for r in live["rows"]] == [0, 1]
         finally:
             await svc2.stop()
@@ -62,7 +62,7 @@ def test_subscription_registry_is_shared_by_service_processes(redis_server, veri
         try:
             async with _connect(a, issuer, clock) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:rsi"], "symbols": SYMBOLS[:2]}))
-                await ws.recv()
+                await recv_msg(ws)
                 seen = []
 
                 async def poll():
@@ -95,15 +95,15 @@ def test_redis_restart_during_streaming_degrades_then_recovers(redis_server, ver
         try:
             async with _connect(svc, issuer, clock) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": "*"}))
-                assert decode_frame(await ws.recv())["type"] == "subscribed"  # no rows yet: no snapshot frame
+                assert (await recv_msg(ws))["type"] == "subscribed"  # no rows yet: no snapshot frame
                 table.append(factor_batch(0))
-                assert [row["seq"] for row in decode_frame(await asyncio.wait_for(ws.recv(), 5))["rows"]] == list(range(20))
+                assert [row["seq"] for row in (await recv_msg(ws, 5))["rows"]] == list(range(20))
                 await wait_for(lambda: svc.redis.status == "ok" and svc.redis.writes > 0)
                 redis_server.stop()
                 received = []
                 for i in range(1, 6):  # streaming goes on from memory while Redis is down
                     table.append(factor_batch(i * 100, value0=10 * i))
-                    msg = decode_frame(await asyncio.wait_for(ws.recv(), 5))
+                    msg = await recv_msg(ws, 5)
                     received += [row["seq"] for row in msg["rows"]]
                     await asyncio.sleep(0.05)
                 assert received == list(range(20, 120))
@@ -115,7 +115,7 @@ def test_redis_restart_during_streaming_degrades_then_recovers(redis_server, ver
                 await wait_for(lambda: r.hlen("pp:latest:factors") == len(SYMBOLS))
                 assert json.loads(r.hget("pp:latest:factors", SYMBOLS[3]))["mom"] == 53
                 table.append(factor_batch(900, value0=77))
-                msg = decode_frame(await asyncio.wait_for(ws.recv(), 5))
+                msg = await recv_msg(ws, 5)
                 assert [row["seq"] for row in msg["rows"]] == list(range(120, 140))
                 await wait_for(lambda: json.loads(r.hget("pp:latest:factors", SYMBOLS[3]))["mom"] == 80)
         finally:

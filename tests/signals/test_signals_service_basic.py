@@ -10,8 +10,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import SYMBOLS, factor_batch, make_service, run, token
-from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token
+from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
 
 def _ws(url, tok, proto=JSON_SUBPROTOCOL, **kw):
@@ -21,7 +21,7 @@ def _ws(url, tok, proto=JSON_SUBPROTOCOL, **kw):
 
 
 async def _recv(ws, timeout=5.0):
-    return decode_frame(await asyncio.wait_for(ws.recv(), timeout))
+    return await recv_msg(ws, timeout)
 
 
 async def _handshake_status(url, tok, path=""):
@@ -93,9 +93,9 @@ def test_negotiated_encoding_snapshot_then_live(tables, verifier, issuer, clock,
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": SYMBOLS[:3], "id": 7}))
                 raw = await ws.recv()
                 assert isinstance(raw, str) == (proto == JSON_SUBPROTOCOL)
-                ack = decode_frame(raw)
+                ack, *rest = decode_messages(raw)
                 assert ack["type"] == "subscribed" and ack["id"] == 7 and ack["live_seq"] == 20
-                snap = await _recv(ws)
+                snap = rest[0] if rest else await _recv(ws)
                 assert snap["type"] == "snapshot"
                 assert [(r["seq"], r["symbol"], r["mom"]) for r in snap["rows"]] == [(0, SYMBOLS[0], 0), (1, SYMBOLS[1], 1), (2, SYMBOLS[2], 2)]
                 tables["factors"].append(factor_batch(100, value0=10))

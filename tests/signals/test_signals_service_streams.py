@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import SYMBOLS, factor_batch, make_service, run, token, wait_for
+from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.client import GapError, SignalClient, subscribe
 from pyplatform.domain.schemas import factor_schema
-from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
 from pyplatform.stream import StreamTable
 
 
@@ -82,7 +82,7 @@ def test_resume_past_retention_names_the_oldest_sequence(verifier, issuer, clock
             async with connect(svc.url, additional_headers={"Authorization": f"Bearer {token(issuer, clock)}"},
                                subprotocols=[JSON_SUBPROTOCOL], proxy=None) as ws:
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "from_seq": 3}))
-                err = decode_frame(await asyncio.wait_for(ws.recv(), 5))
+                err = await recv_msg(ws, 5)
                 assert err["code"] == "retention" and err["oldest_seq"] == table.oldest_offset
                 assert f"oldest available sequence is {table.oldest_offset}" in err["message"]
             client = SignalClient(svc.url, token(issuer, clock), ["factors:mom"], "*", from_seq=3, max_attempts=1)
@@ -115,7 +115,7 @@ def test_slow_client_is_dropped_with_last_sequence_while_fast_client_keeps_its_r
                                sock=slow_sock, max_queue=1, max_size=None) as slow:
                 for ws in (fast, slow):
                     await ws.send(json.dumps({"type": "subscribe", "topics": ["factors"], "symbols": "*"}))
-                assert decode_frame(await fast.recv())["type"] == "subscribed"
+                assert (await recv_msg(fast))["type"] == "subscribed"
                 await wait_for(lambda: svc.fanout.subscriber_count() == 2)
                 slow.transport.pause_reading()  # an application that stopped reading
                 n_batches = 400
@@ -123,7 +123,7 @@ def test_slow_client_is_dropped_with_last_sequence_while_fast_client_keeps_its_r
                 async def read_fast():
                     nonlocal fast_rows
                     while fast_rows < n_batches * len(wide):
-                        msg = decode_frame(await asyncio.wait_for(fast.recv(), 10))
+                        msg = await recv_msg(fast, 10)
                         if msg["type"] == "data":
                             fast_rows += len(msg["rows"])
 
@@ -139,7 +139,7 @@ def test_slow_client_is_dropped_with_last_sequence_while_fast_client_keeps_its_r
                 last_seen, notice = -1, None
                 with pytest.raises(ConnectionClosed) as info:
                     while True:
-                        msg = decode_frame(await asyncio.wait_for(slow.recv(), 10))
+                        msg = await recv_msg(slow, 10)
                         if msg["type"] == "data":
                             last_seen = max(last_seen, max(r["seq"] for r in msg["rows"]))
                         elif msg["type"] == "lagged":
@@ -172,7 +172,7 @@ def test_new_subscribers_get_snapshot_before_stream_while_publishing(tables, ver
                     end = asyncio.get_running_loop().time() + 0.1
                     while asyncio.get_running_loop().time() < end:
                         try:
-                            frames.append(decode_frame(await asyncio.wait_for(ws.recv(), 0.05)))
+                            frames.append(await recv_msg(ws, 0.05))
                         except asyncio.TimeoutError:
                             pass
                     results.append(frames)
@@ -265,7 +265,7 @@ def test_tls_when_a_certificate_is_configured(tmp_path, tables, verifier, issuer
             async with connect(svc.url, additional_headers={"Authorization": f"Bearer {token(issuer, clock)}"},
                                ssl=client_ctx, proxy=None) as ws:
                 await ws.send(json.dumps({"type": "ping", "id": 5}))
-                assert decode_frame(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong", "id": 5}
+                assert await recv_msg(ws, 5) == {"type": "pong", "id": 5}
         finally:
             await svc.stop()
 

@@ -37,6 +37,17 @@ class StreamTables:
         self._tables: dict[str, StreamTable] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings=None, **options) -> StreamTables:
+        """Tables under ``settings.path("stream")`` with the configured fsync policy.
+
+        ``options`` are further :class:`TableOptions` fields (e.g. ``retention_age_s``).
+        """
+        from pyplatform.config import get_settings
+
+        settings = settings or get_settings()
+        return cls(settings.path("stream"), options=TableOptions(fsync=settings.fsync, **options))
+
     def get_table(self, name: str, schema: pa.Schema | None = None, **overrides) -> StreamTable:
         """The table ``name``: already open, reopened from disk, or created with ``schema``.
 

@@ -249,3 +249,13 @@ def test_acked_position_behind_retention_is_a_retention_error(tmp_path):
     with pytest.raises(RetentionError) as err:
         t.subscribe("reader", offset=OFFSET_ACKED)
     assert err.value.requested == 3 and err.value.oldest_offset == t.oldest_offset > 3
+
+
+def test_registry_from_settings_uses_data_dir_and_fsync_policy(tmp_path):
+    from pyplatform.config import Settings
+
+    reg = StreamTables.from_settings(Settings(data_dir=tmp_path, fsync="always"), retention_rows=10)
+    t = reg.get_table("ticks", TICKS)
+    assert t.options.fsync == "always" and t.options.retention_rows == 10
+    assert t.directory == tmp_path / "stream" / "ticks"
+    reg.close()

@@ -25,7 +25,7 @@ import pandas as pd
 
 __all__ = [
     "TIMEFRAMES", "LADDER", "MINUTE_NS", "DAY_NS", "Timeframe", "timeframe", "bucket_keys",
-    "aggregate_ohlcv", "estimate_count", "choose_timeframe",
+    "aggregate_ohlcv", "reduce_buckets", "estimate_count", "choose_timeframe",
 ]
 
 MINUTE_NS = 60_000_000_000
@@ -134,6 +134,14 @@ def aggregate_ohlcv(bars: pd.DataFrame, tf: Timeframe | str) -> pd.DataFrame:
         pos = int(np.flatnonzero(np.diff(ts) < 0)[0]) + 1
         raise ValueError(f"bars must be sorted by ts; row {pos} goes back in time")
     keys, starts = bucket_keys(ts, tf)
+    return reduce_buckets(bars, keys, starts)
+
+
+def reduce_buckets(bars: pd.DataFrame, keys: np.ndarray, starts: np.ndarray) -> pd.DataFrame:
+    """OHLCV of each run of equal ``keys`` (rows sorted by key), stamped with ``starts``."""
+    ts = bars["ts"].to_numpy(np.int64)
+    if len(ts) == 0:
+        return bars[["ts", "open", "high", "low", "close", "volume"]].copy()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     last = np.r_[first[1:], len(ts)] - 1
     high = bars["high"].to_numpy(np.float64)

@@ -1,0 +1,253 @@
+"""Market page: K-line with volume and indicators, intraday chart and order-book depth.
+
+The K-line's x axis is a category axis (no gaps for nights, weekends, holidays), so a zoom
+reports bar *indices*; the page keeps the shown bars' start times in a ``dcc.Store`` and maps
+indices back to a time window, which the server re-aggregates at a finer timeframe.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from pyplatform.dashboard.context import AppContext
+from pyplatform.dashboard.data import MarketView, market_view
+from pyplatform.dashboard.indicators import indicator_values, library, library_error
+from pyplatform.dashboard.live import merge_live_bars
+from pyplatform.plots.downsample import DAY_NS, LADDER, MINUTE_NS, timeframe
+from pyplatform.plots.market import candlestick_figure, depth_figure, intraday_figure
+from pyplatform.plots.theme import empty_figure
+
+__all__ = ["layout", "register", "window_from_relayout", "build_chart", "LIVE_DAYS"]
+
+#: Trading days shown in live mode (the chart follows the newest bars).
+LIVE_DAYS = 3
+
+
+def layout(actx: AppContext) -> html.Div:
+    if actx.bars is None:
+        return html.Div(className="page", children=html.Div(actx.unavailable.get("market", "no history store"),
+                                                           className="notice", id="market-unavailable"))
+    symbols = actx.bars.symbols()
+    lib = library()
+    lib_note = library_error()
+    opts = [{"label": f"{k}: {v}", "value": k} for k, v in lib.items()]
+    return html.Div(className="page", children=[
+        html.Div(className="controls", children=[
+            html.Div(className="control", children=[html.Label("symbol"), dcc.Dropdown(
+                id="market-symbol", options=symbols, value=symbols[0] if symbols else None, clearable=False)]),
+            html.Div(className="control", children=[html.Label("timeframe"), dcc.Dropdown(
+                id="market-tf", options=[{"label": t.label, "value": t.name} for t in LADDER], value="1d",
+                clearable=False)]),
+            html.Div(className="control wide", children=[html.Label("overlays (factor library)"), dcc.Dropdown(
+                id="market-overlays", options=opts, value=[], multi=True,
+                placeholder=lib_note or "add an overlay")]),
+            html.Div(className="control wide", children=[html.Label("indicator panels"), dcc.Dropdown(
+                id="market-panels", options=opts, value=[], multi=True,
+                placeholder=lib_note or "add a panel")]),
+            html.Div(className="control", children=[html.Label("mode"), dcc.Checklist(
+                id="market-live", options=[{"label": " live", "value": "live"}], value=[])]),
+        ]),
+        html.Div(className="grid-main", children=[
+            html.Div(className="card", children=[
+                dcc.Loading(dcc.Graph(id="market-chart", config={"displaylogo": False, "scrollZoom": True},
+                                      style={"height": "62vh", "minHeight": "380px"}), type="dot"),
+                html.Div(id="market-status", className="status"),
+            ]),
+            html.Div(children=[
+                html.Div(className="card", children=[dcc.Graph(id="market-intraday", config={"displaylogo": False},
+                                                               style={"height": "34vh", "minHeight": "240px"})]),
+                html.Div(className="card", style={"marginTop": "12px"}, children=[
+                    dcc.Graph(id="market-depth", config={"displaylogo": False},
+                              style={"height": "26vh", "minHeight": "200px"})]),
+            ]),
+        ]),
+        dcc.Store(id="market-view"),
+        # polls only in live mode: an always-on timer would race (and cancel) slow chart requests
+        dcc.Interval(id="market-poll", interval=actx.poll_ms, disabled=True),
+        dcc.Store(id="market-side-version"),
+        dcc.Store(id="market-live-version"),
+    ])
+
+
+def window_from_relayout(relayout: dict | None, view: dict | None):
+    """Turn a K-line relayout event into a new window.
+
+    Returns
+    -------
+    ``(start_ns, end_ns)`` for a zoom/pan, ``"reset"`` for autorange (double-click), or
+    ``None`` for events that do not move the x axis (resizes, y-only zooms).
+    """
+    if not relayout or not view or not view.get("ts"):
+        return None
+    lo = hi = None
+    for key, value in relayout.items():
+        if not key.startswith("xaxis"):
+            continue
+        axis, _, prop = key.partition(".")
+        if prop == "autorange" and value:
+            return "reset"
+        if prop == "range" and isinstance(value, (list, tuple)) and len(value) == 2:
+            lo, hi = value
+        elif prop == "range[0]":
+            lo = value
+        elif prop == "range[1]":
+            hi = value
+    if lo is None or hi is None:
+        return None
+    ts = view["ts"]
+    n = len(ts)
+    try:
+        i0 = max(0, math.ceil(float(lo)))
+        i1 = min(n - 1, math.floor(float(hi)))
+    except (TypeError, ValueError):
+        return None  # a date-string range would mean a different axis type; ignore it
+    if i1 < i0:
+        return None
+    if i0 == 0 and i1 == n - 1:
+        return None  # nothing outside the current window was cut off
+    start = int(ts[i0])
+    end = int(ts[i1 + 1]) if i1 + 1 < n else int(view.get("end") or ts[i1] + timeframe(view["shown"]).nominal_ns)
+    return start, end
+
+
+def _live_window(actx: AppContext, symbol: str) -> tuple[int | None, int | None]:
+    daily = actx.bars.daily(symbol)
+    live = actx.live.bars(symbol)
+    hist_end = int(daily["ts"].iloc[-1]) + DAY_NS if len(daily) else None
+    live_end = int(live["ts"].iloc[-1]) + MINUTE_NS if len(live) else None
+    end = max(x for x in (hist_end, live_end) if x is not None) if (hist_end or live_end) else None
+    if len(daily) >= LIVE_DAYS:
+        start = int(daily["ts"].iloc[-LIVE_DAYS])
+    elif len(daily):
+        start = int(daily["ts"].iloc[0])
+    else:
+        start = int(live["ts"].iloc[0]) if len(live) else None
+    return start, end
+
+
+def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], panels: list[str],
+                start: int | None, end: int | None, live: bool):
+    """Figure, status text and view store for one K-line request (the callback's pure core)."""
+    if not symbol:
+        return empty_figure("pick a symbol"), "", None
+    hist_end = None
+    daily = actx.bars.daily(symbol)
+    if len(daily):
+        hist_end = int(daily["ts"].iloc[-1]) + DAY_NS
+    if end is not None and hist_end is not None:
+        end_hist = min(end, hist_end)
+    else:
+        end_hist = end
+    if start is not None and end_hist is not None and end_hist <= start:
+        # window entirely after history (live-only): history contributes nothing
+        view = MarketView(symbol, timeframe(tf), timeframe(tf), start, end, actx.bars.minutes(symbol, 0, 0))
+    else:
+        view = market_view(actx.bars, symbol, tf, start, end_hist, cap=actx.cap)
+    bars = view.bars
+    status = view.note
+    if live:
+        live_bars = actx.live.bars(symbol)
+        if len(live_bars):
+            before = len(bars)
+            bars = merge_live_bars(bars, live_bars, view.shown)
+            status += f" · live: {len(bars) - before:+d} candles, last {pd.Timestamp(int(live_bars['ts'].iloc[-1])):%H:%M}"
+        else:
+            status += " · live: waiting for ticks"
+    lib = library()
+    over = {n: indicator_values(bars, symbol, lib[n]) for n in overlays or [] if n in lib}
+    pans = {n: indicator_values(bars, symbol, lib[n]) for n in panels or [] if n in lib}
+    fig = candlestick_figure(bars, view.shown, symbol=symbol, overlays=over, panels=pans)
+    store = {"symbol": symbol, "tf": tf, "shown": view.shown.name, "start": start, "end": end,
+             "ts": bars["ts"].astype(np.int64).tolist() if len(bars) else [],
+             "live": live, "live_version": actx.live.version, "n": len(bars)}
+    return fig, status, store
+
+
+def _intraday(actx: AppContext, symbol: str):
+    daily = actx.bars.daily(symbol)
+    live = actx.live.bars(symbol)
+    if len(live):
+        day0 = int(live["ts"].iloc[-1]) // DAY_NS * DAY_NS
+        bars = live[live["ts"] >= day0]
+        hist_today = actx.bars.minutes(symbol, day0, day0 + DAY_NS)
+        if len(hist_today):
+            bars = pd.concat([hist_today[hist_today["ts"] < int(bars["ts"].iloc[0])], bars], ignore_index=True)
+    elif len(daily):
+        day0 = int(daily["ts"].iloc[-1]) // DAY_NS * DAY_NS
+        bars = actx.bars.minutes(symbol, day0, day0 + DAY_NS)
+    else:
+        return empty_figure(f"no bars for {symbol}")
+    prev = daily[daily["ts"] < day0]
+    prev_close = float(prev["close"].iloc[-1]) if len(prev) else None
+    return intraday_figure(bars, prev_close, symbol=symbol)
+
+
+def register(app, actx: AppContext) -> None:
+    if actx.bars is None:
+        return
+
+    @app.callback(
+        Output("market-chart", "figure"), Output("market-status", "children"), Output("market-view", "data"),
+        Input("market-symbol", "value"), Input("market-tf", "value"), Input("market-overlays", "value"),
+        Input("market-panels", "value"), Input("market-chart", "relayoutData"), Input("market-live", "value"),
+        Input("market-live-version", "data"), State("market-view", "data"),
+    )
+    def _chart(symbol, tf, overlays, panels, relayout, live_value, _n, view):
+        trig = ctx.triggered_id
+        live = "live" in (live_value or [])
+        start = end = None
+        same_symbol = bool(view) and view.get("symbol") == symbol
+        if same_symbol:
+            start, end = view.get("start"), view.get("end")
+        if trig == "market-chart":
+            win = window_from_relayout(relayout, view)
+            if win is None:
+                return no_update, no_update, no_update
+            start, end = (None, None) if win == "reset" else win
+        elif trig == "market-live-version":
+            if not live or (view and view.get("live") and view.get("live_version") == actx.live.version):
+                return no_update, no_update, no_update
+            start, end = _live_window(actx, symbol)
+        elif trig == "market-live" and live:
+            start, end = _live_window(actx, symbol)
+        elif not same_symbol:
+            start = end = None
+        if live and trig not in ("market-chart",) and symbol:
+            start, end = _live_window(actx, symbol)
+        return build_chart(actx, symbol, tf or "1d", overlays or [], panels or [], start, end, live)
+
+    @app.callback(Output("market-poll", "disabled"), Input("market-live", "value"))
+    def _poll(live_value):
+        return "live" not in (live_value or [])
+
+    @app.callback(Output("market-live-version", "data"), Input("market-poll", "n_intervals"),
+                  State("market-live-version", "data"), State("market-view", "data"), prevent_initial_call=True)
+    def _version(_n, emitted, view):
+        # Back-pressure: a new request to Dash supersedes (drops) a pending one for the same
+        # outputs, so while the chart is still drawing the last emitted version, emit nothing;
+        # the timer alone would starve a redraw slower than the poll period.
+        now = actx.clock.now_ns()
+        current = actx.live.version
+        if emitted and emitted["v"] == current:
+            return no_update
+        drawn = (view or {}).get("live_version", -1)
+        if emitted and drawn < emitted["v"] and now - emitted["at"] < 5_000_000_000:
+            return no_update
+        return {"v": current, "at": now}
+
+    @app.callback(
+        Output("market-intraday", "figure"), Output("market-depth", "figure"), Output("market-side-version", "data"),
+        Input("market-symbol", "value"), Input("market-live-version", "data"), State("market-side-version", "data"),
+    )
+    def _side(symbol, _n, seen):
+        if not symbol:
+            return empty_figure("pick a symbol"), empty_figure("pick a symbol"), None
+        key = [symbol, actx.live.version]
+        if ctx.triggered_id == "market-live-version" and seen == key:
+            return no_update, no_update, no_update
+        bids, asks = actx.live.depth(symbol)
+        return _intraday(actx, symbol), depth_figure(bids, asks, symbol=symbol), key

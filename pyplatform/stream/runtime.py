@@ -34,7 +34,7 @@ from pyplatform.clock import Clock
 from pyplatform.stream.acks import check_name
 from pyplatform.stream.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from pyplatform.stream.coerce import OFFSET_COLUMN
-from pyplatform.stream.subscription import OFFSET_NEW, OFFSET_OLDEST
+from pyplatform.stream.subscription import OFFSET_NEW, OFFSET_OLDEST, make_filter
 from pyplatform.stream.table import StreamTable
 
 __all__ = ["EngineRunner", "Pipeline"]
@@ -118,6 +118,7 @@ class EngineRunner:
         self.replayed_rows = 0
         self._since_checkpoint = 0
         self._start = start
+        self._filter = make_filter(filter, source.schema)  # replay must see what the subscription sees
         resume = self._recover()
         self._sub = source.subscribe(action, offset=resume, batch_size=self.batch_size, filter=filter)
 
@@ -166,6 +167,10 @@ class EngineRunner:
         rows = 0
         for lo in range(start, end, self.batch_size):
             chunk = self.source.read(lo, min(end, lo + self.batch_size))
+            if self._filter is not None:
+                chunk = self._filter(chunk)
+                if chunk.num_rows == 0:
+                    continue
             rows += chunk.num_rows
             out = self._feed(chunk)
             self._write(out, tag=min(end, lo + self.batch_size), only=keep)
@@ -186,6 +191,10 @@ class EngineRunner:
             out = self.outputs.get(name)
             if out is None or table is None or table.num_rows == 0 or (only is not None and name not in only):
                 continue
+            if OFFSET_COLUMN in table.schema.names:
+                # No table stores an "offset" column (it is the row number), so rows passed
+                # through from the input (e.g. late ticks) drop it.
+                table = table.drop_columns([OFFSET_COLUMN])
             out.append(table, tag=tag)
             out.flush()
             written += table.num_rows

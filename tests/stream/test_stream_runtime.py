@@ -243,3 +243,39 @@ def test_engine_error_stops_at_the_batch_without_skipping_it():
     with pytest.raises(ValueError, match="'price' is not finite .* at row 2"):
         r.step()
     assert r._sub.position == 4 and src.acked("bars") == 3  # the bad batch is neither skipped nor acked
+
+
+def test_filtered_runner_with_offsets_passed_restarts_exactly(tmp_path):
+    def build(d, batch):
+        ticks = StreamTable("ticks", TICKS, d)
+        bars = StreamTable("bars", BARS, d)
+        late = StreamTable("late", TICKS, d)
+        r = EngineRunner(BarEngine("1min"), ticks, bars, "ab", state_dir=d / "s", batch_size=batch,
+                         checkpoint_rows=10_000, filter={"symbol": ["A.US", "B.US"]},
+                         side_outputs={"late": late})  # offsets passed: the engine tracks its input offset
+        return ticks, bars, late, r
+
+    data = _tick_rows(600)
+    ticks, bars, late, r = build(tmp_path / "ref", 50)
+    ticks.append(data)
+    r.run_until_idle()
+    want_bars, want_late = bars.read(), late.read()
+    assert set(want_bars.column("symbol").to_pylist()) == {"A.US", "B.US"} and want_late.num_rows > 0
+    last_ab = int(np.flatnonzero(np.isin(data["symbol"], ["A.US", "B.US"]))[-1])
+    assert r.engine.input_offset == last_ab + 1  # the offset after the last row it was fed
+
+    d = tmp_path / "run"
+    ticks, bars, late, r = build(d, 50)
+    ticks.append(data)
+    r._checkpoint = lambda *a, **k: (_ for _ in ()).throw(Crash())
+    r.checkpoint_rows = 300  # crash at the first periodic checkpoint, after output was written
+    with pytest.raises(Crash):
+        r.run_until_idle()
+    for t in (ticks, bars, late):
+        t.close()
+    ticks, bars, late, r = build(d, 71)
+    assert r.replayed_rows > 0
+    r.run_until_idle()
+    key = [("ts", "ascending"), ("symbol", "ascending")]
+    assert bars.read().drop_columns(["offset"]).sort_by(key).equals(want_bars.drop_columns(["offset"]).sort_by(key))
+    assert late.read().drop_columns(["offset"]).equals(want_late.drop_columns(["offset"]))

@@ -286,17 +286,19 @@ class EmbeddedStore:
     def _run(self, table: str, build, empty_columns: list[str]) -> pa.Table:
         """Run ``build(files) -> sql`` over the current files; retry if a rewrite raced us."""
         tdir = self.table_dir(table)
-        for attempt in range(5):
+        for attempt in range(20):
             man = load_manifest(tdir)
             sql = build(man, lambda fs: q.file_list([str(tdir / f.path) for f in fs]))
             if sql is None:
                 return None
             try:
                 return self._cursor().sql(sql).to_arrow_table()
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                if "No such file" not in str(exc) and "not found" not in str(exc).lower() or attempt == 4:
+            except duckdb.Error:
+                # A writer replaced the manifest and deleted a file we were about to open
+                # (after its grace period): read the new version. Any other error is real.
+                if load_manifest(tdir).version == man.version or attempt == 19:
                     raise
-                time.sleep(0.01 * (attempt + 1))
+                time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def read(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):

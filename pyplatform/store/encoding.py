@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,24 +17,25 @@ _VOLUME_DECIMALS = 8
 _MAX_INT = 2.0**62  # keep scaled integers (and their deltas) inside int64
 
 
-@numba.njit(cache=True, nogil=True)
-def _needed_decimals(values: np.ndarray, cap: np.ndarray, offset: int) -> np.ndarray:  # pragma: no cover (jit)
-    """Per row: fewest decimals (<= cap + offset, int64-safe) that represent the value, minus ``offset``."""
-    out = np.zeros(values.shape[0], dtype=np.int64)
-    for i in range(values.shape[0]):
-        v = values[i]
-        if v != v or v == np.inf or v == -np.inf:
-            continue
-        k = 0
-        p = 1.0
-        while k < cap[i] + offset:
-            x = v * p
-            if abs(x - np.rint(x)) <= 1e-6 + abs(x) * 4e-16 or abs(x) * 10.0 >= _MAX_INT:
-                break
-            k += 1
-            p *= 10.0
-        out[i] = k - offset
-    return out
+def _needed_decimals(values: np.ndarray, cap: np.ndarray, offset: int) -> np.ndarray:
+    """Per row: fewest decimals (<= cap + offset, int64-safe) that represent the value, minus ``offset``.
+
+    Vectorised over the rows still undecided at each number of decimals (at most ~10 passes
+    over shrinking subsets).
+    """
+    need = cap + offset
+    todo = np.flatnonzero(np.isfinite(values))
+    need = need.copy()
+    need[~np.isfinite(values)] = offset
+    k = 0
+    while todo.size and k <= int(cap.max()) + offset:
+        x = values[todo] * (10.0**k)
+        done = (np.abs(x - np.rint(x)) <= 1e-9 + np.abs(x) * 4e-16) | (np.abs(x) * 10.0 >= _MAX_INT) \
+            | (k >= need[todo])
+        need[todo[done]] = np.minimum(k, need[todo[done]])
+        todo = todo[~done]
+        k += 1
+    return need - offset
 
 
 def _groups(spec: TableSpec) -> list[tuple[str, list[tuple[str, int]], str]]:

@@ -46,60 +46,129 @@ def _raise_nofile() -> None:
 # --------------------------------------------------------------------------- client process
 
 
-async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
-    from websockets.asyncio.client import connect
+class _RawSubscriber(asyncio.Protocol):
+    """A minimal WebSocket client for the load generator.
 
+    The ``websockets`` client costs far more CPU per frame than the server's fan-out, so
+    with it the benchmark would measure the client. This one does the HTTP upgrade, sends
+    one masked subscribe frame, then parses unmasked server frames straight from the
+    socket buffer (server frames are never fragmented here).
+    """
+
+    def __init__(self, host: str, token: str, proto: str, request: bytes, on_msgs: Any) -> None:
+        import base64
+        import os as _os
+
+        self.key = base64.b64encode(_os.urandom(16)).decode()
+        self.handshake = (f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {self.key}\r\nSec-WebSocket-Version: 13\r\n"
+                          f"Sec-WebSocket-Protocol: {proto}\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+        self.request = request
+        self.on_msgs = on_msgs
+        self.buf = bytearray()
+        self.upgraded = False
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.handshake)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(f"handshake refused: {bytes(buf[:200])!r}")
+            del buf[: end + 4]
+            self.upgraded = True
+            self._send_text(self.request)
+        pos, n = 0, len(buf)
+        frames = []
+        while n - pos >= 2:
+            b1 = buf[pos + 1] & 0x7F
+            head = 2
+            if b1 == 126:
+                if n - pos < 4:
+                    break
+                b1, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif b1 == 127:
+                if n - pos < 10:
+                    break
+                b1, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if n - pos < head + b1:
+                break
+            opcode = buf[pos] & 0x0F
+            if opcode in (1, 2):
+                frames.append(bytes(buf[pos + head:pos + head + b1]) if opcode == 2 else buf[pos + head:pos + head + b1].decode())
+            elif opcode == 8 and not self.closed.done():
+                self.closed.set_result(bytes(buf[pos + head:pos + head + b1]))
+            pos += head + b1
+        if pos:
+            del buf[:pos]
+        if frames:
+            self.on_msgs(frames)
+
+    def _send_text(self, payload: bytes) -> None:
+        import os as _os
+
+        mask = _os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        n = len(payload)
+        head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        self.transport.write(head + mask + masked)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(b"")
+
+
+async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
     from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
     proto = MSGPACK_SUBPROTOCOL if encoding == "msgpack" else JSON_SUBPROTOCOL
-    state = {"measure": False, "rows": 0, "frames": 0, "bytes": 0}
+    hostport = url.split("://", 1)[1]
+    host, port = hostport.rsplit(":", 1)
+    state = {"measure": False, "rows": 0, "frames": 0, "bytes": 0, "ready": 0}
     lat: list[int] = []
     cnt: list[int] = []
-    ready = 0
     all_ready = asyncio.Event()
+    errors: list[Any] = []
 
-    async def one(symbols: list[str]) -> None:
-        nonlocal ready
-        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, subprotocols=[proto],
-                           compression=None, max_size=None, ping_interval=None, proxy=None, open_timeout=60) as ws:
-            await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": symbols}))
-            async for frame in ws:
-                msgs = decode_messages(frame)
-                if state["measure"]:
-                    state["frames"] += 1
-                    state["bytes"] += len(frame)
-                for msg in msgs:
-                    kind = msg["type"]
-                    if kind == "data":
-                        if state["measure"]:
-                            now = time.time_ns()
-                            rows = msg["rows"]
-                            state["rows"] += len(rows)
-                            lat.append(now - rows[0]["ts"])  # all rows of a message share the batch's publish time
-                            cnt.append(len(rows))
-                    elif kind == "subscribed":
-                        ready += 1
-                        if ready == len(subs):
-                            all_ready.set()
-                    elif kind == "error":
-                        raise RuntimeError(msg)
+    def on_msgs(frames: list) -> None:
+        measure = state["measure"]
+        now = time.time_ns()
+        for frame in frames:
+            if measure:
+                state["frames"] += 1
+                state["bytes"] += len(frame)
+            for msg in decode_messages(frame):
+                kind = msg["type"]
+                if kind == "data":
+                    if measure:
+                        rows = msg["rows"]
+                        state["rows"] += len(rows)
+                        lat.append(now - rows[0]["ts"])  # all rows of a message share the batch's publish time
+                        cnt.append(len(rows))
+                elif kind == "subscribed":
+                    state["ready"] += 1
+                    if state["ready"] == len(subs):
+                        all_ready.set()
+                elif kind == "error":
+                    errors.append(msg)
+                    all_ready.set()
 
-    gate = asyncio.Semaphore(50)  # do not stampede the accept queue
-
-    async def start(symbols: list[str]) -> None:
-        async with gate:
-            task = asyncio.create_task(one(symbols))
-            await asyncio.sleep(0.002)
-        await task
-
-    tasks = [asyncio.create_task(start(s)) for s in subs]
-    waiter = asyncio.create_task(all_ready.wait())
-    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED, timeout=120)
-    if waiter not in done:
-        for t in done:
-            t.result()  # raise the connection error
-        raise RuntimeError(f"only {ready} of {len(subs)} subscribers became ready")
     loop = asyncio.get_running_loop()
+    transports = []
+    for symbols in subs:
+        req = json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": symbols}).encode()
+        tr, _ = await loop.create_connection(lambda r=req: _RawSubscriber(hostport, token, proto, r, on_msgs), host, int(port))
+        transports.append(tr)
+    await asyncio.wait_for(all_ready.wait(), 120)
+    if errors:
+        raise RuntimeError(errors[0])
     conn.send("ready")
     assert await loop.run_in_executor(None, conn.recv) == "go"
     state["measure"] = True
@@ -109,9 +178,8 @@ async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: s
     elapsed = time.monotonic() - t0
     conn.send({"rows": state["rows"], "frames": state["frames"], "bytes": state["bytes"], "elapsed": elapsed,
                "lat": np.asarray(lat, dtype=np.int64), "cnt": np.asarray(cnt, dtype=np.int64)})
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for tr in transports:
+        tr.abort()
 
 
 def _client_process(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:

@@ -54,20 +54,25 @@ class Subscriber:
         Queue bound; reaching it marks the subscriber lagged.
     wake : callable
         Called after frames were queued (the adapter wakes its writer task).
+    direct : callable, optional
+        ``direct(frame) -> bool`` writes a frame immediately when the connection is idle
+        and its socket buffer is not full (no task switch per frame); ``False`` queues it.
     on_lag : callable, optional
         Called once when the queue overflows (the adapter drops the connection even
         while its writer is blocked on a full socket).
     """
 
-    __slots__ = ("sid", "codec", "max_frames", "wake", "on_lag", "queue", "lagged", "delivered", "subs", "sent_frames")
+    __slots__ = ("sid", "codec", "max_frames", "wake", "on_lag", "direct", "queue", "lagged", "delivered", "subs",
+                 "sent_frames")
 
     def __init__(self, sid: str, codec: Codec, max_frames: int = 1_000, wake: Callable[[], None] = lambda: None,
-                 on_lag: Callable[[], None] | None = None) -> None:
+                 on_lag: Callable[[], None] | None = None, direct: Callable[[bytes], bool] | None = None) -> None:
         self.sid = sid
         self.codec = codec
         self.max_frames = max_frames
         self.wake = wake
         self.on_lag = on_lag or wake
+        self.direct = direct
         self.queue: deque[tuple[bytes, str | None, int]] = deque()
         self.lagged = False
         self.delivered: dict[str, int] = {}  # topic -> last sequence handed to the transport
@@ -76,6 +81,9 @@ class Subscriber:
 
     def push(self, frame: bytes, topic: str | None = None, seq: int = -1) -> None:
         if self.lagged:
+            return
+        if not self.queue and self.direct is not None and self.direct(frame):
+            self.mark_sent(topic, seq)  # written straight to an idle, uncongested socket
             return
         if len(self.queue) >= self.max_frames:
             self.lagged = True

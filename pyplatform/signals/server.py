@@ -22,6 +22,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve as ws_serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.signals.auth import AuthError, TokenVerifier
@@ -69,6 +70,29 @@ class ServiceConfig:
     close_timeout_s: float = 2.0
     coalesce_bytes: int = 256 * 1024
     session: SessionConfig = field(default_factory=SessionConfig)
+
+
+def _direct_writer(ws: ServerConnection, text: bool) -> Any:
+    """Write a frame now if the connection is idle and not congested (as ``websockets.broadcast`` does).
+
+    Saves the writer task a wake-up per frame in the common case; when the socket buffer
+    is above its high-water mark (``paused``) frames go through the queue and the writer,
+    which waits for the drain, so backpressure and slow-consumer detection still apply.
+    """
+    protocol = ws.protocol
+    send = protocol.send_text if text else protocol.send_binary
+
+    def direct(frame: bytes) -> bool:
+        if protocol.state is not State.OPEN or ws.send_in_progress is not None or ws.paused:
+            return False
+        try:
+            send(frame)
+            ws.send_data()
+        except Exception:  # the connection is going away; its reader will clean up
+            return False
+        return True
+
+    return direct
 
 
 class _Conn:
@@ -230,8 +254,9 @@ class SignalService:
         claims = self._claims.pop(id(ws))
         cid = f"c{next(self._ids)}"
         wake = asyncio.Event()
-        sub = Subscriber(cid, self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL], self.config.queue_frames, wake.set,
-                         on_lag=lambda: self._on_lag(cid))
+        codec = self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL]
+        sub = Subscriber(cid, codec, self.config.queue_frames, wake.set, on_lag=lambda: self._on_lag(cid),
+                         direct=_direct_writer(ws, codec.text))
         conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid)
         self._conns[cid] = conn
         writer = conn.writer = asyncio.create_task(self._writer(conn), name=f"writer-{cid}")

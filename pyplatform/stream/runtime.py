@@ -225,7 +225,11 @@ class EngineRunner:
     def _advance(self, end: int, rows: int) -> None:
         self.rows_in += rows
         self._since_checkpoint += rows
-        self.source.ack(self.action, end - 1)
+        acked = self.source.acked(self.action)
+        if acked is None or end - 1 > acked:
+            # After a restart the runner may re-read rows it had acked before the crash (steps
+            # with no output leave no tag); acks never move back, so those are not re-acked.
+            self.source.ack(self.action, end - 1)
         if self._ck_path is not None and self._since_checkpoint >= self.checkpoint_rows:
             self._checkpoint(end)
 

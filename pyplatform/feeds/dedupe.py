@@ -8,12 +8,14 @@ Identity of a tick:
   two genuine identical prints in the same millisecond are merged; this is the price of
   never writing a re-delivered message twice.
 
-Keys are 64-bit hashes computed column-wise by pandas; the recent keys live in a two-level
+Keys are 64-bit hashes (splitmix64 over the columns' bits, vectorised in NumPy); the recent keys live in a two-level
 sorted structure (a big merged array and a small recent one) so membership is a binary
 search and inserts are amortised merges, with no per-row Python.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -22,17 +24,47 @@ import pyarrow as pa
 __all__ = ["tick_keys", "Deduper", "SequenceTracker", "missing_rows"]
 
 
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-distributed 64-bit hash of 64-bit integers, vectorised."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _combine(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return _mix(h * _GOLD + v)
+
+
+def symbol_hashes(symbol) -> np.ndarray:
+    """A stable 64-bit hash per row of a symbol column (hashed once per distinct symbol)."""
+    arr = symbol if isinstance(symbol, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(symbol, dtype=object), pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    enc = arr.dictionary_encode()
+    per_symbol = np.array([zlib.crc32(s.encode()) | (zlib.adler32(s.encode()) << 32)
+                           for s in enc.dictionary.to_pylist()], dtype=np.uint64)  # few distinct symbols
+    return _mix(per_symbol)[enc.indices.to_numpy(zero_copy_only=False)] if len(arr) else np.empty(0, np.uint64)
+
+
 def tick_keys(symbol, ts, price, volume, seq=None) -> np.ndarray:
     """uint64 identity keys of ticks (see the module docstring for the policy)."""
-    symbol = np.asarray(symbol, dtype=object)
-    frame = pd.DataFrame({"s": symbol, "t": np.asarray(ts, np.int64),
-                          "p": np.asarray(price, np.float64), "v": np.asarray(volume, np.float64)})
-    by_value = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    if seq is None:
-        return by_value
-    seq = np.asarray(seq, np.int64)
-    by_seq = pd.util.hash_pandas_object(pd.DataFrame({"s": symbol, "q": seq}), index=False).to_numpy()
-    return np.where(seq >= 0, by_seq, by_value)
+    with np.errstate(over="ignore"):
+        sym = symbol_hashes(symbol)
+        by_value = _combine(_combine(_combine(sym, np.asarray(ts, np.int64).view(np.uint64)),
+                                     np.asarray(price, np.float64).view(np.uint64)),
+                            np.asarray(volume, np.float64).view(np.uint64))
+        if seq is None:
+            return by_value
+        seq = np.asarray(seq, np.int64)
+        by_seq = _combine(sym ^ _GOLD, seq.view(np.uint64))
+        return np.where(seq >= 0, by_seq, by_value)
 
 
 class Deduper:
@@ -115,7 +147,8 @@ class SequenceTracker:
     """Per-symbol sequence accounting: how many messages were skipped, and late fills.
 
     ``missing`` is the running count of sequence numbers jumped over minus the ones that
-    arrived late (out of order) and filled a hole.
+    arrived late (out of order) and filled a hole. Work is per batch and per distinct
+    symbol, never per row.
     """
 
     def __init__(self) -> None:
@@ -123,24 +156,37 @@ class SequenceTracker:
         self.missing = 0
         self.late = 0
 
-    def update(self, symbols: np.ndarray, seq: np.ndarray) -> None:
+    def update(self, symbols, seq: np.ndarray) -> None:
         seq = np.asarray(seq, np.int64)
         has = seq >= 0
         if not has.any():
             return
-        frame = pd.DataFrame({"s": np.asarray(symbols, object)[has], "q": seq[has]})
-        for sym, grp in frame.groupby("s", sort=False)["q"]:  # per symbol, not per row
-            q = grp.to_numpy()
-            last = self._last.get(sym)
-            new = q if last is None else q[q > last]
-            late = 0 if last is None else int((q <= last).sum())
-            self.late += late
-            self.missing -= late
-            if len(new):
-                new = np.sort(new)
-                start = int(new[0]) - 1 if last is None else last  # no gap before a first sighting
-                self.missing += int(new[-1]) - start - len(new)
-                self._last[sym] = int(new[-1])
+        arr = symbols if isinstance(symbols, (pa.Array, pa.ChunkedArray)) else pa.array(
+            np.asarray(symbols, dtype=object), pa.string())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        enc = arr.filter(pa.array(has)).dictionary_encode()
+        names = enc.dictionary.to_pylist()
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+        q = seq[has]
+        last = np.array([self._last.get(s, -1) for s in names], np.int64)
+        row_last = last[idx]
+        late = (row_last >= 0) & (q <= row_last)
+        n_late = int(late.sum())
+        self.late += n_late
+        self.missing -= n_late
+        new = ~late
+        k = len(names)
+        count = np.bincount(idx[new], minlength=k)
+        hi = np.full(k, np.iinfo(np.int64).min)
+        lo = np.full(k, np.iinfo(np.int64).max)
+        np.maximum.at(hi, idx[new], q[new])
+        np.minimum.at(lo, idx[new], q[new])
+        got = count > 0
+        start = np.where(last >= 0, last, lo - 1)  # no gap before a first sighting
+        self.missing += int((hi[got] - start[got] - count[got]).sum())
+        for i in np.flatnonzero(got):  # per distinct symbol
+            self._last[names[i]] = int(hi[i])
 
     @property
     def last(self) -> dict[str, int]:

@@ -52,7 +52,7 @@ class IngestResult:
 
 def _keys(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     ts = t.column("ts").to_numpy()
-    keys = tick_keys(t.column("symbol").to_numpy(zero_copy_only=False), ts, t.column("price").to_numpy(),
+    keys = tick_keys(t.column("symbol"), ts, t.column("price").to_numpy(),
                      t.column("volume").to_numpy(), t.column("seq").to_numpy() if "seq" in t.column_names else None)
     return keys, ts
 
@@ -109,8 +109,7 @@ class Ingestor:
             todo = everything.take(pa.array(missing_rows(everything, tail)))
         keys, ts = _keys(everything)
         self.dedupe.filter(keys, ts)
-        self.sequences.update(everything.column("symbol").to_numpy(zero_copy_only=False),
-                              everything.column("seq").to_numpy())
+        self.sequences.update(everything.column("symbol"), everything.column("seq").to_numpy())
         self.sequences.missing = 0
         if todo.num_rows:
             todo = todo.sort_by("ts")
@@ -151,7 +150,7 @@ class Ingestor:
             t = t.sort_by("ts")
             seq = t.column("seq").to_numpy()
             if (seq >= 0).any():
-                self.sequences.update(t.column("symbol").to_numpy(zero_copy_only=False), seq)
+                self.sequences.update(t.column("symbol"), seq)
             first_ts = int(t.column("ts")[0].as_py())
             opened = self._gap_from.pop(stream, None)
             if opened is None and self._restart_from is not None:
@@ -171,7 +170,7 @@ class Ingestor:
             self.written += t.num_rows
         q = decoded.quotes
         if q.num_rows and self.quotes is not None:
-            qk = tick_keys(q.column("symbol").to_numpy(zero_copy_only=False), q.column("ts").to_numpy(),
+            qk = tick_keys(q.column("symbol"), q.column("ts").to_numpy(),
                            q.column("last").to_numpy(), q.column("volume").to_numpy())
             keep = self.quote_dedupe.filter(qk, q.column("ts").to_numpy())
             q = q.filter(pa.array(keep))

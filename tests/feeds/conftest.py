@@ -97,9 +97,13 @@ def tick_multiset(table: pa.Table) -> pd.Series:
     return f.value_counts().sort_index()
 
 
-def assert_complete_and_unique(session: Session) -> None:
-    """Table == every distinct tick the simulator sent (by symbol+sequence), each once."""
-    sent = session.sim.sent_ticks().to_pandas().drop_duplicates(["symbol", "seq"])
+def assert_complete_and_unique(session: Session, identity=("symbol", "seq")) -> None:
+    """Table == every distinct tick the simulator sent, each once.
+
+    ``identity`` is what makes two messages the same tick: the sequence number when the
+    simulator sends one, else (documented policy) symbol + ms timestamp + price + volume.
+    """
+    sent = session.sim.sent_ticks().to_pandas().drop_duplicates(list(identity))
     expected = tick_multiset(pa.Table.from_pandas(sent, preserve_index=False))
     got = tick_multiset(session.ticks())
     assert len(sent) > 0

@@ -51,6 +51,8 @@ class SimulatorConfig:
         does.
     faults : FaultPlan
         Fault injection.
+    start_prices : tuple of (symbol, price)
+        First prices (others get plausible defaults); see :meth:`from_universe`.
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +74,17 @@ class SimulatorConfig:
     max_pending: int = 2000
     max_burst_s: float = 0.25
     faults: FaultPlan = field(default_factory=FaultPlan)
+    start_prices: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def from_universe(cls, n_symbols: int, seed: int = 0, indices: int = 0, **overrides) -> SimulatorConfig:
+        """Symbols and first prices from the synthetic market (``pyplatform.data``)."""
+        from pyplatform.data import make_universe, symbol_params
+
+        universe = make_universe(n_symbols, seed=seed, indices=indices)
+        prices = symbol_params(universe, seed=seed)["price0"]
+        return cls(symbols=tuple(i.symbol for i in universe),
+                   start_prices=tuple((s, float(p)) for s, p in prices.items()), seed=seed, **overrides)
 
     def __post_init__(self) -> None:
         if self.rate < 0:

@@ -81,7 +81,8 @@ class ExchangeSimulator:
     def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock or LiveClock()
-        self.tape = MarketTape(list(self.config.symbols), seed=self.config.seed, sessions=self.config.sessions)
+        self.tape = MarketTape(list(self.config.symbols), seed=self.config.seed, sessions=self.config.sessions,
+                               start_prices=dict(self.config.start_prices))
         self._sym_index = {s.upper(): i for i, s in enumerate(self.tape.symbols)}
         self._sym_arrow = pa.array(self.tape.symbols, pa.string())
         n = len(self.tape.symbols)

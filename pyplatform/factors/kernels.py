@@ -38,7 +38,7 @@ NAN = np.nan
 def state_width(op: str, n: int) -> int:
     """Floats of per-symbol state an instruction needs (``n``: window or steps)."""
     return {
-        "_move": 2 + n, "_wsum": 5 + n, "_wvar": 5 + n, "_wext": 4 + 3 * n, "_wcov": 8 + 2 * n,
+        "_move": 2 + n, "_wsum": 5 + n, "_wvar": 7 + n, "_wext": 4 + 3 * n, "_wcov": 12 + 2 * n,
         "_wrank": 2 + n, "_ema": 4, "_wma": 5 + n, "_cum": 3,
     }.get(op, 0)
 
@@ -124,7 +124,9 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         cnt = S[s, o + 2]
         mean = S[s, o + 3]
         m2 = S[s, o + 4]
-        r = o + 5
+        run = S[s, o + 5]   # how many of the latest non-NULL values are equal to the last one
+        last = S[s, o + 6]
+        r = o + 7
         if seen >= n:
             old = S[s, r + pos]
             if not math.isnan(old):
@@ -141,6 +143,8 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             d = v - mean
             mean += d / cnt
             m2 += d * (v - mean)
+            run = run + 1 if (run > 0 and v == last) else 1.0
+            last = v
         pos += 1
         seen += 1
         if pos == n:  # exact two-pass recomputation once per window
@@ -158,6 +162,9 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
                 if not math.isnan(w):
                     m2 += (w - mean) * (w - mean)
             cnt = c
+        if cnt > 0 and run >= cnt:  # all values in the window are equal: exactly zero spread
+            mean = last
+            m2 = 0.0
         if m2 < 0:
             m2 = 0.0
         S[s, o] = pos
@@ -165,6 +172,8 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         S[s, o + 2] = cnt
         S[s, o + 3] = mean
         S[s, o + 4] = m2
+        S[s, o + 5] = run
+        S[s, o + 6] = last
         if not _ok(cnt, seen, n, minp, need):
             out[i] = NAN
         else:
@@ -229,7 +238,8 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         cnt = S[s, o + 2]
         ma, mb = S[s, o + 3], S[s, o + 4]
         caa, cbb, cab = S[s, o + 5], S[s, o + 6], S[s, o + 7]
-        ra = o + 8
+        run_a, last_a, run_b, last_b = S[s, o + 8], S[s, o + 9], S[s, o + 10], S[s, o + 11]
+        ra = o + 12
         rb = ra + n
         if seen >= n:
             oa, ob = S[s, ra + pos], S[s, rb + pos]
@@ -257,6 +267,9 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
             caa += da * (va - ma)
             cbb += db * (vb - mb)
             cab += da * (vb - mb)
+            run_a = run_a + 1 if (run_a > 0 and va == last_a) else 1.0
+            run_b = run_b + 1 if (run_b > 0 and vb == last_b) else 1.0
+            last_a, last_b = va, vb
         pos += 1
         seen += 1
         if pos == n:  # exact two-pass recomputation once per window
@@ -278,6 +291,11 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
                     cbb += (wb - mb) * (wb - mb)
                     cab += (wa - ma) * (wb - mb)
             cnt = c
+        if cnt > 0 and run_a >= cnt:  # constant window: exactly zero (co)variance
+            ma, caa, cab = last_a, 0.0, 0.0
+        if cnt > 0 and run_b >= cnt:
+            mb, cbb, cab = last_b, 0.0, 0.0
+        S[s, o + 8], S[s, o + 9], S[s, o + 10], S[s, o + 11] = run_a, last_a, run_b, last_b
         S[s, o] = pos
         S[s, o + 1] = seen
         S[s, o + 2] = cnt

@@ -57,8 +57,16 @@ def _median(fn: Callable, repeat: int, setup: Callable | None = None, teardown: 
     return statistics.median(times)
 
 
-def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n_symbols: int = 500) -> list[dict]:
-    """Time the stream hot paths and their naive alternatives; one dict per measurement."""
+#: Measurements one run makes (for progress bars).
+N_MEASUREMENTS = 13
+
+
+def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n_symbols: int = 500,
+                     on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Time the stream hot paths and their naive alternatives; one dict per measurement.
+
+    ``on_result`` is called with each measurement as it completes (progress display).
+    """
     from pyplatform.stream.bars import BarEngine
     from pyplatform.stream.table import StreamTable
 
@@ -73,6 +81,8 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
         results.append({"group": group, "what": what, "rows_per_s": rows / seconds, "median_s": seconds,
                         "vs_python": None if vs_python is None else vs_python / seconds,
                         "vs_pandas": None if vs_pandas is None else vs_pandas / seconds})
+        if on_result is not None:
+            on_result(results[-1])
 
     # -- append ---------------------------------------------------------------------
     def naive_list():
@@ -202,4 +212,11 @@ def register(app) -> None:
         symbols: int = typer.Option(500, help="Distinct symbols in the ticks."),
     ) -> None:
         """Stream-table append and delivery, and the bar engine, beside naive Python/pandas."""
-        typer.echo(format_results(run_stream_bench(rows, batch, repeat, symbols), rows, batch))
+        from tqdm import tqdm
+
+        with tqdm(total=N_MEASUREMENTS, desc="bench stream", unit="measurement") as bar:
+            def step(result: dict) -> None:
+                bar.set_postfix_str(result["what"][:40])
+                bar.update()
+            results = run_stream_bench(rows, batch, repeat, symbols, on_result=step)
+        typer.echo(format_results(results, rows, batch))

@@ -110,6 +110,21 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
         numeric = _numeric_text(raw)
         if numeric is not None:
             raw = numeric
+        else:
+            is_num = pd.Series(raw, dtype=object).astype(str).str.strip().str.fullmatch(
+                r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?").to_numpy()
+            if is_num.any():
+                # epochs and ISO text in one column: each part by its own rules
+                out = np.full(raw.shape, _NAT, dtype=np.int64)
+                for mask, sub_unit in ((is_num, unit), (~is_num, "iso")):
+                    rows = np.flatnonzero(mask)
+                    try:
+                        out[rows] = to_ns(raw[rows], field, sub_unit, assume_tz, clock, max_future)
+                    except NormalizationError as exc:
+                        errors += [BadValue(e.field, int(rows[e.row]), e.value, e.reason) for e in exc.errors]
+                if errors:
+                    raise NormalizationError(sorted(errors, key=lambda e: e.row))
+                return out
     if raw.dtype.kind in "iuf" and unit != "iso":
         out, errors = _numeric_ns(raw, field, unit)
     elif raw.dtype.kind == "M":

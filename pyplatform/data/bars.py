@@ -260,10 +260,11 @@ def generate_bars(symbols, start, end, freq: str = "1min", seed: int = 0, as_arr
         minute, day = sim.chunk(a, b)
         parts.append(day if daily else minute)
     table = pa.concat_tables(parts) if parts else BARS.empty_table()
-    ts = table.column("ts").to_numpy()
-    keep = (ts >= s.value) & (ts < e.value)
-    if not keep.all():
-        table = table.filter(pa.array(keep))
+    if s != s.normalize() or e != e.normalize():
+        ts = table.column("ts").to_numpy()
+        keep = (ts >= s.value) & (ts < e.value)
+        if not keep.all():
+            table = table.filter(pa.array(keep))
     sym = table.column("symbol").to_numpy(zero_copy_only=False).astype(str)
     order = np.lexsort((sym, table.column("ts").to_numpy()))
     table = table.take(pa.array(order))

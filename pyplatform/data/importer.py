@@ -119,6 +119,7 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
         for r in np.flatnonzero(vals.isna().to_numpy())[:1000]:
             bad.append(BadRow(name, int(r), source[k], None, "missing"))
         out[k] = vals.astype(str).to_numpy()
+    lenient: dict[str, np.ndarray] = {}
     for target, typ in spec.columns:
         col = source[target]
         if col not in frame.columns:
@@ -141,10 +142,14 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
                 out[target] = vals.fillna(0).to_numpy().astype(typ.to_pandas_dtype())
         except NormalizationError as exc:
             collect(exc, col)
-    if "high" in out and "low" in out:
-        inverted = np.flatnonzero(out["high"] < out["low"])
-        bad.extend(BadRow(name, int(r), source["high"], float(out["high"][r]),
-                          f"high below low ({float(out['low'][r])})") for r in inverted[:1000])
+            # keep the parseable values for the cross-column checks below
+            lenient[target] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+    lenient.update({k: v for k, v in out.items() if k in ("high", "low")})
+    if "high" in lenient and "low" in lenient:
+        with np.errstate(invalid="ignore"):
+            inverted = np.flatnonzero(lenient["high"] < lenient["low"])
+        bad.extend(BadRow(name, int(r), source["high"], float(lenient["high"][r]),
+                          f"high below low ({float(lenient['low'][r])})") for r in inverted[:1000])
     bad.sort(key=lambda b: b.row)
     return (None if bad else out), bad
 

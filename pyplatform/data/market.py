@@ -101,7 +101,9 @@ def generate_market(data_dir=None, n_symbols: int = 50, start="2014-01-01", end=
         minute, daily = sim.chunk(a, b)
         summary.generate_seconds += time.perf_counter() - t0
         dailies.append(daily)
-        if minute.num_rows:
+        if minute.num_rows and not pending:
+            pending = [minute]  # the first chunk: nothing before it to complete
+        elif minute.num_rows:
             early = pc.less(minute.column("ts"), pa.scalar(pd.Timestamp(a).value, pa.int64()))
             pending.append(minute.filter(early))
             if pending and sum(t.num_rows for t in pending):

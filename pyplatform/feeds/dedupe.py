@@ -144,17 +144,23 @@ class Deduper:
 
 
 class SequenceTracker:
-    """Per-symbol sequence accounting: how many messages were skipped, and late fills.
+    """Per-symbol sequence accounting over distinct (already deduplicated) messages.
 
-    ``missing`` is the running count of sequence numbers jumped over minus the ones that
-    arrived late (out of order) and filled a hole. Work is per batch and per distinct
-    symbol, never per row.
+    ``missing`` is the number of sequence numbers between each symbol's lowest and highest
+    received that have not been received (a hole filled by a late message closes again);
+    ``late`` counts messages that arrived below their symbol's highest sequence so far.
+    Work is per batch and per distinct symbol, never per row.
     """
 
     def __init__(self) -> None:
-        self._last: dict[str, int] = {}
-        self.missing = 0
+        self._lo: dict[str, int] = {}
+        self._hi: dict[str, int] = {}
+        self._n: dict[str, int] = {}
         self.late = 0
+
+    @property
+    def missing(self) -> int:
+        return sum(self._hi[s] - self._lo[s] + 1 - self._n[s] for s in self._hi)
 
     def update(self, symbols, seq: np.ndarray) -> None:
         seq = np.asarray(seq, np.int64)
@@ -169,28 +175,29 @@ class SequenceTracker:
         names = enc.dictionary.to_pylist()
         idx = enc.indices.to_numpy(zero_copy_only=False)
         q = seq[has]
-        last = np.array([self._last.get(s, -1) for s in names], np.int64)
-        row_last = last[idx]
-        late = (row_last >= 0) & (q <= row_last)
-        n_late = int(late.sum())
-        self.late += n_late
-        self.missing -= n_late
-        new = ~late
         k = len(names)
-        count = np.bincount(idx[new], minlength=k)
+        prev_hi = np.array([self._hi.get(s, np.iinfo(np.int64).min) for s in names], np.int64)
+        # late: below the symbol's running maximum (earlier batches, or earlier rows of this one)
+        order = np.lexsort((np.arange(len(q)), idx))
+        qs, ids = q[order], idx[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        running = np.empty_like(qs)
+        for a, b in zip(starts, np.r_[starts[1:], len(qs)]):  # per distinct symbol
+            running[a:b] = np.maximum.accumulate(np.r_[prev_hi[ids[a]], qs[a:b]])[:-1]
+        self.late += int((qs < running).sum())
+        count = np.bincount(idx, minlength=k)
         hi = np.full(k, np.iinfo(np.int64).min)
         lo = np.full(k, np.iinfo(np.int64).max)
-        np.maximum.at(hi, idx[new], q[new])
-        np.minimum.at(lo, idx[new], q[new])
-        got = count > 0
-        start = np.where(last >= 0, last, lo - 1)  # no gap before a first sighting
-        self.missing += int((hi[got] - start[got] - count[got]).sum())
-        for i in np.flatnonzero(got):  # per distinct symbol
-            self._last[names[i]] = int(hi[i])
+        np.maximum.at(hi, idx, q)
+        np.minimum.at(lo, idx, q)
+        for i, s in enumerate(names):  # per distinct symbol
+            self._lo[s] = min(self._lo.get(s, int(lo[i])), int(lo[i]))
+            self._hi[s] = max(self._hi.get(s, int(hi[i])), int(hi[i]))
+            self._n[s] = self._n.get(s, 0) + int(count[i])
 
     @property
     def last(self) -> dict[str, int]:
-        return dict(self._last)
+        return dict(self._hi)
 
 
 def missing_rows(candidate: pa.Table, existing: pa.Table) -> np.ndarray:

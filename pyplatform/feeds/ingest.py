@@ -110,7 +110,6 @@ class Ingestor:
         keys, ts = _keys(everything)
         self.dedupe.filter(keys, ts)
         self.sequences.update(everything.column("symbol"), everything.column("seq").to_numpy())
-        self.sequences.missing = 0
         if todo.num_rows:
             todo = todo.sort_by("ts")
             self.ticks.append(todo.select(TICKS.names), tag=newest_id)

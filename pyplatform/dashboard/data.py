@@ -139,7 +139,8 @@ class StoreBarSource:
 
     def _read(self, table: str, symbol: str, start, end) -> pd.DataFrame:
         # Arrow keeps ts as int64 ns: no datetime round trip on the zoom path
-        tbl = self.store.read(table, symbols=[symbol], start=start, end=end, as_arrow=True)
+        tbl = self.store.read(table, symbols=[symbol], start=start, end=end, as_arrow=True,
+                              columns=["open", "high", "low", "close", "volume", "vwap"])
         cols = [c for c in _COLS + ["vwap"] if c in tbl.column_names]
         out = tbl.select(cols).to_pandas()
         out["ts"] = out["ts"].astype(np.int64)
@@ -191,7 +192,7 @@ class MarketView:
 
 def market_view(source: BarSource, symbol: str, requested: str | Timeframe = "1d",
                 start_ns: int | None = None, end_ns: int | None = None, *, cap: int = 3000,
-                max_source_rows: int = 250_000) -> MarketView:
+                max_source_rows: int = 120_000) -> MarketView:
     """Candles for ``symbol`` in ``[start_ns, end_ns)`` at the finest timeframe that fits.
 
     Parameters

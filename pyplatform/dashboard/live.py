@@ -88,7 +88,7 @@ class LiveBuffer:
         price = np.asarray(cols["price"], dtype=float)
         if not np.isfinite(price).all():
             bad = int(np.flatnonzero(~np.isfinite(price))[0])
-            raise ValueError(f"tick row {bad}: price {price[bad]!r} is not finite")
+            raise ValueError(f"tick row {bad}: price {float(price[bad])} is not finite")
         f = pd.DataFrame({"minute": np.asarray(cols["ts"], np.int64) // MINUTE_NS * MINUTE_NS,
                           "symbol": cols["symbol"], "price": price,
                           "volume": np.asarray(cols["volume"], float)})

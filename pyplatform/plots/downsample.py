@@ -179,7 +179,7 @@ def estimate_count(daily_ts: np.ndarray, tf: Timeframe, minutes_per_day: float) 
 
 
 def choose_timeframe(requested: Timeframe | str, daily_ts: np.ndarray, minutes_per_day: float,
-                     cap: int = 3000, max_source_rows: int = 250_000) -> Timeframe:
+                     cap: int = 3000, max_source_rows: int = 120_000) -> Timeframe:
     """The finest ladder timeframe >= ``requested`` that keeps the window within the budgets.
 
     Parameters

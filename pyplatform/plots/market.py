@@ -78,9 +78,13 @@ def candlestick_figure(bars: pd.DataFrame, tf: Timeframe | str = "1d", *, symbol
     for i, (name, values) in enumerate(overlays.items()):
         fig.add_trace(go.Scatter(x=x, y=np.asarray(values, dtype=float), mode="lines", name=name,
                                  line=dict(width=1.3, color=PALETTE[i % len(PALETTE)])), row=1, col=1)
-    vol_colors = np.where(c >= o, UP, DOWN)
-    fig.add_trace(go.Bar(x=x, y=bars["volume"].to_numpy(float), marker=dict(color=vol_colors, line=dict(width=0)),
-                         name="volume", showlegend=False, opacity=0.8), row=2, col=1)
+    # two single-colour volume traces instead of one with a per-bar colour array: Plotly
+    # validates every element of a colour array, which dominated the callback's time
+    vol = bars["volume"].to_numpy(float)
+    up = c >= o
+    for mask, color in ((up, UP), (~up, DOWN)):
+        fig.add_trace(go.Bar(x=x[mask], y=vol[mask], marker=dict(color=color, line=dict(width=0)),
+                             name="volume", showlegend=False, opacity=0.8), row=2, col=1)
     for i, (name, values) in enumerate(panels.items()):
         fig.add_trace(go.Scatter(x=x, y=np.asarray(values, dtype=float), mode="lines", name=name,
                                  line=dict(width=1.2, color=PALETTE[(i + len(overlays)) % len(PALETTE)])),

@@ -32,7 +32,8 @@ def minute_bars(symbols: list[str], days: int, start: str = "2024-01-02", seed: 
             "open": open_, "high": np.maximum(open_, close) + spread, "low": np.minimum(open_, close) - spread,
             "close": close, "volume": rng.integers(100, 5000, len(ts)).astype(float),
         })
-        f["vwap"] = (f["open"] + f["close"]) / 2
+        f = f.round(2)  # stock prices carry 2 decimals (the store rounds to them too)
+        f["vwap"] = ((f["open"] + f["close"]) / 2).round(2)
         f["trades"] = rng.integers(1, 50, len(ts)).astype(np.int64)
         f.index = pd.MultiIndex.from_arrays([pd.to_datetime(ts), np.full(len(ts), sym, dtype=object)],
                                             names=["datetime", "symbol"])

@@ -185,6 +185,11 @@ class SegmentLog:
 
     # -- properties ---------------------------------------------------------------------
     @property
+    def dirty(self) -> bool:
+        """Whether frames were written since the last fsync."""
+        return self._dirty
+
+    @property
     def next_offset(self) -> int | None:
         """Offset after the last row on disk, or None for an empty log."""
         return self.segments[-1].next_offset if self.segments else None

@@ -102,6 +102,7 @@ class StreamTable:
         self._listeners: list[Callable[[int, int], None]] = []
         self._started = False
         self._closed = False
+        self._flush_timer: threading.Timer | None = None
 
     # -- offsets ------------------------------------------------------------------------
     @property
@@ -153,6 +154,12 @@ class StreamTable:
             now = self.clock.now_ns()
             if self._log is not None:
                 self._log.append(rb, first, now, NO_TAG if tag is None else int(tag))
+                if self._log.dirty and self.options.fsync == "batch" and self._flush_timer is None:
+                    # Group commit must also cover the last appends before a pause: a timer
+                    # fsyncs them within the interval even if no further append comes.
+                    self._flush_timer = threading.Timer(self.options.fsync_interval_s, self._timed_flush)
+                    self._flush_timer.daemon = True
+                    self._flush_timer.start()
             elif tag is not None:
                 self._mem_tag = int(tag)
             self._next = first + n
@@ -184,6 +191,12 @@ class StreamTable:
             self._mem_first.pop(0)
         if self._log is None:
             self._oldest = self._mem_first[0] if self._mem_first else self._next
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._flush_timer = None
+            if not self._closed and self._log is not None:
+                self._log.flush()
 
     def flush(self) -> None:
         """Make every appended row durable (fsync), whatever the fsync policy."""
@@ -363,6 +376,9 @@ class StreamTable:
             if self._closed:
                 return
             self._closed = True
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
             subs = list(self._subs.values())
             self._cond.notify_all()
         for sub in subs:

@@ -168,3 +168,15 @@ def test_every_fsync_policy_replays_after_close(tmp_path, policy):
     t = StreamTable("ticks", None, tmp_path)
     sub = t.subscribe("reader", offset=OFFSET_ACKED)
     assert sub.poll().column("offset").to_pylist() == list(range(10, 20))
+
+
+def test_batch_policy_fsyncs_a_pause_within_the_interval(tmp_path):
+    t = StreamTable("ticks", TICKS, tmp_path, fsync="batch", fsync_interval_s=1.0)
+    t._log._last_fsync = time.monotonic()  # an fsync just happened: this append is not fsynced inline
+    t.append(make_ticks(3))
+    assert t._log.dirty
+    deadline = time.monotonic() + 10
+    while t._log.dirty and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not t._log.dirty  # the timer fsynced it although no further append came
+    t.close()

@@ -123,13 +123,26 @@ class LiveBuffer:
                 self._bars[sym] = merged
             self._bump()
 
-    def on_quotes(self, batch) -> None:
-        """Quote snapshots (the ``QUOTES`` schema); the latest per symbol is kept."""
+    def on_quotes(self, batch, fold_into_bars: bool = True) -> None:
+        """Quote snapshots (the ``QUOTES`` schema); the latest per symbol is kept.
+
+        With ``fold_into_bars`` each quote's ``last`` also updates the forming one-minute bar,
+        its traded volume being the rise in the quote's cumulative day ``volume`` (the signal
+        service publishes quotes, not individual trades).
+        """
         cols = to_columns(batch)
         _require(cols, ["ts", "symbol", "last"], "quote")
-        frame = pd.DataFrame(cols).sort_values("ts", kind="stable").groupby("symbol").tail(1)
+        frame = pd.DataFrame(cols).sort_values("ts", kind="stable")
+        latest = frame.groupby("symbol").tail(1)
         with self._lock:
-            for rec in frame.to_dict("records"):
+            if fold_into_bars and len(frame):
+                vol = frame["volume"].astype(float) if "volume" in frame else pd.Series(0.0, index=frame.index)
+                prev = frame["symbol"].map({s: q.get("volume", np.nan) for s, q in self._quotes.items()})
+                step = vol.groupby(frame["symbol"]).diff()
+                step = step.fillna(vol - prev.astype(float)).clip(lower=0.0).fillna(0.0)
+                self.on_ticks({"ts": frame["ts"].to_numpy(np.int64), "symbol": frame["symbol"].to_numpy(),
+                               "price": frame["last"].to_numpy(float), "volume": step.to_numpy(float)})
+            for rec in latest.to_dict("records"):
                 self._quotes[rec["symbol"]] = rec
             self._bump()
 

@@ -8,6 +8,8 @@ backtest and a ``LiveClock`` live; only the broker differs (``"paper"`` or ``"fi
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +24,8 @@ from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_pr
 from pyplatform.domain.schemas import to_columns
 from pyplatform.execution.journal import Journal
 from pyplatform.execution.matching import FillModel
-from pyplatform.execution.messages import OrderFilled, OrdType, Side, SubmitOrder
+from pyplatform.execution.messages import CancelOrder, OrderFilled, OrdType, Side, SubmitOrder
+from pyplatform.execution.states import OrderStatus
 from pyplatform.execution.oms import OrderManager
 from pyplatform.execution.paper import PaperBroker
 from pyplatform.execution.positions import to_decimal
@@ -79,6 +82,8 @@ class TradingNode:
         if jpath is None and settings is not None:
             jpath = settings.path("trading", account, "orders.journal")
         self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
+        self.kill_file = settings.path("trading", account, "kill.json") if settings is not None else None
+        self._kill_seen: float | None = None
         self.slices = SliceScheduler()
         self.minute_volume: dict[str, float] = {}
         self.quotes: dict[str, Quote] = {}
@@ -132,11 +137,15 @@ class TradingNode:
         return events
 
     def on_signal(self, sig: Signal, report: StepReport | None = None) -> SubmitOrder | None:
-        """Turn a signal into an order (sized by risk), check it and route it."""
+        """Turn a signal into an order (sized by risk), check it and route it.
+
+        Returns the order risk accepted (None: nothing to do, or refused -- see ``report``).
+        """
         report = report or StepReport()
         last = self.risk.last_price.get(sig.symbol)
         if last is None:
             return None
+        self.cancel_symbol(sig.symbol, f"superseded by signal {sig.strategy} {sig.direction.name}")
         snap = self.snapshot()
         held = Decimal(snap.positions.get(sig.symbol, 0))
         if sig.direction is Direction.FLAT:
@@ -150,8 +159,26 @@ class TradingNode:
         px = round_price(float(last) * (1 + int(side) * self.aggression), asset_class_of(sig.symbol))
         cmd = SubmitOrder(f"{sig.strategy}-{sig.symbol}-{sig.ts}", self.account, sig.symbol, side, abs(delta),
                           OrdType.LIMIT, px, ts=self.clock.now_ns(), reason=sig.reason)
+        refused = len(report.refused)
         self._route(cmd, report)
-        return cmd
+        return None if len(report.refused) > refused else cmd
+
+    def cancel_symbol(self, symbol: str, reason: str = "") -> int:
+        """Cancel working orders and unreleased VWAP slices in ``symbol`` (a new signal
+        supersedes them: the new order is sized against the position actually held)."""
+        self.slices.cancel_symbol(symbol)
+        n = 0
+        for o in self.oms.open_orders(self.account, symbol):
+            if o.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+                continue
+            cmd = CancelOrder(o.client_order_id, self.clock.now_ns(), reason)
+            with self._lock:
+                self.oms.request_cancel(cmd)
+            events = self.broker.send(cmd)
+            with self._lock:
+                self._apply_all(events)
+            n += 1
+        return n
 
     def _route(self, cmd: SubmitOrder, report: StepReport) -> list:
         decision = self.risk.check(cmd, self.snapshot())
@@ -203,6 +230,7 @@ class TradingNode:
     def step(self) -> StepReport:
         """Consume new quotes and factor rows, route what they produce; returns what happened."""
         report = StepReport()
+        self._check_kill_file()
         qsub = self._subs.get("quotes")
         if qsub is not None:
             batch = qsub.poll()
@@ -230,7 +258,22 @@ class TradingNode:
         return report
 
     def kill(self, mode: str = "halt", reason: str = "by command") -> None:
-        self.risk.kill(mode, reason)
+        """Throw (``halt``/``reduce_only``) or reset (``off``) the kill switch for all accounts."""
+        if mode == "off":
+            self.risk.reset_kill()
+        else:
+            self.risk.kill(mode, reason)
+
+    def _check_kill_file(self) -> None:
+        # ``pyplatform trade kill`` writes this file; a running node picks it up on its next step
+        if self.kill_file is None or not self.kill_file.exists():
+            return
+        mtime = self.kill_file.stat().st_mtime
+        if mtime == self._kill_seen:
+            return
+        self._kill_seen = mtime
+        data = json.loads(self.kill_file.read_text())
+        self.kill(data.get("mode", "halt"), data.get("reason", "kill file"))
 
     def status(self) -> dict[str, Any]:
         """Positions, P&L and risk state as plain data (CLI, dashboards)."""
@@ -247,6 +290,7 @@ class TradingNode:
             "daily_loss_hit": self.risk.loss_limit_hit(self.account),
             "decisions": len(self.risk.decisions),
             "refused": sum(1 for d in self.risk.decisions if not d.accepted),
+            "refused_by_rule": dict(Counter(d.rule for d in self.risk.decisions if not d.accepted)),
         }
 
     def close(self) -> None:

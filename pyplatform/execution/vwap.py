@@ -94,5 +94,10 @@ class SliceScheduler:
         self._pending = [c for c in self._pending if c.parent_id != parent_id]
         return before - len(self._pending)
 
+    def cancel_symbol(self, symbol: str) -> int:
+        before = len(self._pending)
+        self._pending = [c for c in self._pending if c.symbol != symbol]
+        return before - len(self._pending)
+
     def __len__(self) -> int:
         return len(self._pending)

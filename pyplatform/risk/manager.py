@@ -254,7 +254,8 @@ class RiskManager:
         lim = self.config.limits(account, symbol)
         return position_size(symbol, equity, price, stop_fraction=lim.fixed_stop,
                              risk_per_trade=lim.account.risk_per_trade, hist_vol=self.hist_vol.get(symbol),
-                             vol_scale=lim.account.vol_scale, strength=strength, lot_size=lim.lot_size)
+                             vol_scale=lim.account.vol_scale, strength=strength, lot_size=lim.lot_size,
+                             max_fraction=lim.concentration)
 
     def sync_position(self, account: str, symbol: str, qty: Decimal, avg_price: Decimal | None,
                       ts: int | None = None) -> None:

@@ -36,7 +36,8 @@ def position_ratio(hist_vol: float | None, vol_scale: float = 2.0) -> Decimal:
 
 def position_size(symbol: str, equity: Decimal, price: Decimal, *, stop_fraction: float = 0.05,
                   risk_per_trade: float = 0.02, hist_vol: float | None = None, vol_scale: float = 2.0,
-                  strength: float = 1.0, lot_size: float | None = None) -> Decimal:
+                  strength: float = 1.0, lot_size: float | None = None,
+                  max_fraction: float | None = None) -> Decimal:
     """Order quantity for a new position.
 
     The smaller of (a) the quantity whose loss at the stop equals ``risk_per_trade`` of
@@ -52,6 +53,9 @@ def position_size(symbol: str, equity: Decimal, price: Decimal, *, stop_fraction
         Distance of the stop-loss (the risk per unit), e.g. 0.05.
     strength : float
         Signal strength in [0, 1] scaling (b).
+    max_fraction : float, optional
+        Cap the position's value at this share of equity (the concentration limit), so
+        sizing never proposes what the concentration check would refuse.
 
     Returns
     -------
@@ -68,7 +72,10 @@ def position_size(symbol: str, equity: Decimal, price: Decimal, *, stop_fraction
     by_risk = equity * Decimal(str(risk_per_trade)) / (price * Decimal(str(stop_fraction)))
     strength_d = Decimal(str(min(max(strength, 0.0), 1.0)))
     by_ratio = equity * position_ratio(hist_vol, vol_scale) * strength_d / price
-    return round_to_lot(min(by_risk, by_ratio), lot_size_of(symbol, lot_size))
+    qty = min(by_risk, by_ratio)
+    if max_fraction is not None:
+        qty = min(qty, equity * Decimal(str(max_fraction)) / price)
+    return round_to_lot(qty, lot_size_of(symbol, lot_size))
 
 
 def is_fractional(asset_class: AssetClass) -> bool:

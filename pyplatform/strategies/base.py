@@ -105,30 +105,48 @@ class Strategy:
         ts = np.asarray(cols["ts"], dtype=np.int64)
         symbols = np.asarray(cols["symbol"]).astype(str)
         uniq, inverse = np.unique(symbols, return_inverse=True)
-        hits: list[tuple[int, int, int]] = []  # (row, prev regime, new regime)
-        for code, sym in enumerate(uniq):  # per symbol, vectorised over its rows
-            if self.symbols is not None and sym not in self.symbols:
-                continue
-            rows = np.flatnonzero(inverse == code)
-            r = regime[rows]
-            prev0 = self._last.get(sym, KEEP)
-            chain = np.concatenate(([prev0], r))
-            known = chain != KEEP
-            idx = np.where(known, np.arange(len(chain)), 0)
-            np.maximum.accumulate(idx, out=idx)
-            filled = chain[idx]  # forward-filled regime, KEEP until the first known value
-            before, after = filled[:-1], filled[1:]
-            change = np.flatnonzero((after != before) & (before != KEEP) & (after != KEEP))
-            hits += [(int(rows[i]), int(before[i]), int(after[i])) for i in change]
-            if filled[-1] != KEEP:
-                self._last[sym] = int(filled[-1])
-        hits.sort()
+        # Group rows by symbol (stable: time order kept inside a group) and forward-fill the
+        # regime within each group, seeded by the regime carried from earlier batches --
+        # all vectorised; a per-symbol Python loop would cost O(rows x symbols).
+        order = np.argsort(inverse, kind="stable")
+        code = inverse[order]
+        r = regime[order]
+        carry = np.array([self._last.get(sym, KEEP) for sym in uniq], dtype=np.int8)
+        m = len(order)
+        pos = np.arange(m)
+        first = np.ones(m, dtype=bool)
+        first[1:] = code[1:] != code[:-1]
+        start = np.maximum.accumulate(np.where(first, pos, 0))
+        idx = np.maximum.accumulate(np.where(r != KEEP, pos, -1))
+        after = np.where(idx >= start, r[np.maximum(idx, 0)], carry[code])
+        before = np.empty_like(after)
+        before[1:] = after[:-1]
+        before[first] = carry[code[first]]
+        change = (after != before) & (before != KEEP) & (after != KEEP)
+        if self.symbols is not None:
+            change &= np.isin(uniq, list(self.symbols))[code]
+        last_row = np.ones(m, dtype=bool)
+        last_row[:-1] = first[1:]
+        for c, v in zip(code[last_row], after[last_row]):
+            if v != KEEP:
+                self._last[str(uniq[c])] = int(v)
+        sel = np.flatnonzero(change)
+        rows = order[sel]
+        by_row = np.argsort(rows, kind="stable")  # signals in input-row order
+        rows, prev, new = rows[by_row], before[sel][by_row].tolist(), after[sel][by_row].tolist()
+        # only the (few) rows that fire become Python objects
+        keys = list(self.FACTORS)
+        cols_out = [self.column(k) for k in keys]
+        vals = [f[k][rows].tolist() for k in keys]
+        strength_h = np.clip(strength[rows], 0.0, 1.0).tolist()
+        ts_h, sym_h = ts[rows].tolist(), symbols[rows].tolist()
+        directions = {d: Direction(d) for d in (-1, 0, 1)}
         out = []
-        for row, prev, new in hits:
-            values = {self.column(k): float(f[k][row]) for k in self.FACTORS}
-            out.append(Signal(int(ts[row]), str(symbols[row]), self.name, Direction(new),
-                              float(min(max(strength[row], 0.0), 1.0)),
-                              self.describe(prev, new, {k: float(f[k][row]) for k in self.FACTORS}), values))
+        for j in range(len(rows)):
+            row_vals = [v[j] for v in vals]
+            out.append(Signal(ts_h[j], sym_h[j], self.name, directions[new[j]], strength_h[j],
+                              self.describe(prev[j], new[j], dict(zip(keys, row_vals))),
+                              dict(zip(cols_out, row_vals))))
         return out
 
     def state(self) -> dict[str, Any]:

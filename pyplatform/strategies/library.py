@@ -32,9 +32,8 @@ class DualMACrossover(Strategy):
         out[d < 0] = -1
         return out
 
-    def strength(self, f):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.nan_to_num(np.abs(f["fast"] / f["slow"] - 1.0) * 20.0, nan=0.0)
+    # strength stays 1: at the moment of a cross the MAs are nearly equal, so their gap says
+    # nothing about conviction (scaling by it would size every crossover to zero)
 
     def describe(self, prev, new, row):
         kind = "golden cross" if new > 0 else "death cross"

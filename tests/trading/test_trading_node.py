@@ -36,13 +36,16 @@ def feed(tables, rows, b, t):
     tables["factors"].append(pa.Table.from_pandas(r, preserve_index=False).cast(tables["factors"].schema))
 
 
-def run(tmp_path, steps=None, node_kwargs=None):
+WIDE = RiskConfig(default=AccountLimits(concentration=0.5, daily_loss_limit=0.5, fixed_stop=0.5, trailing_stop=0.5))
+
+
+def run(tmp_path, steps=None, node_kwargs=None, risk=WIDE):
     strat, tables = make_tables()
     b = bars(n=80)
     rows = factor_rows([strat], b)
     clock = SimClock(int(rows["ts"].iloc[0]))
     node = TradingNode(None, tables, clock, "paper", strategies=[strat], journal=tmp_path / "orders.journal",
-                       risk_config=RiskConfig(default=AccountLimits(concentration=0.5)), **(node_kwargs or {}))
+                       risk_config=risk, **(node_kwargs or {}))
     reports = []
     for t in sorted(rows["ts"].unique())[:steps]:
         clock.set(int(t))
@@ -70,6 +73,45 @@ def test_signals_flow_to_orders_and_fills(tmp_path):
     node.close()
 
 
+def test_stop_loss_closes_and_daily_loss_throws_reduce_only(tmp_path):
+    from pyplatform.domain import Direction, Quote, Signal
+
+    clock = SimClock(10 * 86_400 * 10**9 + 15 * 3600 * 10**9)
+    node = TradingNode(None, {}, clock, "paper", journal=tmp_path / "j")  # default limits
+
+    def quote(px):
+        return Quote(clock.now_ns(), "A.US", px, bid=px - 0.01, ask=px + 0.01, bid_size=1e7, ask_size=1e7)
+
+    node.on_quote(quote(100.0))
+    node.on_signal(Signal(clock.now_ns(), "A.US", "t", Direction.LONG))
+    held = node.oms.positions.quantity("main", "A.US")
+    assert held == 3000  # sized at the 30% concentration cap
+    clock.advance(10**9)
+    node.on_quote(quote(97.5))  # -2.5%: inside both the 5% fixed and the 3% trailing stop
+    assert node.oms.positions.quantity("main", "A.US") == held
+    clock.advance(10**9)
+    node.on_quote(quote(94.0))  # through the 5% fixed stop: a closing market order
+    stop = [o for o in node.oms.orders.values() if o.client_order_id.startswith("stop-fixed-")]
+    assert len(stop) == 1 and stop[0].status is OrderStatus.FILLED and node.oms.positions.quantity("main", "A.US") == 0
+    # that loss is ~1.8% of equity; lose more on a second round to touch the 5% daily limit
+    for px in (94.0, 80.0):
+        clock.advance(10**9)
+        node.on_quote(quote(px))
+    clock.advance(10**9)
+    node.on_signal(Signal(clock.now_ns(), "A.US", "t", Direction.LONG, reason="again"))
+    assert node.oms.positions.quantity("main", "A.US") > 0
+    clock.advance(10**9)
+    node.on_quote(quote(70.0))  # stopped out again, deep loss
+    assert node.oms.positions.quantity("main", "A.US") == 0
+    clock.advance(10**9)
+    node.on_quote(quote(70.0))
+    report = __import__("pyplatform.execution.node", fromlist=["StepReport"]).StepReport()
+    assert node.on_signal(Signal(clock.now_ns(), "A.US", "t", Direction.LONG), report) is None
+    assert report.refused[0].rule == "kill_switch" and "daily loss" in report.refused[0].reason
+    assert node.status()["kill_switch"] == "REDUCE_ONLY"
+    node.close()
+
+
 def test_restart_rebuilds_positions_from_the_journal(tmp_path):
     node, _, _, _ = run(tmp_path)
     before = {s: node.oms.positions.quantity("main", s) for s in ("A.US", "B.US")}
@@ -94,5 +136,7 @@ def test_kill_switch_stops_new_orders(tmp_path):
         refused += r.refused
         signals += r.signals
         assert not r.orders
-    assert signals and len(refused) == len(signals) and all(d.rule == "kill_switch" for d in refused)
+    # a signal sized to zero shares needs no order; every order the signals asked for was refused
+    assert signals and refused and all(d.rule == "kill_switch" for d in refused)
+    assert not node.oms.orders
     node.close()

@@ -21,6 +21,12 @@ def test_stock_board_lots():
     assert position_size("AAPL.US", D(1000), D(100)) == 0  # not one board lot
 
 
+def test_concentration_caps_sizing():
+    # risk sizing alone would give 4000 shares (40% of equity); a 30% cap gives 3000
+    assert position_size("AAPL.US", D(1_000_000), D(100)) == 4000
+    assert position_size("AAPL.US", D(1_000_000), D(100), max_fraction=0.30) == 3000
+
+
 def test_forex_standard_lots():
     # 20,000 / (1.1 x 0.05) = 363,636 units -> 3 standard lots
     assert position_size("EURUSD.GB", D(1_000_000), D("1.10000")) == 300_000

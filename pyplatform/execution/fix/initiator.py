@@ -154,6 +154,10 @@ class FixBroker:
             raise RuntimeError("FixBroker needs order_lookup to cancel or replace orders")
         return self.order_lookup(client_order_id)
 
+    def on_quote(self, quote) -> list:
+        """Market data is the venue's business: a FIX broker matches nothing locally."""
+        return []
+
     # ------------------------------------------------------------------ incoming
     def poll(self) -> list:
         """Events received since the last poll (when no ``on_event`` handler is set)."""

@@ -1,0 +1,232 @@
+"""``pyplatform bench trading``: signal-to-acknowledged-order latency and strategy throughput.
+
+Three figures, each beside the obvious alternative measured in the same run:
+
+* signal -> risk -> order manager (journal fsync) -> paper broker -> acknowledged, p50/p99,
+  beside the same path with the pandas-style risk check that recomputes positions from the
+  whole fill history on every order;
+* the same through the FIX initiator to the exchange simulator over loopback (p50/p99),
+  beside the in-process paper broker;
+* strategy evaluation rows/s (vectorised per batch) beside a per-row Python loop.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from pyplatform.clock import LiveClock
+from pyplatform.domain import Direction, Quote, Signal
+from pyplatform.risk import AccountLimits, RiskConfig
+
+__all__ = ["register", "paper_latency", "fix_latency", "strategy_throughput"]
+
+_SYMBOLS = [f"S{i:02d}.US" for i in range(20)]
+
+
+def _permissive() -> RiskConfig:
+    # limits out of the way: the benchmark times the checks, not refusals (slippage on 2000
+    # round trips would otherwise touch the daily loss limit)
+    return RiskConfig(default=AccountLimits(rate_per_s=1e9, burst=10**9, concentration=100.0, price_band=0.5,
+                                            daily_loss_limit=0.99, kill_on_breach="none"))
+
+
+def _signals(n: int):
+    dirs = (Direction.LONG, Direction.SHORT, Direction.FLAT)
+    for i in range(n):
+        yield Signal(time.time_ns() + i, _SYMBOLS[i % len(_SYMBOLS)], "bench", dirs[(i // len(_SYMBOLS)) % 3], 0.5)
+
+
+def _quotes(node) -> None:
+    for s in _SYMBOLS:
+        node.on_quote(Quote(time.time_ns(), s, 100.0, bid=99.99, ask=100.01, bid_size=1e9, ask_size=1e9))
+
+
+def _pct(a) -> tuple[float, float]:
+    a = np.asarray(a, dtype=np.float64) / 1e3
+    return float(np.median(a)), float(np.percentile(a, 99))
+
+
+def paper_latency(n: int = 2000, fsync: bool = True, naive_risk: bool = False, directory=None) -> np.ndarray:
+    """Per-signal nanoseconds from signal to an acknowledged (accepted/filled) paper order."""
+    from pyplatform.execution.node import TradingNode
+
+    with tempfile.TemporaryDirectory(dir=directory) as d:
+        node = TradingNode(None, {}, LiveClock(), "paper", risk_config=_permissive(), journal=Path(d) / "j",
+                           fsync=fsync)
+        _quotes(node)
+        if naive_risk:
+            _install_naive_risk(node)
+        out = []
+        for sig in _signals(n):
+            t0 = time.perf_counter_ns()
+            cmd = node.on_signal(sig)
+            t1 = time.perf_counter_ns()
+            if cmd is not None:
+                assert node.oms.orders[cmd.client_order_id].status.value != "pending_new"
+                out.append(t1 - t0)
+        node.close()
+    return np.asarray(out)
+
+
+def _install_naive_risk(node) -> None:
+    """The obvious alternative: rebuild positions from every fill with pandas before each check."""
+    import pandas as pd
+
+    from pyplatform.execution.messages import OrderFilled
+    from pyplatform.risk import AccountSnapshot
+
+    fills: list[dict] = []
+    apply = node._apply_all
+
+    def recording_apply(events):
+        done = apply(events)
+        for e in done:
+            if isinstance(e, OrderFilled):
+                o = node.oms.orders[node.oms.live_id(e.client_order_id)]
+                fills.append({"symbol": o.symbol, "qty": float(e.last_qty) * int(o.side), "px": float(e.last_px)})
+        return done
+
+    def snapshot():
+        df = pd.DataFrame(fills, columns=["symbol", "qty", "px"])
+        pos = df.groupby("symbol")["qty"].sum()
+        cash = -(df["qty"] * df["px"]).sum()
+        marks = {s: float(node.risk.last_price.get(s, 0)) for s in pos.index}
+        equity = float(node.capital) + cash + sum(q * marks[s] for s, q in pos.items())
+        return AccountSnapshot(node.account, Decimal(str(round(equity, 2))),
+                               {s: Decimal(str(q)) for s, q in pos.items() if q})
+
+    node._apply_all = recording_apply
+    node.snapshot = snapshot
+
+
+def fix_latency(n: int = 500, directory=None) -> np.ndarray:
+    """Per-signal nanoseconds from signal to the venue's acknowledgement applied, over FIX loopback."""
+    from pyplatform.execution.fix.exchange import FixExchange
+    from pyplatform.execution.node import TradingNode
+
+    with tempfile.TemporaryDirectory(dir=directory) as d:
+        ex = FixExchange(Path(d) / "venue").start()
+        node = TradingNode(None, {}, LiveClock(), "fix", risk_config=_permissive(), journal=Path(d) / "j",
+                           fix_port=ex.port)
+        acked = threading.Condition()
+        handler = node.broker.on_event
+
+        def on_event(ev):
+            handler(ev)
+            with acked:
+                acked.notify_all()
+
+        node.broker.on_event = on_event
+        try:
+            _quotes(node)
+            for s in _SYMBOLS:
+                ex.on_quote(Quote(time.time_ns(), s, 100.0, bid=99.99, ask=100.01, bid_size=1e9, ask_size=1e9))
+            out = []
+            for sig in _signals(n):
+                t0 = time.perf_counter_ns()
+                cmd = node.on_signal(sig)
+                if cmd is None:
+                    continue
+                with acked:
+                    ok = acked.wait_for(lambda: node.oms.orders[cmd.client_order_id].status.value != "pending_new",
+                                        timeout=10)
+                t1 = time.perf_counter_ns()
+                if not ok:
+                    raise RuntimeError(f"no acknowledgement for {cmd.client_order_id} within 10 s")
+                out.append(t1 - t0)
+        finally:
+            node.close()
+            ex.stop()
+    return np.asarray(out)
+
+
+def strategy_throughput(rows: int = 200_000, symbols: int = 50, repeats: int = 3) -> tuple[float, float]:
+    """Rows/s of ``DualMACrossover.on_batch`` (vectorised) and of a per-row Python loop that
+    builds the same signals (the outputs are compared), medians of ``repeats`` runs."""
+    from pyplatform.domain import Signal
+    from pyplatform.strategies import DualMACrossover
+
+    rng = np.random.default_rng(0)
+    per = rows // symbols
+    rows = per * symbols
+    price = 100 + np.cumsum(rng.normal(0, 0.1, (per, symbols)), axis=0)
+    c = np.cumsum(np.vstack([np.zeros(symbols), price]), axis=0)
+    fast = np.full_like(price, np.nan)
+    slow = np.full_like(price, np.nan)
+    fast[4:] = (c[5:] - c[:-5]) / 5
+    slow[19:] = (c[20:] - c[:-20]) / 20
+    names = np.array([f"X{i}.US" for i in range(symbols)])
+    batch = {"ts": np.repeat(np.arange(per, dtype=np.int64), symbols), "symbol": np.tile(names, per),
+             "ma_cross_fast": fast.ravel(), "ma_cross_slow": slow.ravel()}
+
+    def vectorised():
+        return DualMACrossover(fast=5, slow=20).on_batch(batch)
+
+    def per_row():
+        strat = DualMACrossover(fast=5, slow=20)
+        last: dict[str, int] = {}
+        out = []
+        ts, sym, fa, sl = batch["ts"], batch["symbol"], batch["ma_cross_fast"], batch["ma_cross_slow"]
+        for i in range(rows):
+            d = fa[i] - sl[i]
+            r = 1 if d > 0 else -1 if d < 0 else 0
+            if r == 0:
+                continue
+            s = str(sym[i])
+            p = last.get(s)
+            if p is not None and p != r:
+                f = {"fast": float(fa[i]), "slow": float(sl[i])}
+                strength = 1.0
+                out.append(Signal(int(ts[i]), s, strat.name, Direction(r), strength, strat.describe(p, r, f),
+                                  {"ma_cross_fast": f["fast"], "ma_cross_slow": f["slow"]}))
+            last[s] = r
+        return out
+
+    tv, tr = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a = vectorised()
+        t1 = time.perf_counter()
+        b = per_row()
+        t2 = time.perf_counter()
+        if a != b:
+            raise RuntimeError(f"strategy bench: vectorised found {len(a)} signals, per-row loop {len(b)}")
+        tv.append(t1 - t0)
+        tr.append(t2 - t1)
+    return rows / float(np.median(tv)), rows / float(np.median(tr))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("trading")
+    def trading_bench(
+        signals: int = typer.Option(2000, help="Signals through risk + paper broker."),
+        fix_signals: int = typer.Option(500, help="Signals through FIX on loopback (0 skips FIX)."),
+        rows: int = typer.Option(200_000, help="Factor rows for the strategy throughput figure."),
+    ) -> None:
+        """Signal-to-acknowledged-order latency (paper and FIX) and strategy throughput, with ratios."""
+        typer.echo(f"machine: {platform.machine()} {platform.system()} {platform.python_version()}")
+        fsynced = paper_latency(signals, fsync=True)
+        naive = paper_latency(signals, fsync=True, naive_risk=True)
+        nofsync = paper_latency(signals, fsync=False)
+        (p50, p99), (n50, n99), (q50, q99) = _pct(fsynced), _pct(naive), _pct(nofsync)
+        typer.echo(f"signal->ack, risk + OMS (fsync journal) + paper: p50 {p50:9.1f} us  p99 {p99:9.1f} us  "
+                   f"(n={len(fsynced)})")
+        typer.echo(f"  same, journal without fsync:                   p50 {q50:9.1f} us  p99 {q99:9.1f} us")
+        typer.echo(f"  alternative, pandas positions per check:       p50 {n50:9.1f} us  p99 {n99:9.1f} us  "
+                   f"-> {n50 / p50:.2f}x the median")
+        if fix_signals:
+            fx = fix_latency(fix_signals)
+            f50, f99 = _pct(fx)
+            typer.echo(f"signal->ack through FIX 4.4 loopback (quickfix): p50 {f50:9.1f} us  p99 {f99:9.1f} us  "
+                       f"(n={len(fx)}; {f50 / p50:.2f}x the in-process paper median)")
+        vec, loop = strategy_throughput(rows)
+        typer.echo(f"strategy (dual MA cross) rows/s: vectorised {vec:,.0f}  per-row loop {loop:,.0f}  "
+                   f"-> {vec / loop:.1f}x")

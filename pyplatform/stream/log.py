@@ -225,11 +225,17 @@ class SegmentLog:
             seg = self._roll(first)
         pos = seg.size
         total = len(head) + payload.size
-        written = os.writev(self._wfd, [head, payload])  # one syscall, no copy of the payload
-        if written < total:  # short writes are rare but legal
-            rest = (head + payload.to_pybytes())[written:]
-            while rest:
-                rest = rest[os.write(self._wfd, rest):]
+        try:
+            written = os.writev(self._wfd, [head, payload])  # one syscall, no copy of the payload
+            if written < total:  # short writes are rare but legal
+                rest = (head + payload.to_pybytes())[written:]
+                while rest:
+                    rest = rest[os.write(self._wfd, rest):]
+        except OSError:
+            # Disk full or similar: cut what part of the frame got out, so later frames do
+            # not follow a hole (which the torn-tail repair would then throw away with them).
+            os.ftruncate(self._wfd, pos)
+            raise
         seg.add(pos, first, rows, payload.size, append_ns, tag)
         self._dirty = True
         if self.fsync == "always":

@@ -89,6 +89,7 @@ class StreamTable:
         self._mem: list[pa.RecordBatch] = []
         self._mem_first: list[int] = []
         self._mem_rows = 0
+        self._mem_head = 0  # entries before this index were evicted (compacted in bulk)
         self._next = 0
         self._oldest = 0
         if self.directory is not None:
@@ -185,12 +186,21 @@ class StreamTable:
         return first, first + n - 1
 
     def _trim_memory(self) -> None:
-        # Keep at least the newest batch; drop whole old batches beyond the window.
-        while len(self._mem) > 1 and self._mem_rows - self._mem[0].num_rows >= self.options.memory_rows:
-            self._mem_rows -= self._mem.pop(0).num_rows
-            self._mem_first.pop(0)
+        # Keep at least the newest batch; evict whole old batches beyond the window. Evicted
+        # entries are skipped by index and compacted in bulk: deleting from the front of a
+        # list per append would make tiny appends O(window).
+        mem, limit, head = self._mem, self.options.memory_rows, self._mem_head
+        while len(mem) - head > 1 and self._mem_rows - mem[head].num_rows >= limit:
+            self._mem_rows -= mem[head].num_rows
+            mem[head] = None  # release the batch now
+            head += 1
+        if head > 1024 and head * 2 > len(mem):
+            del mem[:head]
+            del self._mem_first[:head]
+            head = 0
+        self._mem_head = head
         if self._log is None:
-            self._oldest = self._mem_first[0] if self._mem_first else self._next
+            self._oldest = self._mem_first[head] if len(self._mem_first) > head else self._next
 
     def _timed_flush(self) -> None:
         with self._lock:
@@ -238,12 +248,13 @@ class StreamTable:
                 raise RetentionError(self.name, start, self._oldest)
             end = max(end, start)
             batches: list[pa.RecordBatch] = []
-            mem_start = self._mem_first[0] if self._mem_first else self._next
+            head = self._mem_head
+            mem_start = self._mem_first[head] if len(self._mem_first) > head else self._next
             if start < mem_start and self._log is not None:
                 batches += self._log.read(start, min(end, mem_start))
             lo = max(start, mem_start)
             if lo < end:
-                i = max(bisect.bisect_right(self._mem_first, lo) - 1, 0)
+                i = max(bisect.bisect_right(self._mem_first, lo, head) - 1, head)
                 while i < len(self._mem) and self._mem_first[i] < end:
                     f0, rb = self._mem_first[i], self._mem[i]
                     a, b = max(lo, f0) - f0, min(end, f0 + rb.num_rows) - f0

@@ -180,3 +180,28 @@ def test_batch_policy_fsyncs_a_pause_within_the_interval(tmp_path):
         time.sleep(0.02)
     assert not t._log.dirty  # the timer fsynced it although no further append came
     t.close()
+
+
+def test_failed_write_leaves_no_partial_frame_behind(tmp_path, monkeypatch):
+    import errno
+
+    from pyplatform.stream import log as log_module
+
+    t = StreamTable("ticks", TICKS, tmp_path)
+    t.append(make_ticks(4))
+    seg = _segments(tmp_path)[-1]
+    size = seg.stat().st_size
+    real_writev = log_module.os.writev
+
+    def disk_full(fd, buffers):
+        os.write(fd, bytes(buffers[0])[:10])  # part of the header gets out, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(log_module.os, "writev", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        t.append(make_ticks(4, 4))
+    monkeypatch.setattr(log_module.os, "writev", real_writev)
+    assert t.next_offset == 4 and seg.stat().st_size == size
+    assert t.append(make_ticks(4, 4)) == (4, 7)
+    t.close()
+    t = StreamTable("ticks", None, tmp_path)
+    assert t.read().column("ts").to_pylist() == make_ticks(8)["ts"].tolist()

@@ -285,6 +285,32 @@ def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: i
     return "\n".join(lines)
 
 
+def wire_sizes(n_symbols: int = 5000, per_frame: int = 10, replay_rows: int = 2000, seed: int = 0) -> list[tuple[str, float, float]]:
+    """Bytes per message of each encoding on factor rows like the benchmark's.
+
+    Returns ``(encoding, live bytes/msg, replay bytes/msg)``: live frames carry
+    ``per_frame`` rows (one subscriber's symbols of one batch), replay frames
+    ``replay_rows`` rows; zstd is only worth its CPU on the latter.
+    """
+    import pyarrow as pa
+
+    from pyplatform.signals.wire import JsonCodec, MsgpackZstdCodec
+
+    rng = np.random.default_rng(seed)
+    n = max(replay_rows, per_frame)
+    rows = pa.table({"seq": pa.array(np.arange(10_000_000, 10_000_000 + n), pa.int64()),
+                     "ts": pa.array(np.full(n, time.time_ns()) + np.arange(n) // n_symbols, pa.int64()),
+                     "symbol": [f"F{i % n_symbols:05d}.US" for i in rng.permutation(n)],
+                     "mom": rng.standard_normal(n)})
+    out = []
+    for name, codec in (("json", JsonCodec()), ("msgpack", MsgpackZstdCodec(compress_min_bytes=1 << 30)),
+                        ("msgpack+zstd", MsgpackZstdCodec(compress_min_bytes=0))):
+        live = codec.frame("data", "factors:mom", [codec.encode_rows(rows.slice(0, per_frame))[0]], per_frame)
+        replay = codec.frame("data", "factors:mom", [codec.encode_rows(rows.slice(0, replay_rows))[0]], replay_rows)
+        out.append((name, len(live) / per_frame, len(replay) / replay_rows))
+    return out
+
+
 def register(app: Any) -> None:
     """Add ``signals`` to the ``pyplatform bench`` Typer app."""
     import typer
@@ -306,3 +332,6 @@ def register(app: Any) -> None:
         res = run_signals_bench(clients=clients, per_client=per_client, symbols=symbols, rate=rate, seconds=seconds,
                                 repeat=repeat, encodings=tuple(encoding))
         typer.echo(format_results(res, clients, per_client, symbols, rate))
+        typer.echo("bytes per message on the same factor rows (live frame of %d rows / replay frame of 2000 rows):" % per_client)
+        for name, live, replay in wire_sizes(symbols, per_client):
+            typer.echo(f"  {name:13s} live {live:6.1f} B/msg   replay {replay:6.1f} B/msg")

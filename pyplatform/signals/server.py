@@ -83,7 +83,10 @@ def _direct_writer(ws: ServerConnection, text: bool) -> Any:
     send = protocol.send_text if text else protocol.send_binary
 
     def direct(frame: bytes) -> bool:
-        if protocol.state is not State.OPEN or ws.send_in_progress is not None or ws.paused:
+        # getattr: these are websockets internals (used by its own broadcast()); if a release
+        # renames them we fall back to the queued path rather than break
+        if protocol.state is not State.OPEN or getattr(ws, "send_in_progress", True) is not None \
+                or getattr(ws, "paused", True):
             return False
         try:
             send(frame)

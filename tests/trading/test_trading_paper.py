@@ -114,3 +114,32 @@ def test_day_orders_expire():
 def test_fill_model_validates():
     with pytest.raises(ValueError, match="slippage"):
         FillModel(0.01, 0.001)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["AAPL.US", "EURUSD.GB", "BTCUSDT.BA"]), st.floats(0.5, 50_000),
+       st.integers(1, 5000), st.floats(1, 10_000), st.booleans())
+def test_fill_prices_stay_in_the_slippage_band_at_asset_precision(sym, ask, qty, size, buy):
+    from decimal import ROUND_CEILING, ROUND_FLOOR
+
+    from pyplatform.domain import PRICE_DECIMALS, asset_class_of
+
+    places = PRICE_DECIMALS[asset_class_of(sym)]
+    unit = D(1).scaleb(-places)
+    b = PaperBroker(SimClock(0))
+    b.on_quote(Quote(0, sym, ask, bid=ask, ask=ask, bid_size=size, ask_size=size))
+    ev = b.send(o("x", Side.BUY if buy else Side.SELL, qty, sym=sym))
+    got = fills(ev)
+    assert sum(f.last_qty for f in got) <= qty
+    for f in got:
+        assert f.last_px == f.last_px.quantize(unit)  # the asset class's precision
+        ref = D(repr(ask))
+        if buy:
+            lo, hi = (ref * D("1.0005")).quantize(unit, ROUND_FLOOR), (ref * D("1.002")).quantize(unit, ROUND_CEILING)
+        else:
+            lo, hi = (ref * D("0.998")).quantize(unit, ROUND_FLOOR), (ref * D("0.9995")).quantize(unit, ROUND_CEILING)
+        assert lo <= f.last_px <= hi

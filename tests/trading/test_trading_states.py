@@ -82,3 +82,10 @@ def test_markdown_rendering_lists_every_status_and_event():
         assert k.value in md.splitlines()[0]
     row = next(line for line in md.splitlines() if line.startswith("| **pending_cancel**"))
     assert "previous" in row and "cancelled" in row
+
+
+def test_docs_show_the_table_from_the_code():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text()
+    assert render_markdown() in doc

@@ -135,7 +135,7 @@ def intraday_figure(bars: pd.DataFrame, prev_close: float | None, *, symbol: str
     title = f"{symbol} intraday"
     if prev_close is not None and np.isfinite(prev_close):
         fig.add_hline(y=prev_close, line=dict(color=MUTED, dash="dash", width=1), row=1, col=1,
-                      annotation_text=f"prev close {prev_close:g}", annotation_position="bottom left")
+                      annotation_text=f"prev close {prev_close:g}", annotation_position="bottom right")
         change = close[-1] / prev_close - 1.0
         title += f" · {close[-1]:g} ({change:+.2%})"
         colors = np.where(close >= prev_close, UP, DOWN)

@@ -37,6 +37,7 @@ def register_template() -> str:
             margin=dict(l=48, r=16, t=36, b=32),
             legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, bgcolor="rgba(0,0,0,0)"),
             hovermode="x unified",
+            title=dict(x=0.01, xanchor="left", font=dict(size=14)),
         )
         t.layout.xaxis.update(gridcolor=_GRID, zerolinecolor=_GRID, linecolor=_GRID)
         t.layout.yaxis.update(gridcolor=_GRID, zerolinecolor=_GRID, linecolor=_GRID)

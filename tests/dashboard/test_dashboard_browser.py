@@ -58,11 +58,11 @@ def test_each_page_loads_without_console_errors(duo, market_settings, screenshot
     _wait_status(duo, lambda t: "candles" in t)
     duo.wait_for_element("#market-intraday .js-plotly-plot", timeout=10)
     screenshot(duo.driver, "market")
-    for path, marker, name in (("/factors", "#page .page", "factors"), ("/backtests", "#page .page", "backtests"),
-                               ("/live", "#live-quotes", "live")):
+    for path, marker, name in (("/factors", "#factor-quantiles .js-plotly-plot", "factors"),
+                               ("/backtests", "#page .page", "backtests"), ("/live", "#live-quotes", "live")):
         duo.driver.get(duo.server_url + path)
-        duo.wait_for_element(marker, timeout=10)
-        time.sleep(0.5)
+        duo.wait_for_element(marker, timeout=30)
+        time.sleep(1.0)
         screenshot(duo.driver, name)
     assert duo.get_logs() == [], duo.get_logs()
 
@@ -129,4 +129,65 @@ def test_live_bar_appears_after_a_tick_is_published(duo, market_settings, market
     screenshot(duo.driver, "market-live")
     buf.set_connection("disconnected", time.time_ns(), "socket closed")
     duo.wait_for_text_to_equal("#live-badge", "✕ live feed lost", timeout=10)
+    assert duo.get_logs() == []
+
+
+def test_factor_page_shows_ic_and_quantile_plots(duo, market_settings, screenshot):
+    from pyplatform.research.evaluation import evaluate
+
+    app = _app(market_settings)
+    duo.start_server(app)
+    duo.driver.get(duo.server_url + "/factors")
+    _choose(duo, "#factor-name", "rsi_14: " + app.pyplatform.factors.library["rsi_14"])
+    duo.wait_for_contains_text("#factor-status", "rsi_14 on all", timeout=30)
+    ic_trace = "document.querySelector('#factor-ic .js-plotly-plot')._fullData[0]"
+    q_trace = "document.querySelector('#factor-quantiles .js-plotly-plot')._fullData"
+    duo.wait_for_element("#factor-ic .js-plotly-plot", timeout=10)
+    n_ic = duo.driver.execute_script(f"return {ic_trace}.y.length")
+    q_labels = duo.driver.execute_script(f"return Array.from({q_trace}[0].x)")
+    q_first = duo.driver.execute_script(f"return Array.from({q_trace}[0].y)")
+    # the page draws what pyplatform.research computes for the same factor and universe
+    r = app.pyplatform.factors.evaluate("rsi_14", "all")
+    ref = evaluate(r.values.dropna(), app.pyplatform.factors.load_daily(app.pyplatform.factors.universes["all"])
+                   ["close"].unstack("symbol"), horizons=(1, 5, 10), name="rsi_14")
+    assert n_ic == len(ref.ic)
+    assert q_labels == [f"Q{int(q)}" for q in ref.quantile_returns.index]
+    np.testing.assert_allclose(q_first, ref.quantile_returns.iloc[:, 0].to_numpy() * 1e4)
+    for gid in ("#factor-values", "#factor-decay", "#factor-turnover", "#factor-corr"):
+        duo.wait_for_element(f"{gid} .js-plotly-plot", timeout=10)
+    screenshot(duo.driver, "factors-rsi")
+    assert duo.get_logs() == []
+
+
+def test_live_page_shows_quotes_signals_orders_positions_and_risk(duo, market_settings, screenshot):
+    buf = LiveBuffer()
+    app = _app(market_settings, live=buf)
+    duo.start_server(app)
+    duo.driver.get(duo.server_url + "/live")
+    duo.wait_for_contains_text("#live-quotes", "no quotes yet", timeout=10)
+    t0 = time.time_ns()
+    buf.set_connection("connected", t0)
+    buf.on_quotes({"ts": np.array([t0, t0]), "symbol": np.array(["AAA.US", "BBB.US"]), "last": np.array([101.5, 55.25]),
+                   "bid": np.array([101.4, 55.2]), "ask": np.array([101.6, 55.3]), "volume": np.array([1e4, 2e4])})
+    buf.on_signals({"ts": np.array([t0]), "symbol": np.array(["AAA.US"]), "strategy": np.array(["ma_cross"]),
+                    "direction": np.array([1]), "strength": np.array([0.8])})
+    buf.on_orders([{"order_id": "o-1", "symbol": "AAA.US", "side": "BUY", "qty": 100, "price": 101.5,
+                    "filled": 0, "status": "NEW"}])
+    buf.on_orders([{"order_id": "o-1", "filled": 100, "status": "FILLED"}])
+    buf.on_positions([{"symbol": "AAA.US", "qty": 100, "avg_price": 101.5, "market_value": 10150.0,
+                       "unrealized_pnl": 0.0}])
+    for i, v in enumerate([0.0, 12.5, -3.0, 20.0]):
+        buf.on_pnl(t0 + i * 1_000_000_000, v)
+    buf.on_risk({"kill_switch": True, "limits": {"gross exposure": {"used": 10150.0, "limit": 12000.0},
+                                                 "orders / min": {"used": 2, "limit": 60}}})
+    duo.wait_for_contains_text("#live-quotes", "55.25", timeout=10)
+    assert "ma_cross" in duo.find_element("#live-signals").text
+    orders = duo.find_element("#live-orders").text
+    assert "o-1" in orders and "FILLED" in orders and "NEW" not in orders  # the update replaced the row
+    assert "10,150" in duo.find_element("#live-positions").text
+    duo.wait_for_text_to_equal("#kill-switch", "ENGAGED", timeout=10)
+    assert "gross exposure: 10,150 / 12,000 (85%)" in duo.find_element("#live-risk").text
+    duo.wait_for_text_to_equal("#live-badge", "● live", timeout=10)
+    time.sleep(0.5)
+    screenshot(duo.driver, "live-filled")
     assert duo.get_logs() == []

@@ -15,6 +15,11 @@ __all__ = ["layout", "register", "table", "risk_panel"]
 _MAX_ROWS = 30
 
 
+def _num(x: float) -> str:
+    """Readable number: thousands separators for large values, 4 significant digits for small."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.4g}"
+
+
 def _fmt(v) -> str:
     if isinstance(v, (float, np.floating)):
         return "" if not np.isfinite(v) else f"{v:,.6g}"
@@ -46,7 +51,7 @@ def risk_panel(state: dict) -> html.Component:
         used, limit = float(lim.get("used", 0.0)), float(lim.get("limit", 0.0))
         frac = used / limit if limit else 0.0
         items.append(html.Div([
-            html.Div(f"{name}: {used:,.4g} / {limit:,.4g} ({frac:.0%})", className="status"),
+            html.Div(f"{name}: {_num(used)} / {_num(limit)} ({frac:.0%})", className="status"),
             html.Div(className="meter high" if frac >= 0.8 else "meter",
                      children=html.Div(style={"width": f"{min(frac, 1.0) * 100:.0f}%"})),
         ]))

@@ -58,10 +58,10 @@ def layout(actx: AppContext) -> html.Div:
                 html.Div(id="market-status", className="status"),
             ]),
             html.Div(children=[
-                html.Div(className="card", children=[dcc.Graph(id="market-intraday", config={"displaylogo": False},
+                html.Div(className="card", children=[dcc.Graph(id="market-intraday", config={"displayModeBar": False},
                                                                style={"height": "34vh", "minHeight": "240px"})]),
                 html.Div(className="card", style={"marginTop": "12px"}, children=[
-                    dcc.Graph(id="market-depth", config={"displaylogo": False},
+                    dcc.Graph(id="market-depth", config={"displayModeBar": False},
                               style={"height": "26vh", "minHeight": "200px"})]),
             ]),
         ]),

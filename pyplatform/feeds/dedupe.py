@@ -177,14 +177,22 @@ class SequenceTracker:
         q = seq[has]
         k = len(names)
         prev_hi = np.array([self._hi.get(s, np.iinfo(np.int64).min) for s in names], np.int64)
-        # late: below the symbol's running maximum (earlier batches, or earlier rows of this one)
-        order = np.lexsort((np.arange(len(q)), idx))
+        # late: below the symbol's running maximum (earlier batches, or earlier rows of this
+        # one). Rows are grouped by symbol (stable, so arrival order holds inside a group) and
+        # one running maximum over (group << 40 | seq) serves every group at once.
+        order = np.argsort(idx, kind="stable")
         qs, ids = q[order], idx[order]
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        running = np.empty_like(qs)
-        for a, b in zip(starts, np.r_[starts[1:], len(qs)]):  # per distinct symbol
-            running[a:b] = np.maximum.accumulate(np.r_[prev_hi[ids[a]], qs[a:b]])[:-1]
-        self.late += int((qs < running).sum())
+        first = np.r_[True, ids[1:] != ids[:-1]]
+        if len(qs) and qs.max() < (1 << 40) and k < (1 << 22):
+            packed = (ids.astype(np.int64) << 40) | qs
+            prior = np.r_[np.int64(-1), np.maximum.accumulate(packed)[:-1]] - (ids.astype(np.int64) << 40)
+            prior[first] = -1
+        else:  # sequences too large to pack: per distinct symbol
+            prior = np.full(len(qs), -1, np.int64)
+            starts = np.flatnonzero(first)
+            for a, b in zip(starts, np.r_[starts[1:], len(qs)]):
+                prior[a + 1:b] = np.maximum.accumulate(qs[a:b])[:-1]
+        self.late += int((qs < np.maximum(prior, prev_hi[ids])).sum())
         count = np.bincount(idx, minlength=k)
         hi = np.full(k, np.iinfo(np.int64).min)
         lo = np.full(k, np.iinfo(np.int64).max)

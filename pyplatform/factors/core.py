@@ -1,10 +1,16 @@
 """Per-symbol state plus a compiled program: the shared heart of the stream runtime and the
-factor engine. Sans-I/O: columns in, factor columns out."""
+factor engine. Sans-I/O: columns in, factor columns out.
+
+State is one flat float64 buffer. Each stateful instruction owns a ``[capacity, width]`` block
+(one row per symbol), so a batch that visits symbols in order reads each block sequentially.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pyplatform.factors.kernels import run_program
 from pyplatform.factors.program import Program, build_program
@@ -23,25 +29,76 @@ class StreamCore:
         self.symbols: list[str] = []
         self.sym_index: dict[str, int] = {}
         self.program = build_program(self.factors)
-        self.state = np.zeros((0, self.program.width))
+        self.cap = 0
+        self.state = np.zeros(0)
         self._regs = np.empty((self.program.n_regs, 0))
+        self._last_syms = None  # the previous batch's symbol column and its ids: batches of
+        self._last_ids = None   # bars usually repeat the same symbols in the same order
+        self._known: pa.Array | None = None
+
+    # -- state layout ----------------------------------------------------------------------------
+    def block(self, off: int, width: int, state: np.ndarray | None = None, cap: int | None = None) -> np.ndarray:
+        """The ``[capacity, width]`` view of one instruction's state."""
+        st, c = (self.state, self.cap) if state is None else (state, cap)
+        return st[c * off: c * (off + width)].reshape(c, width)
+
+    def logical_state(self, n: int) -> np.ndarray:
+        """State of the first ``n`` symbols as ``[n, program width]`` (slot order)."""
+        out = np.zeros((n, self.program.width))
+        for off, w in self.program.slots.values():
+            out[:, off:off + w] = self.block(off, w)[:n]
+        return out
+
+    def set_logical_state(self, rows: np.ndarray) -> None:
+        for off, w in self.program.slots.values():
+            self.block(off, w)[: rows.shape[0]] = rows[:, off:off + w]
+
+    def _resize(self, cap: int) -> None:
+        new = np.zeros(cap * self.program.width)
+        keep = min(cap, self.cap)
+        for off, w in self.program.slots.values():
+            self.block(off, w, new, cap)[:keep] = self.block(off, w)[:keep]
+        self.state, self.cap = new, cap
 
     # -- symbols ------------------------------------------------------------------------------
     def symbol_ids(self, symbols) -> np.ndarray:
-        """Map a column of symbols to state rows, registering new symbols (vectorised:
-        one hash pass in C, Python only per *distinct* new symbol)."""
-        if len(symbols) == 1:
+        """Map a column of symbols (NumPy or Arrow) to state rows, registering new symbols.
+
+        Vectorised: a repeat of the previous batch's symbol column is one buffer comparison;
+        otherwise one hash pass in C, with Python only per *distinct new* symbol.
+        """
+        n = len(symbols)
+        if n == 1:
             sym = symbols[0]
+            if isinstance(sym, pa.Scalar):
+                sym = sym.as_py()
             sid = self.sym_index.get(sym)
             if sid is None:
                 sid = self._register([sym])[0]
             return np.array([sid], dtype=np.int64)
-        codes, uniques = pd.factorize(np.asarray(symbols, dtype=object), use_na_sentinel=False)
-        ids = np.fromiter((self.sym_index.get(u, -1) for u in uniques), dtype=np.int64, count=len(uniques))
-        missing = np.flatnonzero(ids < 0)
-        if len(missing):
-            ids[missing] = self._register([uniques[j] for j in missing])
-        return ids[codes]
+        last = self._last_syms
+        if last is not None and len(last) == n and type(last) is type(symbols):
+            same = last.equals(symbols) if isinstance(symbols, pa.Array) else np.array_equal(last, symbols)
+            if same:
+                return self._last_ids
+        arr = symbols if isinstance(symbols, pa.Array) else pa.array(np.asarray(symbols, dtype=object), pa.string())
+        if arr.null_count:
+            raise ValueError(f"symbol column has {arr.null_count} NULL value(s)")
+        if self._known is not None and len(self._known):
+            ids = pc.index_in(arr, value_set=self._known).to_numpy(zero_copy_only=False)
+            missing = np.isnan(ids) if ids.dtype.kind == "f" else None
+        else:
+            ids, missing = np.full(n, np.nan), np.ones(n, dtype=bool)
+        if missing is not None and missing.any():
+            new = pd.unique(arr.filter(pa.array(missing)).to_numpy(zero_copy_only=False))
+            self._register([s for s in new if s not in self.sym_index])
+            ids = pc.index_in(arr, value_set=self._known).to_numpy(zero_copy_only=False)
+        ids = np.asarray(ids, dtype=np.int64)
+        # Arrow arrays are immutable; a NumPy column is copied so a caller refilling its buffer
+        # in place cannot make the cache lie
+        self._last_syms = symbols if isinstance(symbols, pa.Array) else np.array(symbols, copy=True)
+        self._last_ids = ids
+        return ids
 
     def _register(self, new: list[str]) -> list[int]:
         for sym in new:
@@ -51,46 +108,46 @@ class StreamCore:
         out = list(range(start, start + len(new)))
         self.symbols.extend(new)
         self.sym_index.update(zip(new, out))
-        need = len(self.symbols)
-        if need > self.state.shape[0]:  # grow geometrically; zero rows are fresh state
-            cap = max(need, 2 * self.state.shape[0], 64)
-            grown = np.zeros((cap, self.program.width))
-            grown[: self.state.shape[0]] = self.state
-            self.state = grown
+        self._known = pa.array(self.symbols, pa.string())
+        if len(self.symbols) > self.cap:  # grow geometrically; zero rows are fresh state
+            self._resize(max(len(self.symbols), 2 * self.cap, 64))
         return out
 
     # -- running -------------------------------------------------------------------------------
     def run(self, columns: dict[str, np.ndarray], sid: np.ndarray) -> dict[str, np.ndarray]:
         """Advance the state over the rows (in order) and return each factor's values."""
         m = len(sid)
-        for name in self.program.inputs:
+        prog = self.program
+        for name in prog.inputs:
             if name not in columns:
                 raise KeyError(f"input batch has no column {name!r} (columns: {sorted(columns)})")
-        out = {name: np.empty(m) for name in self.program.outputs}
+        if m <= _CHUNK:
+            if self._regs.shape[1] != m:
+                self._regs = np.empty((prog.n_regs, m))
+            regs = self._regs
+            for name, r in prog.inputs.items():
+                regs[r] = columns[name]
+            run_program(prog.code, prog.fp, regs, sid, self.state, self.cap)
+            return {name: regs[r].copy() for name, r in prog.outputs.items()}
+        out = {name: np.empty(m) for name in prog.outputs}
         for lo in range(0, m, _CHUNK):
             hi = min(m, lo + _CHUNK)
-            k = hi - lo
-            if self._regs.shape[1] != k:
-                self._regs = np.empty((self.program.n_regs, k))
-            regs = self._regs
-            for name, r in self.program.inputs.items():
-                regs[r] = columns[name][lo:hi]
-            run_program(self.program.code, self.program.fp, regs, np.ascontiguousarray(sid[lo:hi]), self.state)
-            for name, r in self.program.outputs.items():
-                out[name][lo:hi] = regs[r]
+            part = self.run({k: v[lo:hi] for k, v in columns.items() if k in prog.inputs}, sid[lo:hi])
+            for name in out:
+                out[name][lo:hi] = part[name]
         return out
 
     # -- changing the factor set ----------------------------------------------------------------
     def set_factors(self, factors: dict[str, tuple[Expr, int]]) -> None:
         """Rebuild the program, keeping the state of every instruction that survives."""
-        old_prog, old_state = self.program, self.state
+        old_prog = self.program
         prog = build_program(factors)
-        state = np.zeros((old_state.shape[0], prog.width))
+        new = np.zeros(self.cap * prog.width)
         for key, (off, w) in prog.slots.items():
             if key in old_prog.slots:
-                o_off, o_w = old_prog.slots[key]
-                state[:, off:off + w] = old_state[:, o_off:o_off + o_w]
-        self.factors, self.program, self.state = dict(factors), prog, state
+                o_off, _ = old_prog.slots[key]
+                self.block(off, w, new, self.cap)[:] = self.block(o_off, w)
+        self.factors, self.program, self.state = dict(factors), prog, new
         self._regs = np.empty((prog.n_regs, 0))
 
     def adopt(self, other: "StreamCore") -> None:
@@ -98,7 +155,8 @@ class StreamCore:
         if not other.symbols:
             return
         ids = self.symbol_ids(np.asarray(other.symbols, dtype=object))
+        n = len(other.symbols)
         for key, (off, w) in self.program.slots.items():
             if key in other.program.slots:
                 o_off, _ = other.program.slots[key]
-                self.state[ids, off:off + w] = other.state[: len(other.symbols), o_off:o_off + w]
+                self.block(off, w)[ids] = other.block(o_off, w)[:n]

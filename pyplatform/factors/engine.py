@@ -53,6 +53,7 @@ class FactorEngine:
         for name, text in (factors or {}).items():
             self._exprs[name] = (self._parse(name, text), 0)
         self._core = StreamCore(self._exprs)
+        self._changed()
         self.next_offset = 0  # the input offset the next fed row is expected to carry
         self.rows_fed = 0
 
@@ -67,6 +68,11 @@ class FactorEngine:
         except FactorError as exc:
             raise type(exc)(f"factor {name!r}: {exc.reason}", exc.text, exc.line, exc.column) from None
 
+    def _changed(self) -> None:
+        cols = set().union(*(e.columns() for e, _ in self._exprs.values())) if self._exprs else set()
+        self._needed = sorted(cols)
+        self._schema = factor_schema(list(self._exprs))
+
     @property
     def factors(self) -> dict[str, str]:
         """``{name: canonical expression}`` in output column order."""
@@ -78,7 +84,7 @@ class FactorEngine:
 
     @property
     def schema(self) -> pa.Schema:
-        return factor_schema(list(self._exprs))
+        return self._schema
 
     def add_factor(self, name: str, text: str | Expr, history: pd.DataFrame | None = None) -> None:
         """Add a factor while running.
@@ -95,6 +101,7 @@ class FactorEngine:
         new[name] = (expr, self._epoch)
         self._core.set_factors(new)
         self._exprs = new
+        self._changed()
         if history is not None and len(history):
             warm = StreamCore({name: (expr, self._epoch)})
             order, _ = frame_layout(history)
@@ -110,27 +117,36 @@ class FactorEngine:
         new = {k: v for k, v in self._exprs.items() if k != name}
         self._core.set_factors(new)
         self._exprs = new
+        self._changed()
 
     # -- running ------------------------------------------------------------------------------
+    def compute(self, batch) -> dict[str, np.ndarray]:
+        """Like :meth:`feed` but return ``{factor: float64 array}`` (NaN for NULL) without
+        building an Arrow table: the lowest-latency path for a single tick."""
+        cols, sym = batch_columns(batch, self._needed)
+        n = len(sym)
+        values = self._core.run(cols, self._core.symbol_ids(sym))
+        off = _column(batch, "offset", required=False) if n else None
+        self.next_offset = int(off[-1]) + 1 if off is not None else self.next_offset + n
+        self.rows_fed += n
+        return values
+
     def feed(self, batch) -> pa.Table:
         """Process rows in order; return ts, symbol and each factor for every input row.
 
         A batch with an int64 ``offset`` column (a stream table read) advances
         :attr:`next_offset` to the last offset + 1; otherwise offsets count rows.
         """
-        needed = sorted(set().union(*(e.columns() for e, _ in self._exprs.values()))) if self._exprs else []
-        cols, sym = batch_columns(batch, needed + [c for c in ("ts",) if c not in needed])
-        n = len(sym)
-        sid = self._core.symbol_ids(sym)
-        values = self._core.run(cols, sid)
         ts = _column(batch, "ts")
         symbols = _column(batch, "symbol")
-        arrays = [pa.array(ts, type=pa.int64()), pa.array(symbols, type=pa.string())]
-        arrays += [pa.array(values[name], type=pa.float64(), from_pandas=True) for name in self._exprs]
-        off = _column(batch, "offset", required=False)
-        self.next_offset = int(off[-1]) + 1 if off is not None and n else self.next_offset + n
-        self.rows_fed += n
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        values = self.compute(batch)
+        arrays = [ts if isinstance(ts, pa.Array) and ts.type == pa.int64() else pa.array(np.asarray(ts, dtype=np.int64)),
+                  symbols if isinstance(symbols, pa.Array) and symbols.type == pa.string() else pa.array(symbols, pa.string())]
+        for name in self._exprs:
+            v = values[name]
+            nulls = np.isnan(v)
+            arrays.append(pa.array(v, mask=nulls) if nulls.any() else pa.array(v))
+        return pa.Table.from_arrays(arrays, schema=self._schema)
 
     # -- persistence ----------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -152,7 +168,9 @@ def _column(batch, name: str, required: bool = True):
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         if name in batch.schema.names:
             col = batch.column(name)
-            return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            if isinstance(col, pa.ChunkedArray):
+                return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            return col
     elif isinstance(batch, pd.DataFrame):
         if name in batch.columns:
             return batch[name].to_numpy()

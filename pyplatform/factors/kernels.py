@@ -9,7 +9,7 @@ all factors is a single call with no per-row Python.
 
 Instructions run column-at-a-time: each reads its operand registers for all rows of the batch
 and writes its output register. Stateful instructions walk the rows in order, keyed by the
-row's symbol id into ``S[symbol, offset:offset + width]``; every state update is O(1) amortised
+row's symbol id into the instruction's own ``[symbols, width]`` block of the flat state; every state update is O(1) amortised
 (running sums with a periodic exact re-sum, Welford updates, monotonic deques), except
 ``_wrank`` which is O(window) per row. All state is float64 and zero-initialised, so adding a
 symbol is appending a zero row.
@@ -498,10 +498,13 @@ def _elementwise(op, a, b, c, f1, out):
 
 
 @nb.njit(cache=True)
-def run_program(code, fp, regs, sid, S):
+def run_program(code, fp, regs, sid, S, cap):
     """Run every instruction of ``code`` over the batch held in ``regs`` (see module doc).
 
-    ``code[k] = (op, out, a, b, c, offset, i1, i2)`` and ``fp[k] = (f1, f2)``.
+    ``code[k] = (op, out, a, b, c, offset, i1, i2, width)`` and ``fp[k] = (f1, f2)``. ``S`` is
+    the flat state: instruction k owns ``S[cap*offset : cap*(offset+width)]`` viewed as
+    ``[cap, width]`` (one row per symbol), so a batch that walks symbols in order walks each
+    instruction's state sequentially instead of striding across all instructions' state.
     """
     for k in range(code.shape[0]):
         op = code[k, 0]
@@ -512,25 +515,28 @@ def run_program(code, fp, regs, sid, S):
         o = code[k, 5]
         i1 = code[k, 6]
         i2 = code[k, 7]
+        w = code[k, 8]
         f1 = fp[k, 0]
         f2 = fp[k, 1]
         if op < 40:
             _elementwise(op, a, b, c, f1, out)
-        elif op == 40:
-            _move(a, sid, S, o, i1, out)
+            continue
+        blk = S[cap * o: cap * (o + w)].reshape((cap, w))
+        if op == 40:
+            _move(a, sid, blk, 0, i1, out)
         elif op == 41:
-            _wsum(a, sid, S, o, i1, i2, int(f1), f2 != 0, out)
+            _wsum(a, sid, blk, 0, i1, i2, int(f1), f2 != 0, out)
         elif op == 42:
-            _wvar(a, sid, S, o, i1, i2, int(f1), out)
+            _wvar(a, sid, blk, 0, i1, i2, int(f1), out)
         elif op == 43:
-            _wext(a, sid, S, o, i1, i2, f1, out)
+            _wext(a, sid, blk, 0, i1, i2, f1, out)
         elif op == 44:
-            _wcov(a, b, sid, S, o, i1, i2, int(f1), out)
+            _wcov(a, b, sid, blk, 0, i1, i2, int(f1), out)
         elif op == 45:
-            _wrank(a, sid, S, o, i1, i2, f1 != 0, out)
+            _wrank(a, sid, blk, 0, i1, i2, f1 != 0, out)
         elif op == 46:
-            _ema(a, sid, S, o, i1, int(f1), out)
+            _ema(a, sid, blk, 0, i1, int(f1), out)
         elif op == 47:
-            _wma(a, sid, S, o, i1, out)
+            _wma(a, sid, blk, 0, i1, out)
         else:
-            _cum(a, sid, S, o, int(f1), out)
+            _cum(a, sid, blk, 0, int(f1), out)

@@ -25,7 +25,7 @@ _STATEFUL = {"_move", "_wsum", "_wvar", "_wext", "_wcov", "_wrank", "_ema", "_wm
 class Program:
     """Instructions plus the register and state layout they use."""
 
-    code: np.ndarray              # int64 [k, 8]
+    code: np.ndarray              # int64 [k, 9]
     fp: np.ndarray                # float64 [k, 2]
     n_regs: int
     inputs: dict[str, int]        # column name -> register
@@ -41,6 +41,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
     code: list[list[int]] = []
     fp: list[list[float]] = []
     slots: dict[tuple, tuple[int, int]] = {}
+    widths: dict[int, int] = {}
     width = 0
     n_regs = 1  # register 0 is a scratch operand for unused slots
 
@@ -50,7 +51,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
         return n_regs - 1
 
     def emit(op: str, out: int, a=0, b=0, c=0, off=0, i1=0, i2=0, f1=0.0, f2=0.0) -> None:
-        code.append([OPCODES[op], out, a, b, c, off, i1, i2])
+        code.append([OPCODES[op], out, a, b, c, off, i1, i2, widths.get(off, 0) if op.startswith("_") else 0])
         fp.append([f1, f2])
 
     def visit(node: Expr, epoch: int) -> int:
@@ -84,6 +85,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
                 n = int(p[0]) if node.name != "_cum" else 0
                 w = state_width(node.name, n)
                 slots[key] = (width, w)
+                widths[width] = w
                 off = width
                 width += w
                 r = new_reg()
@@ -108,7 +110,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
 
     outputs = {name: visit(lower(expr), epoch) for name, (expr, epoch) in factors.items()}
     return Program(
-        code=np.asarray(code, dtype=np.int64).reshape(-1, 8),
+        code=np.asarray(code, dtype=np.int64).reshape(-1, 9),
         fp=np.asarray(fp, dtype=np.float64).reshape(-1, 2),
         n_regs=n_regs, inputs=inputs, outputs=outputs, slots=slots, width=width,
     )

@@ -16,7 +16,7 @@ SNAPSHOT_VERSION = 1
 
 def dump_core(core: StreamCore, offset: int | None) -> bytes:
     n = len(core.symbols)
-    state = np.ascontiguousarray(core.state[:n])
+    state = core.logical_state(n)
     doc = {
         "version": SNAPSHOT_VERSION,
         "factors": [[name, str(e), epoch] for name, (e, epoch) in core.factors.items()],
@@ -41,7 +41,7 @@ def load_core(blob: bytes) -> tuple[StreamCore, dict]:
     syms = doc["symbols"]
     core._register(syms) if syms else None
     raw = zstandard.ZstdDecompressor().decompress(doc["state"])
-    core.state[: len(syms)] = np.frombuffer(raw, dtype=np.float64).reshape(len(syms), core.program.width)
+    core.set_logical_state(np.frombuffer(raw, dtype=np.float64).reshape(len(syms), core.program.width))
     return core, doc
 
 
@@ -60,3 +60,4 @@ def load_engine(engine, blob: bytes) -> None:
     engine._epoch = int(doc.get("epoch", 0))
     engine.next_offset = int(doc["offset"] or 0)
     engine.rows_fed = int(doc.get("rows_fed", 0))
+    engine._changed()

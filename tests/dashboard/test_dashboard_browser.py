@@ -191,3 +191,38 @@ def test_live_page_shows_quotes_signals_orders_positions_and_risk(duo, market_se
     time.sleep(0.5)
     screenshot(duo.driver, "live-filled")
     assert duo.get_logs() == []
+
+
+def test_saved_backtest_runs_appear_in_the_list_and_compare(duo, market_settings, screenshot):
+    from pyplatform.backtest import run_backtest
+
+    runs = [run_backtest({"kind": "ma_cross", "params": {"fast": f, "slow": s}}, symbols=["AAA.US", "BBB.US"],
+                         settings=market_settings, save=True) for f, s in ((3, 8), (5, 15))]
+    app = _app(market_settings)
+    duo.start_server(app)
+    duo.driver.get(duo.server_url + "/backtests")
+    duo.wait_for_element("#bt-runs", timeout=10)
+    listed = duo.find_element("#bt-runs").text
+    for r in runs:
+        assert r.run_id in listed
+    duo.wait_for_contains_text("#bt-metrics", "sharpe", timeout=20)
+    # tick a second run: equity and drawdown compare both, metrics side by side
+    boxes = duo.driver.find_elements("css selector", "#bt-runs input")
+    for box in boxes:
+        if not box.is_selected():
+            box.click()
+    gd = "document.querySelector('#bt-equity .js-plotly-plot')"
+    end = time.time() + 20
+    while time.time() < end and duo.driver.execute_script(f"return {gd} ? {gd}.data.length : 0") < len(boxes):
+        time.sleep(0.2)
+    assert duo.driver.execute_script(f"return {gd}.data.length") == len(boxes) >= 2
+    header = duo.find_element("#bt-metrics thead").text
+    assert all(r.run_id in header for r in runs)
+    sharpe_row = [tr.text for tr in duo.driver.find_elements("css selector", "#bt-metrics tbody tr")
+                  if tr.text.startswith("sharpe")][0]
+    for r in runs:
+        assert f"{r.metrics['sharpe']:,.4f}" in sharpe_row
+    duo.wait_for_element("#bt-trades .js-plotly-plot", timeout=10)
+    time.sleep(0.5)
+    screenshot(duo.driver, "backtests")
+    assert duo.get_logs() == []

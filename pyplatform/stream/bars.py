@@ -107,6 +107,8 @@ class BarEngine:
         self._late_rows: list[pa.Table] = []
         #: Next input offset to feed (from the ``offset`` column of fed batches), or None.
         self.input_offset: int | None = None
+        #: Bumped when ``on_clock`` changes state (the runner skips checkpoints otherwise).
+        self.clock_version = 0
 
     # -- symbols ------------------------------------------------------------------------
     def _sids(self, symbol: pa.ChunkedArray) -> np.ndarray:
@@ -201,7 +203,10 @@ class BarEngine:
 
     def on_clock(self, now_ns: int) -> pa.Table:
         """Close every window with ``end + accepted_delay <= now_ns`` (for quiet symbols)."""
-        self._clock_closed = max(self._clock_closed, closed_bound(int(now_ns), self.size, self.delay))
+        bound = closed_bound(int(now_ns), self.size, self.delay)
+        if bound > self._clock_closed:
+            self._clock_closed = bound
+            self.clock_version += 1
         return self._emit_closed()
 
     def flush(self) -> pa.Table:

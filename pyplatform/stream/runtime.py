@@ -58,8 +58,9 @@ class EngineRunner:
     ----------
     engine : object
         Has ``feed(batch) -> table``; optionally ``on_clock(now_ns) -> table``,
-        ``snapshot() -> bytes`` / ``restore(bytes)`` and ``drain(name) -> table | None``
-        (for side outputs such as the bar engine's late ticks).
+        ``snapshot() -> bytes`` / ``restore(bytes)``, ``drain(name) -> table | None`` (side
+        outputs such as the bar engine's late ticks) and ``clock_version`` (an int that
+        ``on_clock`` bumps when it changes state; without it every clock call checkpoints).
     source : StreamTable
         Input; subscribed as ``action``.
     sink : StreamTable or None
@@ -249,11 +250,15 @@ class EngineRunner:
         if not hasattr(self.engine, "on_clock"):
             return 0
         with self._lock:
+            version = getattr(self.engine, "clock_version", None)
             results = {_MAIN: _as_table(self.engine.on_clock(int(now_ns)))}
             for name in self.outputs:
                 if name != _MAIN:
                     results[name] = _as_table(self.engine.drain(name))
             pos = self._sub.position
+            if (version is not None and version == getattr(self.engine, "clock_version", None)
+                    and not any(t is not None and t.num_rows for t in results.values())):
+                return 0  # the engine says the clock changed nothing: no checkpoint needed
             if self._ck_path is not None:
                 # The clock is not in the input, so this output could not be replayed:
                 # write it ahead in the checkpoint, then append it.

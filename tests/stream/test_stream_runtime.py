@@ -304,3 +304,43 @@ def test_restart_behind_an_earlier_ack_does_not_fail(tmp_path):
     before = bars.next_offset
     r.run_until_idle()
     assert bars.next_offset == before and ticks.acked("b") == 599
+
+
+def test_runner_thread_passes_the_clock_to_close_quiet_windows(tmp_path):
+    from pyplatform.clock import SimClock
+
+    ticks = StreamTable("ticks", TICKS)
+    bars = StreamTable("bars", BARS)
+    clock = SimClock(0)
+    r = EngineRunner(BarEngine("1min"), ticks, bars, "bars", state_dir=tmp_path, pass_offset=False,
+                     clock=clock, clock_interval_s=0.02)
+    r.start()
+    ticks.append(_tick_rows(100))  # 0..600 s; the last window of each symbol waits for a later tick
+    deadline = time.monotonic() + 10
+    while r.rows_in < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    n_by_ticks = bars.next_offset
+    clock.set(2_000 * S)  # time passes with no ticks at all
+    while bars.next_offset == n_by_ticks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.close()
+    assert r.error is None and bars.next_offset > n_by_ticks
+    assert bars.read().column("ts").to_numpy().max() == 540 * S  # the quiet last window came out
+
+
+def test_clock_calls_that_change_nothing_write_no_checkpoint(tmp_path):
+    ticks = StreamTable("ticks", TICKS)
+    bars = StreamTable("bars", BARS)
+    r = EngineRunner(BarEngine("1min"), ticks, bars, "bars", state_dir=tmp_path, pass_offset=False)
+    ticks.append(_tick_rows(100))
+    r.run_until_idle()
+    r.on_clock(30 * S)  # the first clock ever does change state (windows before 0 s are closed)
+    calls = []
+    real = r._checkpoint
+    r._checkpoint = lambda *a, **k: (calls.append(a), real(*a, **k))
+    for _ in range(5):
+        r.on_clock(30 * S)  # window ends + delay are all later: nothing changes
+    assert calls == []
+    assert r.on_clock(2_000 * S) > 0 and len(calls) == 1  # closes the open windows: one write-ahead checkpoint
+    r.on_clock(2_000 * S)
+    assert len(calls) == 1

@@ -81,6 +81,8 @@ class TradingNode:
         jpath = journal
         if jpath is None and settings is not None:
             jpath = settings.path("trading", account, "orders.journal")
+        if settings is not None and getattr(settings, "fsync", "always") == "never":
+            fsync = False  # PYPLATFORM_FSYNC=never: throwaway sessions; "batch"/"always" keep fsync per record
         self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
         self.kill_file = settings.path("trading", account, "kill.json") if settings is not None else None
         self._kill_seen: float | None = None

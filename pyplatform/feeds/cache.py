@@ -14,6 +14,7 @@ durability beyond that.
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pyplatform.feeds.schemas import WIRE_TICKS
 
 __all__ = ["RecentCache"]
 
+log = logging.getLogger(__name__)
 _KEY = struct.Struct(">Q")
 _TS = struct.Struct(">q")
 
@@ -74,6 +76,17 @@ class RecentCache:
         self._newest = max(self._newest or newest, newest)
         value = _TS.pack(newest) + encode_batch(ticks.select(WIRE_TICKS.names), level=1)
         cutoff = self._newest - self.window_ns
+        try:
+            self._write(batch_id, value, cutoff)
+        except lmdb.MapFullError:
+            # the window holds more than the map: keep streaming into the table, uncached
+            log.error("feed cache %s is full (map_size=%d); batch %d not cached - raise map_size",
+                      self.path, self.env.info()["map_size"], batch_id)
+            return 0
+        self._next_id += 1
+        return batch_id
+
+    def _write(self, batch_id: int, value: bytes, cutoff: int) -> None:
         with self.env.begin(write=True) as txn:
             txn.put(_KEY.pack(batch_id), value)
             cur = txn.cursor()
@@ -84,8 +97,6 @@ class RecentCache:
                         break
                     if not cur.delete():
                         break
-        self._next_id += 1
-        return batch_id
 
     def read(self, after_id: int = 0) -> tuple[pa.Table, int]:
         """Batches with id > ``after_id`` as one table, and the newest id read (0 if none)."""

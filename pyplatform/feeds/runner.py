@@ -19,7 +19,7 @@ from pyplatform.feeds.rest import RestClient, backfill_bars
 from pyplatform.feeds.schemas import DEPTH, QUOTES, TICKS
 from pyplatform.feeds.symbols import rest_kind
 
-__all__ = ["run_feed", "endpoints_for", "store_bar_writer"]
+__all__ = ["run_feed", "run_market_feed", "endpoints_for", "store_bar_writer"]
 
 log = logging.getLogger(__name__)
 _CLASS_PATHS = ("/stock", "/forex", "/indices", "/crypto")
@@ -125,3 +125,27 @@ async def run_feed(settings: Settings, tables, symbols: Iterable[str], stop_even
             await asyncio.gather(*pending, return_exceptions=True)
         cache.close()
     return clients
+
+
+async def run_market_feed(settings: Settings, tables, symbols: Iterable[str], stop_event: asyncio.Event,
+                          *, rate: float = 1000.0, sessions: bool = True, **kwargs) -> list[ITickClient]:
+    """The platform's default feed: iTick when a token is configured, else the local simulator.
+
+    With ``PYPLATFORM_ITICK_TOKEN`` set this is :func:`run_feed` on the configured endpoints.
+    Without it, an :class:`~pyplatform.feeds.simulator.ExchangeSimulator` over ``symbols``
+    is started on a free port (``rate`` ticks/s, trading sessions unless ``sessions=False``)
+    and the client streams from it; the simulator stops with the feed.
+    """
+    symbols = list(symbols)
+    if settings.itick_token is not None and settings.itick_token.get_secret_value():
+        return await run_feed(settings, tables, symbols, stop_event, **kwargs)
+    from pyplatform.feeds.simulator import SimulatorConfig, start_simulator
+
+    sim = await start_simulator(SimulatorConfig(symbols=tuple(symbols), rate=rate, sessions=sessions, port=0,
+                                                host=settings.simulator_host))
+    log.info("no iTick token configured: streaming from the local simulator at %s", sim.ws_url)
+    try:
+        return await run_feed(settings, tables, symbols, stop_event, url=f"ws://{settings.simulator_host}:{sim.port}/all",
+                              token="simulator", rest_url=sim.rest_url, **kwargs)
+    finally:
+        await sim.stop()

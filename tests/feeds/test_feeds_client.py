@@ -117,3 +117,21 @@ def test_plain_itick_without_sequence_numbers(tmp_path):
     assert s.error is None and s.client.stats.duplicates > 5
     # without sequence numbers identical (symbol, ms, price, volume) prints are one tick
     assert_complete_and_unique(s, identity=("symbol", "ts", "price", "volume"))
+
+
+def test_default_feed_uses_the_simulator_without_a_token(tmp_path):
+    from pyplatform.config import get_settings
+    from pyplatform.feeds import run_market_feed
+    from pyplatform.stream import StreamTables
+
+    async def go():
+        tables, stop, clients = StreamTables(None), asyncio.Event(), []
+        asyncio.get_running_loop().call_later(0.8, stop.set)
+        await run_market_feed(get_settings(data_dir=tmp_path, itick_token=None), tables, SYMBOLS, stop,
+                              rate=2000, sessions=False, clients_out=clients)
+        return tables, clients
+
+    tables, clients = asyncio.run(go())
+    ticks = tables.get_table("ticks").read()
+    assert ticks.num_rows > 100 and set(ticks.column("symbol").to_pylist()) == set(SYMBOLS)
+    assert clients[0].stats.connects == 1 and clients[0].config.url.endswith("/all")

@@ -192,3 +192,41 @@ def test_sim_clock_is_an_input_to_the_tape():
     tape = MarketTape(SYMS, seed=2, sessions=False)
     b = tape.generate(10, clock.now_ns(), clock.advance(10**9))
     assert b.ts.min() > pd.Timestamp("2024-03-05 15:00").value and b.ts.max() == clock.now_ns()
+
+
+def test_pong_must_echo_an_outstanding_ping(caplog):
+    from pydantic import SecretStr
+
+    from pyplatform.feeds.client import FeedConfig, ITickClient
+    from pyplatform.feeds.messages import Pong
+
+    client = ITickClient(FeedConfig(url="ws://127.0.0.1:1/x", token=SecretStr("t0k3n"), symbols=("AAPL.US",)),
+                         ingestor=None)
+    client._outstanding["1731688569840"] = 0.0
+    client._on_event(Pong("1731688569840"))
+    client._on_event(Pong("1731688569840"))  # echoed twice: the second matches nothing
+    client._on_event(Pong("42"))
+    assert client.stats.pongs == 1 and client.stats.pong_mismatches == 2
+    assert "does not echo" in caplog.text
+
+
+def test_feed_config_refuses_a_token_in_the_url_and_bad_types():
+    from pyplatform.feeds.client import FeedConfig
+
+    with pytest.raises(ValueError, match="must not be in the URL"):
+        FeedConfig(url="wss://api.itick.org/stock?token=abc", token="abc", symbols=("AAPL.US",))
+    with pytest.raises(ValueError, match="'trades'"):
+        FeedConfig(url="wss://x/stock", token="abc", symbols=("AAPL.US",), types=("trades",))
+    with pytest.raises(ValueError, match="token is empty"):
+        FeedConfig(url="wss://x/stock", token="", symbols=("AAPL.US",))
+    assert "abc" not in repr(FeedConfig(url="wss://x/stock", token="abc", symbols=("AAPL.US",)))
+
+
+def test_endpoints_follow_itick_per_class_paths():
+    from pyplatform.feeds.runner import endpoints_for
+
+    syms = ["AAPL.US", "EURUSD.GB", "BTCUSDT.BA", "SPX.IDX", "MSFT.US"]
+    assert endpoints_for("wss://api.itick.org/stock", syms) == {
+        "wss://api.itick.org/stock": ["AAPL.US", "MSFT.US"], "wss://api.itick.org/forex": ["EURUSD.GB"],
+        "wss://api.itick.org/crypto": ["BTCUSDT.BA"], "wss://api.itick.org/indices": ["SPX.IDX"]}
+    assert endpoints_for("ws://127.0.0.1:9/all", syms) == {"ws://127.0.0.1:9/all": syms}

@@ -18,7 +18,7 @@ from pyplatform.factors.tree import Expr
 
 __all__ = ["StreamCore"]
 
-_CHUNK = 65_536  # rows per kernel call: bounds register memory (registers x rows x 8 bytes)
+_CHUNK = 8_192  # rows per kernel call: keeps the registers (registers x rows x 8 bytes) in cache
 
 
 class StreamCore:

@@ -142,10 +142,14 @@ class FactorEngine:
         values = self.compute(batch)
         arrays = [ts if isinstance(ts, pa.Array) and ts.type == pa.int64() else pa.array(np.asarray(ts, dtype=np.int64)),
                   symbols if isinstance(symbols, pa.Array) and symbols.type == pa.string() else pa.array(symbols, pa.string())]
+        small = len(arrays[1]) < 256  # per-call overheads differ: from_pandas is cheapest for few rows
         for name in self._exprs:
             v = values[name]
-            nulls = np.isnan(v)
-            arrays.append(pa.array(v, mask=nulls) if nulls.any() else pa.array(v))
+            if small:
+                arrays.append(pa.array(v, type=pa.float64(), from_pandas=True))
+            else:
+                nulls = np.isnan(v)
+                arrays.append(pa.array(v, mask=nulls) if nulls.any() else pa.array(v))
         return pa.Table.from_arrays(arrays, schema=self._schema)
 
     # -- persistence ----------------------------------------------------------------------------

@@ -191,6 +191,11 @@ class RevocationList:
         self._load()
         return token_id in self._revoked
 
+    def current(self) -> frozenset[str]:
+        """Every revoked id (one reload check for a sweep over many connections)."""
+        self._load()
+        return frozenset(self._revoked)
+
     def revoke(self, token_id: str, expires_s: int, now_ns: int) -> None:
         """Add ``token_id``; prune entries already expired at ``now_ns``."""
         self._load()

@@ -376,11 +376,12 @@ class SignalService:
             await asyncio.sleep(self.config.check_interval_s)
             now = self.clock.now_ns()
             revs = self.verifier.revocations
+            revoked = revs.current() if revs is not None else frozenset()
             for conn in list(self._conns.values()):
                 if conn.closing:
                     continue
                 actions = conn.session.tick(now)
-                if not actions and revs is not None and revs.is_revoked(conn.session.claims.token_id):
+                if not actions and conn.session.claims.token_id in revoked:
                     actions = conn.session.revoke()
                 for a in actions:
                     await self._apply(conn, a)

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token
+from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
 
@@ -187,6 +187,30 @@ def test_health_endpoint_and_token_expiry_closes_connection(tables, verifier, is
                 with pytest.raises(ConnectionClosed) as info:
                     await asyncio.wait_for(ws.recv(), 5)
                 assert info.value.rcvd.code == 1008 and "expired" in info.value.rcvd.reason
+        finally:
+            await svc.stop()
+
+    run(main())
+
+
+def test_silent_peer_is_dropped_by_heartbeat_and_revoked_connection_closed(tables, verifier, issuer, clock, revocations):
+    async def main():
+        svc = await make_service(tables, verifier, clock, ping_interval_s=0.2, ping_timeout_s=0.3)
+        try:
+            tok = token(issuer, clock)
+            async with _ws(svc.url, tok, ping_interval=None, close_timeout=0.5) as silent, \
+                       _ws(svc.url, tok, ping_interval=None, close_timeout=0.5) as alive:
+                await wait_for(lambda: len(svc._conns) == 2)
+                silent.transport.pause_reading()  # it stops answering pings
+                await wait_for(lambda: len(svc._conns) == 1, timeout=5)
+                await alive.send(json.dumps({"type": "ping", "id": 1}))
+                assert (await _recv(alive)) == {"type": "pong", "id": 1}  # the live peer is unaffected
+                claims = verifier.verify(tok, clock.now_ns())
+                revocations.revoke(claims.token_id, claims.expires_ns // 10**9, clock.now_ns())
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await asyncio.wait_for(alive.recv(), 5)
+                assert info.value.rcvd.code == 1008 and "revoked" in info.value.rcvd.reason
         finally:
             await svc.stop()
 

@@ -18,8 +18,8 @@ from typing import Iterable, Protocol
 
 from pyplatform.execution.journal import Journal
 from pyplatform.execution.messages import (
-    CancelOrder, OrderCanceled, OrderFilled, OrderPendingCancel, OrderPendingReplace, OrderReplaced,
-    ReplaceOrder, SubmitOrder,
+    CancelOrder, OrderCanceled, OrderCancelRejected, OrderFilled, OrderPendingCancel, OrderPendingReplace, OrderReplaced,
+    OrderReplaceRejected, ReplaceOrder, SubmitOrder,
 )
 from pyplatform.execution.order import Order
 from pyplatform.execution.positions import PositionBook
@@ -81,6 +81,7 @@ class OrderManager:
         self._replaced_by: dict[str, str] = {}
         self._pending_replace: dict[str, OrderPendingReplace] = {}
         self.journal_records = 0
+        self.stale: list = []
 
     # ------------------------------------------------------------------ commands
     def submit(self, cmd: SubmitOrder) -> SubmitResult:
@@ -128,6 +129,13 @@ class OrderManager:
         exec_id = getattr(event, "exec_id", "")
         if exec_id and exec_id in self._exec_ids:
             return None
+        if isinstance(event, (OrderCancelRejected, OrderReplaceRejected)):
+            order = self.orders.get(event.client_order_id)
+            if order is not None and order.status not in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+                # the answer to a request resent after a restart that the venue had already
+                # carried out: stale, nothing to change (kept visible in ``stale``)
+                self.stale.append(event)
+                return None
         staged = self._stage(event)
         self._write(event)
         return self._commit(event, staged)
@@ -235,6 +243,12 @@ class OrderManager:
                 if reports is None:
                     if order.status is OrderStatus.PENDING_NEW and cl in self.commands:
                         report.resend.append(self.commands[cl])
+                    elif order.status is OrderStatus.PENDING_CANCEL:
+                        report.resend.append(CancelOrder(cl, order.updated_ts, "resent after restart"))
+                    elif order.status is OrderStatus.PENDING_REPLACE and cl in self._pending_replace:
+                        req = self._pending_replace[cl]
+                        report.resend.append(ReplaceOrder(cl, req.new_client_order_id, req.quantity, req.price,
+                                                          order.updated_ts))
                     else:
                         report.unknown_at_broker.append(cl)
                     continue

@@ -160,6 +160,9 @@ def test_live_fix_session_over_loopback(tmp_path):
         wait_for(lambda: c.oms.orders["o2"].cum_qty == 100, what="fill resent after reconnect")
         # the client process restarts: sequence numbers continue from the FileStore, the OMS from its journal
         seq_before = c.broker.sequence_numbers()
+        lost = SubmitOrder("o3", "acc", "AAPL.US", Side.BUY, D(10), OrdType.LIMIT, D("95.00"), ts=time.time_ns())
+        with c.lock:
+            c.oms.submit(lost)  # journaled, then the process dies before sending it
         c.stop()
         ex.on_quote(quote(98.98, 150))  # +150 for o2 while the client is down
         c = Client(tmp_path / "client" / "fix", ex.port, journal)
@@ -168,6 +171,13 @@ def test_live_fix_session_over_loopback(tmp_path):
         seq_after = c.broker.sequence_numbers()
         assert seq_after[0] > 1 and seq_after[0] >= seq_before[0]
         wait_for(lambda: c.oms.orders["o2"].cum_qty == 250, what="fill resent after restart")
+        rec = c.oms.reconcile(c.broker)
+        assert [cmd.client_order_id for cmd in rec.resend] == ["o3"]
+        for cmd in rec.resend:
+            c.broker.send(cmd)
+        wait_for(lambda: c.status("o3") is OrderStatus.NEW, what="lost order resent")
+        # a duplicate NewOrderSingle for an order the venue has: it replays, nothing doubles
+        c.broker.send(c.oms.commands["o2"])
         time.sleep(0.3)  # let any duplicate resend arrive before comparing
 
         with c.lock:
@@ -182,6 +192,8 @@ def test_live_fix_session_over_loopback(tmp_path):
         assert not c.broker.errors and not ex.errors
         log = "".join(p.read_text() for p in (tmp_path / "client" / "fix" / "log").glob("*.messages.current.log"))
         assert "\x0143=Y\x01" in log  # the venue resent with PossDupFlag
+        accept_o2 = ex.engine.order_reports("o2")[0].exec_id
+        assert log.count(f"\x0117={accept_o2}\x01") >= 2  # the duplicate order was answered by a replay
     finally:
         c.broker.stop()
         ex.stop()

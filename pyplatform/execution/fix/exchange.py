@@ -83,6 +83,7 @@ class FixExchange:
         self.errors: list[str] = []
         self._lock = threading.RLock()
         self._notional: dict[str, Decimal] = {}
+        self._counted: set[str] = set()
         self._order_ids: dict[str, str] = {}
         self._app = _App(self)
         self._acceptor = None
@@ -130,6 +131,11 @@ class FixExchange:
             with self._lock:
                 if mtype == codec.MSG_NEW_ORDER:
                     cmd = codec.read_new_order(message)
+                    known = self.engine.order_reports(cmd.client_order_id)
+                    if known is not None:  # a client resending after a restart: replay, never re-enter
+                        for ev in known:
+                            self._report(ev, cmd=cmd)
+                        return
                     for ev in self.engine.send(cmd, now):
                         self._report(ev, cmd=cmd)
                 elif mtype == codec.MSG_CANCEL:
@@ -162,7 +168,9 @@ class FixExchange:
             return
         chain = order.cmd.client_order_id  # notional is kept per order chain (across replaces)
         if isinstance(ev, OrderFilled):
-            self._notional[chain] = self._notional.get(chain, Decimal(0)) + ev.last_qty * ev.last_px
+            if ev.exec_id not in self._counted:  # a replayed report must not count twice
+                self._counted.add(ev.exec_id)
+                self._notional[chain] = self._notional.get(chain, Decimal(0)) + ev.last_qty * ev.last_px
             cum = order.quantity - ev.leaves_qty
             leaves = ev.leaves_qty
         elif isinstance(ev, OrderCanceled) or order.status in ("expired", "rejected"):

@@ -169,8 +169,14 @@ class FixBroker:
                 return out
 
     def order_reports(self, client_order_id: str) -> list | None:
-        """FIX reconciles by resend: what the venue sent while we were away arrives again."""
-        return []
+        """None: this side cannot know what the venue holds.
+
+        FIX reconciles by resend: reports the venue sent while we were away arrive again
+        through the session's sequence-number gap fill, and ``OrderManager.reconcile``
+        lists pending commands to send again; the simulator answers a repeated
+        NewOrderSingle by replaying that order's reports (deduplicated by exec id).
+        """
+        return None
 
     def _deliver(self, event) -> None:
         if self.on_event is None:

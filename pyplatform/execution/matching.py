@@ -23,7 +23,7 @@ from pyplatform.domain import Quote, asset_class_of
 from pyplatform.domain.instruments import PRICE_DECIMALS
 from pyplatform.execution.messages import (
     CancelOrder, OrderAccepted, OrderCanceled, OrderCancelRejected, OrderExpired, OrderFilled,
-    OrderRejected, OrderReplaced, OrderReplaceRejected, OrdType, ReplaceOrder, Side, SubmitOrder,
+    OrderRejected, OrderReplaced, OrderReplaceRejected, OrdType, ReplaceOrder, SubmitOrder,
     TimeInForce,
 )
 

@@ -22,7 +22,6 @@ import numpy as np
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_price
 from pyplatform.domain.schemas import to_columns
-from pyplatform.execution.journal import Journal
 from pyplatform.execution.matching import FillModel
 from pyplatform.execution.messages import CancelOrder, OrderFilled, OrdType, Side, SubmitOrder
 from pyplatform.execution.states import OrderStatus
@@ -87,6 +86,7 @@ class TradingNode:
         self.kill_file = settings.path("trading", account, "kill.json") if settings is not None else None
         self._kill_seen: float | None = None
         self.slices = SliceScheduler()
+        self._overnight_done: set[tuple[int, str]] = set()
         self.minute_volume: dict[str, float] = {}
         self.quotes: dict[str, Quote] = {}
         self._seq = 0
@@ -253,11 +253,26 @@ class TradingNode:
                     self.on_signal(s, report)
                 fsub.ack()
         report.events += self._send_due(report)
+        report.events += self._reduce_for_overnight(report)
         if hasattr(self.broker, "poll"):
             polled = self.broker.poll()
             with self._lock:
                 report.events += self._apply_all(polled)
         return report
+
+    def _reduce_for_overnight(self, report: StepReport) -> list:
+        """Near the session close, bring positions down to their overnight limits (once a day)."""
+        out = []
+        now = self.clock.now_ns()
+        for sym, qty in self.risk.overnight_excess(self.snapshot(), now).items():
+            key = (self.risk.trading_day(self.account, now), sym)
+            if key in self._overnight_done:
+                continue
+            self._overnight_done.add(key)
+            cmd = SubmitOrder(f"overnight-{sym}-{key[0]}", self.account, sym, Side.BUY if qty > 0 else Side.SELL,
+                              abs(qty), OrdType.MARKET, ts=now, reason="reduce to the overnight position limit")
+            out += self._route(cmd, report)
+        return out
 
     def kill(self, mode: str = "halt", reason: str = "by command") -> None:
         """Throw (``halt``/``reduce_only``) or reset (``off``) the kill switch for all accounts."""

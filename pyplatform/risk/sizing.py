@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
-from pyplatform.domain import AssetClass, Instrument, asset_class_of
+from pyplatform.domain import Instrument, asset_class_of
 
 __all__ = ["position_size", "round_to_lot", "lot_size_of", "position_ratio"]
 
@@ -76,7 +76,3 @@ def position_size(symbol: str, equity: Decimal, price: Decimal, *, stop_fraction
     if max_fraction is not None:
         qty = min(qty, equity * Decimal(str(max_fraction)) / price)
     return round_to_lot(qty, lot_size_of(symbol, lot_size))
-
-
-def is_fractional(asset_class: AssetClass) -> bool:
-    return asset_class in (AssetClass.CRYPTO, AssetClass.FOREX)

@@ -140,3 +140,26 @@ def test_kill_switch_stops_new_orders(tmp_path):
     assert signals and refused and all(d.rule == "kill_switch" for d in refused)
     assert not node.oms.orders
     node.close()
+
+
+def test_positions_are_reduced_to_the_overnight_limit_near_the_close(tmp_path):
+    from pyplatform.domain import Direction, Quote, Signal
+
+    day = 10 * 86_400 * 10**9
+    clock = SimClock(day + 19 * 3600 * 10**9)  # 19:00 UTC, before the overnight window
+    cfg = RiskConfig(default=AccountLimits(max_overnight_qty=1000, session_close_utc_s=20 * 3600,
+                                           overnight_window_s=900))
+    node = TradingNode(None, {}, clock, "paper", risk_config=cfg, journal=tmp_path / "j")
+    node.on_quote(Quote(clock.now_ns(), "A.US", 100.0, bid=99.99, ask=100.01, bid_size=1e7, ask_size=1e7))
+    node.on_signal(Signal(clock.now_ns(), "A.US", "t", Direction.LONG))
+    assert node.oms.positions.quantity("main", "A.US") == 3000
+    clock.set(day + 19 * 3600 * 10**9 + 44 * 60 * 10**9)
+    node.step()
+    assert node.oms.positions.quantity("main", "A.US") == 3000  # 19:44: not yet
+    clock.set(day + 19 * 3600 * 10**9 + 45 * 60 * 10**9)
+    node.step()
+    node.step()  # once a day, not once a step
+    assert node.oms.positions.quantity("main", "A.US") == 1000
+    (o,) = [o for o in node.oms.orders.values() if o.client_order_id.startswith("overnight-")]
+    assert o.side.name == "SELL" and o.quantity == 2000
+    node.close()

@@ -40,7 +40,8 @@ class _App(fix.Application):
         self.owner = owner
 
     def onCreate(self, sessionID):  # noqa: N802 (quickfix's names)
-        self.owner.session_id = sessionID
+        # copy: the argument is a reference into a session quickfix frees when it stops
+        self.owner.session_id = copy_session_id(sessionID)
 
     def onLogon(self, sessionID):  # noqa: N802
         self.owner.logged_on.set()

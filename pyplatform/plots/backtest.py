@@ -26,7 +26,11 @@ def drawdown(equity: pd.Series) -> pd.Series:
 
 
 def monthly_returns(equity: pd.Series) -> pd.DataFrame:
-    """Compounded return per calendar month as a year x month (1..12) table."""
+    """Compounded return per calendar month as a year x month (1..12) table.
+
+    The first month is measured from the first equity point (the curve carries no capital
+    from before it); later months compound from the previous month end, as empyrical does.
+    """
     if equity.empty:
         return pd.DataFrame()
     month_end = equity.resample("ME").last()
@@ -111,7 +115,6 @@ def trades_figure(bars: pd.DataFrame, trades: pd.DataFrame, tf: str = "1d", *, s
     x = labels[idx[keep]]
     for mask, name, sym, color in ((side > 0, "buy", "triangle-up", UP), (side < 0, "sell", "triangle-down", DOWN)):
         if mask.any():
-            fig.add_trace(go.Scatter(x=x[mask], y=price[mask], mode="markers", name=name,
-                                     marker=dict(symbol=sym, size=10, color=color, line=dict(width=1, color="#fff"))),
-                          row=1, col=1)
+            fig.add_trace(go.Scatter(x=x[mask], y=price[mask], mode="markers", name=name, xaxis="x", yaxis="y",
+                                     marker=dict(symbol=sym, size=10, color=color, line=dict(width=1, color="#fff"))))
     return fig

@@ -75,7 +75,7 @@ def config(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
 @app.command()
 def demo(
-    seconds: float = typer.Option(20.0, help="How long the live part runs."),
+    seconds: float = typer.Option(45.0, help="How long the live part runs (factors warm up in ~20 s)."),
     symbols: int = typer.Option(20, help="Symbols in the simulated market."),
     keep_running: bool = typer.Option(False, "--keep-running", help="Keep services up until Ctrl-C."),
 ) -> None:

@@ -1,0 +1,339 @@
+"""The main job: the whole platform end to end on the embedded backend.
+
+    history (generated if absent) ──► exchange simulator (iTick protocol, loopback WebSocket)
+      ──► iTick client ──► ticks ──► bar engine ──► bars ──► factor engine ──► factors
+      ──► strategies ──► signals ──► risk ──► paper broker ──► OMS (positions, P&L)
+      ──► signal service (WebSocket + JWT + Redis) ──► Dash app
+
+Every component is the production one; only the market is simulated. The loop prints a
+live table (ticks, bars, factor values, signals, positions, P&L, risk state) once a second.
+With ``PYPLATFORM_ITICK_TOKEN`` set, the feed connects to iTick instead of the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pyplatform.config import Settings, get_settings
+
+__all__ = ["run_demo", "DemoReport"]
+
+log = logging.getLogger(__name__)
+
+#: Library factors the demo's engine computes besides the strategies' own inputs.
+DEMO_FACTORS = {
+    "mom_10": "close / move(close, 10) - 1",
+    "zscore_10": "zscore(close, 10)",
+    "rsi_6": "rsi(close, 6)",
+    "vwap_ratio_10": "close / mvwap(close, volume, 10) - 1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Redis:
+    """A throwaway redis-server on a free loopback port (skipped if the binary is missing)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.proc = None
+        self.url = None
+        exe = shutil.which("redis-server")
+        if exe is None:
+            return
+        port = _free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            with suppress(Exception):
+                self.proc.wait(5)
+
+
+class DemoReport:
+    """What the demo saw; returned for tests and printed at the end."""
+
+    def __init__(self) -> None:
+        self.ticks = self.bars = self.factor_rows = self.signals = self.orders = 0
+        self.positions: list[dict] = []
+        self.pnl = 0.0
+        self.equity = 0.0
+        self.latest_factors: list[dict] = []
+        self.service_url = ""
+        self.dash_url = ""
+        self.subscribe_example = ""
+        self.health: dict = {}
+        self.risk: dict = {}
+        self.published: list[str] = []
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _ensure_history(settings: Settings, n_symbols: int, console: Console) -> list[str]:
+    from pyplatform.store import open_store
+
+    store = open_store(settings)
+    try:
+        syms = store.symbols("bars_1d")
+    except Exception:
+        syms = []
+    if not syms:
+        from pyplatform.data import generate_market
+
+        console.print(f"[bold]1/6 history[/]: generating a synthetic market of {n_symbols} symbols "
+                      f"(stocks, forex, crypto) into {settings.data_dir} ...")
+        generate_market(settings.data_dir, n_symbols=n_symbols, start="2025-09-01", end="2026-01-01",
+                        tick_days=1, seed=42, progress=True)
+        syms = open_store(settings).symbols("bars_1d")
+    else:
+        console.print(f"[bold]1/6 history[/]: {len(syms)} symbols already in {settings.data_dir}")
+    return list(syms)
+
+
+def _last_closes(settings: Settings, symbols: list[str]) -> tuple[tuple[str, float], ...]:
+    from pyplatform.store import open_store
+
+    cs = open_store(settings).cross_section("bars_1d", at="2100-01-01", symbols=symbols)  # last bar of each
+    close = cs["close"]
+    return tuple((sym, float(px)) for (_, sym), px in close.items())
+
+
+def _render(rep: DemoReport, elapsed: float, seconds: float) -> Table:
+    t = Table(title=f"pyplatform demo — {elapsed:4.0f}s / {seconds:.0f}s   (Ctrl-C stops)", expand=False)
+    t.add_column("stage")
+    t.add_column("value", overflow="fold")
+    t.add_row("ticks in", f"{rep.ticks:,}")
+    t.add_row("bars (1 s)", f"{rep.bars:,}")
+    t.add_row("factor rows", f"{rep.factor_rows:,}")
+    for f in rep.latest_factors[:4]:
+        vals = "  ".join(f"{k}={v:+.4f}" for k, v in f.items() if k not in ("symbol", "ts") and v == v)
+        t.add_row(f"  {f['symbol']}", vals)
+    t.add_row("signals", f"{rep.signals:,}")
+    t.add_row("orders", f"{rep.orders:,}")
+    t.add_row("positions", ", ".join(f"{p['symbol']} {p['quantity']:g}" for p in rep.positions[:6]) or "-")
+    t.add_row("P&L / equity", f"{rep.pnl:+,.2f} / {rep.equity:,.2f}")
+    t.add_row("risk", f"kill switch={rep.risk.get('kill', 'OFF')}  daily loss limit hit={rep.risk.get('loss_hit', False)}  "
+                      f"decisions={rep.risk.get('decisions', 0)} refused={rep.risk.get('refused', 0)}")
+    t.add_row("signal service", f"{rep.service_url}  {rep.health.get('status', '')} (redis {rep.health.get('redis', '-')})")
+    t.add_row("dash app", rep.dash_url or "-")
+    return t
+
+
+def _start_dash(settings: Settings, port: int, console: Console):
+    """Serve the Dash app in a daemon thread (werkzeug); returns its URL or None."""
+    try:
+        from werkzeug.serving import make_server
+
+        from pyplatform.dashboard.app import create_app
+
+        app = create_app(settings)
+        server = make_server("127.0.0.1", port, app.server, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True, name="dash").start()
+        return f"http://127.0.0.1:{port}/", server
+    except Exception as exc:  # the research views are not essential to the live path
+        console.print(f"[yellow]dash app not started: {exc}[/]")
+        return None, None
+
+
+async def _main(settings: Settings, symbols: list[str], seconds: float, keep_running: bool,
+                console: Console, rep: DemoReport, live_table: bool) -> None:
+    from pyplatform.clock import LiveClock
+    from pyplatform.domain.schemas import QUOTES, SIGNALS
+    from pyplatform.execution.node import TradingNode
+    from pyplatform.feeds import run_feed, start_simulator
+    from pyplatform.factors import FactorEngine  # noqa: F401  (warm numba before the clock starts)
+    from pyplatform.signals.service import build_issuer, serve, subscribe_example
+    from pyplatform.stream import StreamTables
+    from pyplatform.stream.pipelines import market_pipeline
+    from pyplatform.strategies.library import DualMACrossover, Momentum, ZScoreMeanReversion
+
+    clock = LiveClock()
+    stream_dir = settings.path("streams", "demo")
+    shutil.rmtree(stream_dir, ignore_errors=True)  # each demo run starts its live day afresh
+    tables = StreamTables(stream_dir)
+    stop = asyncio.Event()
+
+    # windows short enough to warm up within the demo's first half-minute of 1-second bars
+    strategies = [DualMACrossover(fast=3, slow=8), ZScoreMeanReversion(), Momentum()]
+    factors = dict(DEMO_FACTORS)
+    for s in strategies:
+        factors.update(s.factors())
+
+    # 2. exchange simulator (or the real iTick service when a token is configured)
+    token = settings.itick_token.get_secret_value() if settings.itick_token else None
+    sim = None
+    if token:
+        console.print("[bold]2/6 feed[/]: PYPLATFORM_ITICK_TOKEN set: connecting to iTick at " + settings.itick_ws_url)
+        url = None
+    else:
+        sim_token = secrets.token_urlsafe(16)
+        sim = await start_simulator(symbols=tuple(symbols), token=sim_token, rate=400.0, depth=True,
+                                    sessions=False, start_prices=_last_closes(settings, symbols), seed=42)
+        url, token = sim.ws_url, sim_token
+        console.print(f"[bold]2/6 feed[/]: exchange simulator on {sim.ws_url} streaming {len(symbols)} symbols")
+
+    # 3. stream tables and engines: ticks -> 5 s bars -> factors
+    pipe = market_pipeline(tables, window="1s", accepted_delay="200ms", factors=factors)
+    quotes = tables.get_table("quotes", QUOTES)
+    signals = tables.get_table("signals", SIGNALS)
+    console.print(f"[bold]3/6 engines[/]: bar engine (5 s) and factor engine with {len(factors)} factors: "
+                  + ", ".join(list(factors)[:6]) + ", ...")
+
+    # 4. trading: strategies -> risk -> paper broker -> OMS
+    node = TradingNode(settings, tables={"factors": pipe.factors, "quotes": quotes, "signals": signals},
+                       clock=clock, broker="paper", strategies=strategies,
+                       journal=settings.path("streams", "demo", "orders.journal"))
+    console.print("[bold]4/6 trading[/]: " + ", ".join(s.name for s in strategies) + " -> risk -> paper broker")
+
+    # 5. signal service with Redis, and a token for the example subscriber
+    redis = _Redis(settings.path("streams", "demo", "redis"))
+    svc_port = _free_port()
+    secret_file = settings.jwt_secret_file
+    if secret_file is None and not os.environ.get("PYPLATFORM_JWT_SECRET"):
+        # the demo makes its own signing secret (a file only the user can read), never one in code
+        secret_file = settings.path("secrets", "jwt.secret")
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+    svc_settings = settings.model_copy(update={"signal_port": svc_port, "redis_url": redis.url or settings.redis_url,
+                                               "jwt_secret_file": secret_file})
+    service_box: dict = {}
+    svc_tables = {"quotes": quotes, "bars": pipe.bars, "factors": pipe.factors, "signals": signals}
+    svc_task = asyncio.create_task(serve(svc_settings, svc_tables, stop, use_redis=redis.url is not None,
+                                         ready=lambda s: service_box.setdefault("svc", s)))
+    for _ in range(100):
+        if "svc" in service_box or svc_task.done():
+            break
+        await asyncio.sleep(0.05)
+    if svc_task.done() and svc_task.exception():
+        raise svc_task.exception()
+    service = service_box["svc"]
+    rep.service_url = service.url
+    demo_token = build_issuer(svc_settings).issue("demo", topics=["factors:*", "signals:*", "bars", "quotes"],
+                                                  symbols=["*"], now_ns=clock.now_ns(), ttl_s=3600)
+    token_file = settings.path("streams", "demo", "demo.token")
+    token_file.write_text(demo_token)
+    os.chmod(token_file, 0o600)
+    rep.subscribe_example = (f"PP_TOKEN=$(cat {token_file}) " + subscribe_example(service.url, "factors:*", symbols[0])).split("  #")[0]
+    console.print(f"[bold]5/6 signal service[/]: {service.url} (Redis {'on ' + redis.url if redis.url else 'off'})")
+    console.print(f"    subscribe: {rep.subscribe_example}   (token in {token_file})")
+
+    # 6. Dash research app
+    rep.dash_url, dash_server = _start_dash(svc_settings, _free_port() if settings.dash_port == 8050 else settings.dash_port, console)
+    if rep.dash_url:
+        console.print(f"[bold]6/6 dash[/]: research app on {rep.dash_url}")
+
+    feed_task = asyncio.create_task(run_feed(settings, tables, symbols, stop, url=url, token=token, clock=clock,
+                                             rest_url=sim.rest_url if sim is not None else None))
+
+    t0 = time.monotonic()
+    last_draw = 0.0
+    live = Live(_render(rep, 0, seconds), console=console, refresh_per_second=2) if live_table else None
+    if live:
+        live.start()
+    try:
+        while keep_running or time.monotonic() - t0 < seconds:
+            if feed_task.done():
+                exc = feed_task.exception()
+                if exc:
+                    raise exc
+                break
+            pipe.on_clock(clock.now_ns())  # closes windows of quiet symbols
+            await asyncio.to_thread(pipe.run_until_idle)
+            report = node.step()
+            rep.orders += len(report.orders)
+            now = time.monotonic()
+            if now - last_draw >= 1.0:
+                last_draw = now
+                _update(rep, pipe, signals, node, service)
+                if live:
+                    live.update(_render(rep, now - t0, seconds))
+                else:
+                    console.print(f"t={now - t0:4.0f}s ticks={rep.ticks} bars={rep.bars} factors={rep.factor_rows} "
+                                  f"signals={rep.signals} orders={rep.orders} pnl={rep.pnl:+.2f}")
+            await asyncio.sleep(0.1)
+    finally:
+        if live:
+            live.stop()
+        stop.set()
+        with suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(feed_task, svc_task, return_exceptions=True), 10)
+        _update(rep, pipe, signals, node, service)
+        if sim is not None:
+            await sim.stop()
+        with suppress(Exception):
+            node.close()
+        pipe.close()
+        redis.stop()
+        if dash_server is not None:
+            dash_server.shutdown()
+
+
+def _update(rep: DemoReport, pipe, signals, node, service) -> None:
+    rep.ticks = pipe.ticks.next_offset
+    rep.bars = pipe.bars.next_offset
+    rep.factor_rows = pipe.factors.next_offset if pipe.factors is not None else 0
+    rep.signals = signals.next_offset
+    if rep.factor_rows:
+        tail = pipe.factors.read(max(pipe.factors.oldest_offset, rep.factor_rows - 200))
+        df = tail.to_pandas().drop(columns=["offset"], errors="ignore").groupby("symbol").last().reset_index()
+        rep.latest_factors = df[["symbol"] + [c for c in df.columns if c in DEMO_FACTORS]].to_dict("records")
+    st = node.status()
+    rep.positions = [{"symbol": p.get("symbol"), "quantity": float(p.get("quantity", 0))} for p in st.get("positions", [])]
+    rep.pnl = float(st.get("realised", 0.0)) + float(st.get("unrealised", 0.0))
+    rep.equity = float(st.get("equity", 0.0))
+    rep.risk = {"kill": st.get("kill_switch", "OFF"), "loss_hit": bool(st.get("daily_loss_hit")),
+                "refused": st.get("refused", 0), "decisions": st.get("decisions", 0)}
+    rep.health = service.health()
+
+
+def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = False,
+             settings: Settings | None = None, live_table: bool | None = None) -> DemoReport:
+    """Run the platform end to end; returns what it saw (see :class:`DemoReport`)."""
+    settings = settings or get_settings()
+    console = Console()
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if live_table is None:
+        live_table = console.is_terminal
+    symbols = _ensure_history(settings, n_symbols, console)
+    rep = DemoReport()
+    try:
+        asyncio.run(_main(settings, symbols, seconds, keep_running, console, rep, live_table))
+    except KeyboardInterrupt:
+        console.print("stopped by Ctrl-C")
+    console.print(_render(rep, seconds, seconds))
+    console.print(f"subscribe from another terminal: {rep.subscribe_example}")
+    return rep

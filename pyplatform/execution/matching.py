@@ -243,10 +243,12 @@ class MatchingEngine:
             return []
         share = float(qty) / avail if size_capped else 0.0
         fm = self.fill_model
-        slip = fm.slippage_min + (fm.slippage_max - fm.slippage_min) * min(1.0, share)
+        # decimal arithmetic: in floats 1.5 x (1 - 0.002) is 1.49699999.. and would round a tick off
+        lo, hi = Decimal(repr(fm.slippage_min)), Decimal(repr(fm.slippage_max))
+        slip = lo + (hi - lo) * Decimal(repr(min(1.0, share)))
         places = PRICE_DECIMALS[asset_class_of(order.cmd.symbol)]
         unit = Decimal(1).scaleb(-places)
-        raw = Decimal(repr(ref * (1 + side * slip)))
+        raw = ref_d * (1 + side * slip)
         # round against the trader (a buy never pays less than its slipped price)
         px = raw.quantize(unit, rounding=ROUND_CEILING if side == 1 else ROUND_FLOOR)
         if limit is not None:

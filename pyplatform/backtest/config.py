@@ -1,0 +1,153 @@
+"""Realism settings of the event-driven backtest (typed, frozen).
+
+Every friction can be switched off; :meth:`BacktestConfig.frictionless` switches them all
+off at once, which is the configuration under which the event-driven result equals the
+vectorised fast path (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pyplatform.risk.config import AccountLimits, RiskConfig
+
+__all__ = ["SlippageConfig", "FeeSchedule", "BacktestConfig", "DEFAULT_FEES"]
+
+
+class SlippageConfig(BaseModel):
+    """How far from the prevailing price a fill lands (always against the trader).
+
+    Parameters
+    ----------
+    kind : {"none", "fixed", "liquidity", "sqrt"}
+        ``fixed``: ``bps`` on every fill. ``liquidity``: from ``min_bps`` for a negligible
+        fill to ``max_bps`` for one that takes the whole quoted size (the paper broker's
+        fill model). ``sqrt``: square-root market impact ``impact x sqrt(qty / bar volume)``
+        on top of ``bps``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["none", "fixed", "liquidity", "sqrt"] = "liquidity"
+    bps: float = Field(1.0, ge=0, lt=10_000)
+    min_bps: float = Field(0.5, ge=0, lt=10_000)
+    max_bps: float = Field(5.0, ge=0, lt=10_000)
+    impact: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min_bps > self.max_bps:
+            raise ValueError(f"slippage: min_bps {self.min_bps} > max_bps {self.max_bps}")
+        return self
+
+
+class FeeSchedule(BaseModel):
+    """Commission of one asset class: ``max(minimum, bps x notional + per_unit x quantity)``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bps: float = Field(0.0, ge=0)
+    per_unit: float = Field(0.0, ge=0)
+    minimum: float = Field(0.0, ge=0)
+
+    def fee(self, quantity: float, price: float) -> float:
+        q = abs(quantity)
+        return max(self.minimum, self.bps * 1e-4 * q * price + self.per_unit * q)
+
+
+#: Defaults per asset class (``pyplatform.domain.AssetClass`` values): a US-broker-like
+#: per-share fee for stocks, a spread-only forex venue, a 10 bps crypto taker fee.
+DEFAULT_FEES: dict[str, FeeSchedule] = {
+    "stock": FeeSchedule(per_unit=0.005, minimum=1.0),
+    "forex": FeeSchedule(bps=0.2),
+    "crypto": FeeSchedule(bps=10.0),
+    "index": FeeSchedule(bps=1.0),
+}
+
+
+class BacktestConfig(BaseModel):
+    """Everything about a backtest run except the strategies and the history.
+
+    Parameters
+    ----------
+    freq : {"1min", "1d"}
+        Bars to replay (``bars_1m`` or ``bars_1d``).
+    capital : float
+        Starting equity in the account currency.
+    latency_ms : float
+        Time between a signal and its order reaching the market. The order fills at the
+        price prevailing on arrival (the next bar's open for a latency shorter than a
+        quarter bar; later intrabar prices otherwise), never the triggering bar's close.
+    slippage : SlippageConfig
+    fees : dict of asset class to FeeSchedule
+        Missing classes pay nothing.
+    participation : float or None
+        Largest share of a bar's volume the account may take (the rest rests and fills on
+        later bars); ``None``: unlimited.
+    vwap_slicing : bool
+        Orders above ``participation`` of the last bar's volume go out as VWAP child orders.
+    sizing : {"risk", "all_in"}
+        ``risk``: the risk manager's sizing (risk per trade, volatility, lots). ``all_in``:
+        the whole equity at the last price, fractional quantities (research, parity).
+    long_only : bool
+        Short signals close longs instead of opening shorts.
+    stops : bool
+        Feed every price of held symbols to the risk manager's stops (exact live behaviour,
+        slower). Off: stops are not simulated.
+    aggression : float
+        Limit-price offset through the last trade for entries (the live node's setting).
+    risk : RiskConfig
+        Pre-trade limits (the live risk manager runs every order through them).
+    chunk_rows : int
+        Bars per micro-batch fed to the factor engine and the strategies.
+    audit_timestamps : int
+        Look-ahead audit: the signals of the first N timestamps are recomputed one
+        timestamp at a time and must equal the micro-batched ones (0 turns it off).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    freq: Literal["1min", "1d"] = "1d"
+    capital: float = Field(1_000_000.0, gt=0)
+    latency_ms: float = Field(75.0, ge=0)
+    slippage: SlippageConfig = Field(default_factory=SlippageConfig)
+    fees: dict[str, FeeSchedule] = Field(default_factory=lambda: dict(DEFAULT_FEES))
+    participation: float | None = Field(0.10, gt=0, le=1)
+    vwap_slicing: bool = True
+    sizing: Literal["risk", "all_in"] = "risk"
+    long_only: bool = False
+    stops: bool = False
+    aggression: float = Field(0.002, ge=0, lt=1)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    chunk_rows: int = Field(262_144, ge=1)
+    audit_timestamps: int = Field(200, ge=0)
+
+    @property
+    def table(self) -> str:
+        return "bars_1m" if self.freq == "1min" else "bars_1d"
+
+    @property
+    def bar_ns(self) -> int:
+        return 60_000_000_000 if self.freq == "1min" else 86_400_000_000_000
+
+    @property
+    def latency_ns(self) -> int:
+        return int(round(self.latency_ms * 1e6))
+
+    @property
+    def periods_per_year(self) -> float:
+        return 252.0 if self.freq == "1d" else 252.0 * 390
+
+    @classmethod
+    def frictionless(cls, **overrides) -> "BacktestConfig":
+        """No latency, slippage, fees, volume limits or slicing; all-in long-only sizing and
+        risk limits wide open: the vectorised path's assumptions."""
+        wide = RiskConfig(default=AccountLimits(daily_loss_limit=0.99, concentration=1e9, price_band=1e9,
+                                                rate_per_s=1e9, burst=1_000_000, min_turnover_rate=0.0,
+                                                fixed_stop=0.99, trailing_stop=0.99, kill_on_breach="none"))
+        base = dict(latency_ms=0.0, slippage=SlippageConfig(kind="none"), fees={}, participation=None,
+                    vwap_slicing=False, sizing="all_in", long_only=True, stops=False, aggression=0.5, risk=wide)
+        base.update(overrides)
+        return cls(**base)

@@ -1,0 +1,162 @@
+"""``run_backtest``: strategies + history + realism settings -> a :class:`BacktestResult`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pyplatform.backtest.config import BacktestConfig
+from pyplatform.backtest.engine import simulate
+from pyplatform.backtest.ledger import equity_frame, fills_frame, positions_frame, round_trips
+from pyplatform.backtest.metrics import compute_metrics
+from pyplatform.backtest.prices import TickPath
+from pyplatform.backtest.results import BacktestResult, new_run_id, save_run
+from pyplatform.domain.schemas import BARS
+from pyplatform.strategies import Strategy, StrategyConfig, build
+
+__all__ = ["run_backtest", "as_strategies", "bars_table"]
+
+
+def as_strategies(config) -> list[Strategy]:
+    """Strategies from a StrategyConfig, a dict, a Strategy, or a list of those."""
+    items = config if isinstance(config, (list, tuple)) else [config]
+    if not items:
+        raise ValueError("run_backtest: no strategy given")
+    out = []
+    for c in items:
+        if isinstance(c, Strategy):
+            from pyplatform.backtest.signals import fresh_copy
+
+            out.append(fresh_copy(c))
+        elif isinstance(c, (StrategyConfig, dict)):
+            out.append(build(c))
+        else:
+            raise TypeError(f"run_backtest: a strategy must be a StrategyConfig, dict or Strategy, got {type(c).__name__}")
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run_backtest: strategy names must be distinct, got {names}")
+    return out
+
+
+def bars_table(bars) -> pa.Table:
+    """Bars (a (datetime, symbol)-indexed frame or a BARS-like Arrow table) sorted by ts then symbol."""
+    if isinstance(bars, pd.DataFrame):
+        df = bars.reset_index()
+        if "ts" not in df.columns:
+            if "datetime" not in df.columns:
+                raise ValueError(f"bars need a 'datetime' index level or a 'ts' column, got {list(df.columns)}")
+            df["ts"] = df["datetime"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        bars = pa.Table.from_pandas(df, preserve_index=False)
+    missing = [c for c in ("ts", "symbol", "open", "high", "low", "close", "volume") if c not in bars.schema.names]
+    if missing:
+        raise ValueError(f"bars lack column(s) {missing} (have {bars.schema.names})")
+    keep = [c for c in BARS.names if c in bars.schema.names]
+    t = bars.select(keep)
+    t = t.cast(pa.schema([BARS.field(c) for c in keep]))
+    return t.sort_by([("ts", "ascending"), ("symbol", "ascending")])
+
+
+def _load(settings, cfg: BacktestConfig, symbols, start, end) -> pa.Table:
+    from pyplatform.store import open_store
+
+    t = open_store(settings).read(cfg.table, symbols=symbols, start=start, end=end, as_arrow=True)
+    if not t.num_rows:
+        raise ValueError(f"no {cfg.table} rows for symbols={symbols or 'all'} in [{start}, {end}) "
+                         f"under {settings.data_dir}")
+    return bars_table(t)
+
+
+def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, bars=None,
+                 backtest: BacktestConfig | dict | None = None, save: bool = False,
+                 progress: Callable[[int], None] | None = None, **kwargs: Any) -> BacktestResult:
+    """Event-driven backtest of strategies over history, through the live components.
+
+    Parameters
+    ----------
+    config : StrategyConfig, dict, Strategy, or a list of them
+        The strategies (e.g. ``{"kind": "ma_cross", "params": {"fast": 10, "slow": 50}}``).
+    symbols, start, end
+        History to replay from the store (``start <= ts < end``).
+    settings : Settings, optional
+        Where the store and saved runs live (``get_settings()`` by default).
+    bars : DataFrame or pyarrow.Table, optional
+        Replay these bars instead of reading the store.
+    backtest : BacktestConfig or dict, optional
+        Realism settings; ``**kwargs`` override single fields (``freq="1min"``, ``latency_ms=100``).
+    save : bool
+        Save under ``data_dir/backtests/<run_id>/``.
+    progress : callable, optional
+        Called with the number of bars processed after each micro-batch.
+
+    Returns
+    -------
+    BacktestResult
+    """
+    if isinstance(backtest, dict):
+        backtest = BacktestConfig(**backtest)
+    cfg = backtest or BacktestConfig()
+    if kwargs:
+        cfg = BacktestConfig(**{**cfg.model_dump(), **kwargs})
+    strategies = as_strategies(config)
+    if bars is None or save:
+        if settings is None:
+            from pyplatform.config import get_settings
+
+            settings = get_settings()
+    table = bars_table(bars) if bars is not None else _load(settings, cfg, symbols, start, end)
+    if symbols is not None and bars is not None:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.is_in(table.column("symbol"), pa.array(list(symbols))))
+    ex = simulate(strategies, table, cfg, progress)
+    path = TickPath(table, cfg.bar_ns)
+    fills = fills_frame(ex.venue.fills)
+    curve = equity_frame(path, fills, cfg.capital)
+    trips = round_trips(fills)
+    eq = curve["equity"]
+    returns = eq.pct_change()
+    returns.iloc[0] = eq.iloc[0] / cfg.capital - 1.0
+    metrics = compute_metrics(returns, trips, turnover=curve["traded"] / eq.shift(1).fillna(cfg.capital),
+                              exposure=curve["gross"] / eq, periods_per_year=cfg.periods_per_year)
+    metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.orders),
+                   n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(table.num_rows),
+                   instants=ex.instants, final_equity=float(eq.iloc[-1]))
+    ts = table.column("ts")
+    symbols_used = sorted(set(path.symbols))
+    conf = {"strategies": [{"kind": s.KIND, "name": s.name, "params": s.params,
+                            "symbols": None if s.symbols is None else sorted(s.symbols)} for s in strategies],
+            "symbols": symbols_used, "start": str(pd.Timestamp(ts[0].as_py(), unit="ns")),
+            "end": str(pd.Timestamp(ts[-1].as_py(), unit="ns")), "backtest": cfg.model_dump(mode="json")}
+    from pyplatform.clock import LiveClock
+
+    created = LiveClock().now_ns()  # the run's identity only; simulated time comes from the SimClock
+    conf["created"] = str(pd.Timestamp(created, unit="ns"))
+    result = BacktestResult(new_run_id(created, "-".join(s.name for s in strategies)), curve, fills, trips,
+                            positions_frame(fills), _orders_frame(ex), _signals_frame(ex.signals), metrics, conf,
+                            bars=table)
+    if save:
+        save_run(result, settings)
+    return result
+
+
+def _orders_frame(ex) -> pd.DataFrame:
+    oms = ex.node.oms
+    rows = []
+    for cmd in ex.orders:
+        o = oms.orders.get(oms.live_id(cmd.client_order_id))
+        rows.append({"ts": cmd.ts, "client_order_id": cmd.client_order_id, "symbol": cmd.symbol,
+                     "side": int(cmd.side), "quantity": float(cmd.quantity),
+                     "price": None if cmd.price is None else float(cmd.price), "parent_id": cmd.parent_id,
+                     "status": None if o is None else o.status.name,
+                     "filled": None if o is None else float(o.cum_qty), "reason": cmd.reason})
+    cols = ["ts", "client_order_id", "symbol", "side", "quantity", "price", "parent_id", "status", "filled", "reason"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _signals_frame(signals) -> pd.DataFrame:
+    return pd.DataFrame({"ts": [s.ts for s in signals], "symbol": [s.symbol for s in signals],
+                         "strategy": [s.strategy for s in signals], "direction": [int(s.direction) for s in signals],
+                         "strength": [float(s.strength) for s in signals], "reason": [s.reason for s in signals]})

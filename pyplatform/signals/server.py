@@ -15,6 +15,7 @@ import logging
 import os
 import ssl as ssl_mod
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -141,7 +142,9 @@ class SignalService:
             self.redis = RedisHotCache(redis_url, self.instance, full_state=self._full_state)
             self.fanout.row_hooks.append(self.redis.on_rows)
         self._conns: dict[str, _Conn] = {}
-        self._claims: dict[int, Any] = {}
+        # claims verified at the handshake, by connection; weak so a handshake that fails
+        # after authentication leaves nothing behind
+        self._claims: weakref.WeakKeyDictionary[ServerConnection, Any] = weakref.WeakKeyDictionary()
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._stop = asyncio.Event()
@@ -249,12 +252,12 @@ class SignalService:
             claims = self.verifier.verify(token.strip(), self.clock.now_ns())
         except AuthError as exc:
             return conn.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
-        self._claims[id(conn)] = claims
+        self._claims[conn] = claims
         return None
 
     # ------------------------------------------------------------------ connections
     async def _handle(self, ws: ServerConnection) -> None:
-        claims = self._claims.pop(id(ws))
+        claims = self._claims.pop(ws)
         cid = f"c{next(self._ids)}"
         wake = asyncio.Event()
         codec = self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL]

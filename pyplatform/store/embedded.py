@@ -100,7 +100,8 @@ class EmbeddedStore:
         self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
         # Files are immutable once published (a rewrite gets a new name), so caching their
         # footers across queries is safe and saves re-parsing them on every warm query.
-        self._con.execute("SET parquet_metadata_cache = true")
+        self._con.execute("SET GLOBAL parquet_metadata_cache = true")
+        self._con.execute("SET enable_progress_bar = false")
         self._local = threading.local()
 
     # ------------------------------------------------------------------ paths and metadata
@@ -123,6 +124,8 @@ class EmbeddedStore:
         cur = getattr(self._local, "cur", None)
         if cur is None:
             cur = self._local.cur = self._con.cursor()
+            cur.execute("SET parquet_metadata_cache = true")
+            cur.execute("SET enable_progress_bar = false")
         return cur
 
     # ------------------------------------------------------------------ writing
@@ -181,6 +184,16 @@ class EmbeddedStore:
             disjoint = not self._keys_overlap(spec, tdir, existing, rows)
         if disjoint and len(existing) < self.max_segments:
             man.partitions[part] = existing + [self._write_file(spec, tdir, part, rows)]
+            return
+        if disjoint and len(existing) > 1:
+            # Tiered: fold the small appended segments and the new rows into one segment, and
+            # leave the big base file alone, so frequent appends never rewrite a whole month.
+            base = max(existing, key=lambda f: f.rows)
+            small = [f for f in existing if f is not base]
+            tail = pq.read_table([str(tdir / f.path) for f in small], schema=storage_schema(spec))
+            merged = _dedupe_sorted(spec, pa.concat_tables([tail, rows]), stored=True)
+            man.garbage.extend((f.path, time.time()) for f in small)
+            man.partitions[part] = [base, self._write_file(spec, tdir, part, merged)]
             return
         old = pq.read_table([str(tdir / f.path) for f in existing], schema=storage_schema(spec)) \
             if len(existing) > 1 else pq.read_table(str(tdir / existing[0].path), schema=storage_schema(spec))
@@ -314,6 +327,8 @@ class EmbeddedStore:
         lo, hi = _ts_ns(start), _ts_ns(end)
         syms = _symbol_list(symbols)
         sel = select_sql(spec, columns, ts_as="datetime")
+        single = syms is not None and len(syms) == 1 and not spec.has_factor
+        ordered = []
 
         def build(man: Manifest, files):
             fs = man.files(lo, hi)
@@ -321,9 +336,20 @@ class EmbeddedStore:
                 return None
             where = q.where(syms, lo, hi)
             order = "datetime, symbol, factor" if spec.has_factor else "datetime, symbol"
+            if single and _time_ordered(fs):
+                # One symbol from files sorted by (symbol, ts) whose time ranges follow each
+                # other: DuckDB's scan order (insertion order is preserved) is already time
+                # order. Skipping the sort and the constant symbol column (strings are a third
+                # of the decode work) roughly halves the query.
+                ordered.append(True)
+                cols = [c for c in sel if c != "symbol"]
+                return f"SELECT {', '.join(cols)} FROM read_parquet({files(fs)}) {where}"
             return f"SELECT {', '.join(sel)} FROM read_parquet({files(fs)}) {where} ORDER BY {order}"
 
         result = self._run(table, build, sel)
+        if result is not None and "symbol" not in result.schema.names:
+            sym = pa.DictionaryArray.from_arrays(pa.array(np.zeros(result.num_rows, np.int32)), pa.array(syms))
+            result = result.add_column(1, "symbol", sym)
         return _finish(spec, result, columns, as_arrow)
 
     def cross_section(self, table: str, at=None, day=None, symbols=None, columns=None,
@@ -484,6 +510,11 @@ class EmbeddedStore:
         self.close()
 
 
+def _time_ordered(files: list[FileEntry]) -> bool:
+    """Whether each file's rows all come before the next file's (so per-symbol order is global)."""
+    return all(a.max_ts < b.min_ts for a, b in zip(files, files[1:]))
+
+
 def _symbol_list(symbols) -> list[str] | None:
     if symbols is None:
         return None
@@ -539,5 +570,9 @@ def _finish(spec: TableSpec, result: pa.Table | None, columns, as_arrow: bool):
         result = q.empty_result(spec, columns)
     if as_arrow:
         ts = result.column("datetime").cast(pa.timestamp("ns")).cast(pa.int64())
-        return result.drop_columns(["datetime"]).add_column(0, "ts", ts)
+        result = result.drop_columns(["datetime"]).add_column(0, "ts", ts)
+        i = result.schema.get_field_index("symbol")
+        if pa.types.is_dictionary(result.schema.field(i).type):
+            result = result.set_column(i, "symbol", result.column(i).cast(pa.string()))
+        return result
     return to_frame(result)

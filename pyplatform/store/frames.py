@@ -118,9 +118,12 @@ def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
     else:
         dt_codes, dt_levels = pd.factorize(dt)
         dt_levels = pd.DatetimeIndex(dt_levels)
-    sym = pc.dictionary_encode(table.column("symbol"))
+    sym = table.column("symbol")
+    if not pa.types.is_dictionary(sym.type):
+        sym = pc.dictionary_encode(sym)
     if isinstance(sym, pa.ChunkedArray):
-        sym = sym.combine_chunks() if sym.num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
+        sym = sym.unify_dictionaries().combine_chunks() if sym.num_chunks \
+            else pa.array([], pa.dictionary(pa.int32(), pa.string()))
     names = np.asarray(sym.dictionary.to_pylist(), dtype=object)
     order = np.argsort(names)
     rank = np.empty_like(order)

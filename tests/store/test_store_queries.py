@@ -220,3 +220,24 @@ def test_open_store_uses_the_configured_data_dir(tmp_path):
 
     s = open_store(get_settings(data_dir=tmp_path))
     assert isinstance(s, EmbeddedStore) and s.root == tmp_path / "history"
+
+
+def test_many_appends_fold_small_segments_and_keep_the_base(tmp_path, bars):
+    from pyplatform.store import EmbeddedStore
+
+    st = EmbeddedStore(tmp_path / "h", max_segments=3, fsync=False, grace_s=0.0)
+    march = bars[bars.index.get_level_values("datetime") >= pd.Timestamp("2024-03-01")]
+    dt = march.index.get_level_values("datetime")
+    cuts = pd.date_range("2024-03-01", "2024-03-06", periods=7)
+    folded = 0
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        before = st.manifest("bars_1m").partitions.get("year=2024/month=03", [])
+        st.write("bars_1m", march[(dt >= a) & (dt < b)])
+        files = st.manifest("bars_1m").partitions["year=2024/month=03"]
+        assert len(files) <= 3
+        if len(before) == 3:
+            # the largest file survives an append untouched; the small ones were folded
+            assert max(before, key=lambda f: f.rows).path in {f.path for f in files}
+            folded += 1
+    assert folded >= 2
+    pd.testing.assert_frame_equal(st.read("bars_1m"), march, check_index_type=False, check_categorical=False)

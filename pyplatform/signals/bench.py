@@ -204,7 +204,7 @@ async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: in
 
     rng = np.random.default_rng(seed)
     symbols = [f"F{i:05d}.US" for i in range(n_symbols)]
-    subs = [rng.choice(symbols, size=per_client, replace=False).tolist() for _ in range(n_clients)]
+    subs = [[symbols[i] for i in rng.choice(n_symbols, size=per_client, replace=False)] for _ in range(n_clients)]
     table = StreamTable("factors", factor_schema(["mom"]), memory_rows=max(50 * n_symbols, 100_000))
     keys = KeyRing(secrets.token_bytes(32))  # an ephemeral secret: this run only
     token = TokenIssuer(keys).issue("bench", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=3600)

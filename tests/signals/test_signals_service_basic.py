@@ -215,3 +215,27 @@ def test_silent_peer_is_dropped_by_heartbeat_and_revoked_connection_closed(table
             await svc.stop()
 
     run(main())
+
+
+def test_unsubscribe_stops_delivery_and_resubscribe_replays_the_gap(tables, verifier, issuer, clock):
+    async def main():
+        svc = await make_service(tables, verifier, clock)
+        try:
+            async with _ws(svc.url, token(issuer, clock)) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:rsi"], "symbols": SYMBOLS[:2], "from_seq": 0}))
+                assert (await _recv(ws))["type"] == "subscribed"
+                tables["factors"].append(factor_batch(0))
+                assert [r["seq"] for r in (await _recv(ws))["rows"]] == [0, 1]
+                await ws.send(json.dumps({"type": "unsubscribe", "topics": ["factors:rsi"], "id": 4}))
+                assert await _recv(ws) == {"type": "unsubscribed", "topic": "factors:rsi", "id": 4}
+                tables["factors"].append(factor_batch(100))
+                await ws.send(json.dumps({"type": "ping", "id": 5}))
+                assert await _recv(ws) == {"type": "pong", "id": 5}  # nothing was delivered in between
+                await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:rsi"], "symbols": SYMBOLS[:2], "from_seq": 2}))
+                ack = await _recv(ws)
+                assert ack["mode"] == "replay" and ack["live_seq"] == 40
+                assert [r["seq"] for r in (await _recv(ws))["rows"]] == [20, 21]
+        finally:
+            await svc.stop()
+
+    run(main())

@@ -317,6 +317,7 @@ class SignalService:
         if conn.closing:
             return
         conn.closing = True
+        reason = reason.encode()[:120].decode(errors="ignore")  # a close frame carries at most 123 bytes of reason
         self.fanout.detach(conn.sub)
         log.info("closing %s (%s): %d %s", conn.cid, conn.session.claims.subject, code, reason)
         # close in the background: a stuck peer must not stall whoever asked for the close

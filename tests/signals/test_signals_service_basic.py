@@ -151,6 +151,11 @@ def test_malformed_oversized_and_binary_frames_get_clear_close_codes_others_unaf
                             await asyncio.wait_for(bad.recv(), 5)
                         assert info.value.rcvd.code == code, (payload[:10], info.value.rcvd)
                         assert words in info.value.rcvd.reason
+                async with _ws(svc.url, tok, close_timeout=1) as bad:  # broken framing: a reserved opcode
+                    bad.transport.write(b"\x8f\x80\x00\x00\x00\x00")
+                    with pytest.raises(ConnectionClosed) as info:
+                        await asyncio.wait_for(bad.recv(), 5)
+                    assert info.value.rcvd.code == 1002 and "opcode" in info.value.rcvd.reason
                 async with _ws(svc.url, tok) as bad:  # a request flood
                     with pytest.raises(ConnectionClosed) as info:
                         for _ in range(500):

@@ -65,6 +65,20 @@ NOTEBOOKS = {
                  "equity = (1 + pp.api.pd.Series(r, index=b.index)).cumprod()\n"
                  "equity_figure({f'{sym} {best}': equity})"),
     ],
+    "04_live_subscription.ipynb": [
+        ("md", "# Live factor values in a notebook\nWhen the platform runs (`make demo`), subscribe to its "
+               "signal service with `pp.subscribe(topic, symbols, url=..., token=...)`. Here a local "
+               "service replays history through the live factor engine so the notebook is self-contained."),
+        ("code", "import pyplatform as pp\nfrom pyplatform.research.live import LocalService\n"
+                 "svc = LocalService({'mom_5': 'close / move(close, 5) - 1', 'z_10': 'zscore(close, 10)'}).start()\n"
+                 "svc.url"),
+        ("code", "view = pp.subscribe(['factors:mom_5', 'factors:z_10'], '*', url=svc.url, token=svc.token)\n"
+                 "assert view.wait(20, timeout=60)\nview"),
+        ("code", "view.latest()"),
+        ("code", "from pyplatform.plots import factor_values_figure\n"
+                 "df = view.frame()\nfactor_values_figure(df['z_10'].dropna(), name='z_10 (live)')"),
+        ("code", "view.stop(); svc.stop()\nview.received"),
+    ],
     "05_model_factor.ipynb": [
         ("md", "# A learned factor\nTrain walk-forward on factor values, evaluate out of sample, "
                "export to ONNX, publish to the live engine (CPU; TensorRT on a GPU)."),

@@ -206,14 +206,48 @@ def draft_strategy(text: str):
     return _draft(text)
 
 
-def subscribe(topic: str, symbols=None, *, url: str | None = None, token: str | None = None, **kwargs):
-    """Live values from the signal service (e.g. ``subscribe("factors/mom20", ["AAA.US"])``).
+def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None = None,
+              callback=None, settings: Settings | None = None, **client_kw):
+    """Live rows from the signal service, e.g. ``pp.subscribe("factors:mom_10", ["AAPL.US"])``.
 
-    Returns the client library's notebook-friendly live view; see ``pyplatform.client``.
+    Parameters
+    ----------
+    topics : str or list of str
+        ``quotes``, ``bars``, ``factors:<name>`` (``factors:*``), ``signals:<strategy>``.
+    url : str, optional
+        Default ``ws://{signal_host}:{signal_port}`` from the configuration.
+    token : str, optional
+        Default ``PYPLATFORM_TOKEN`` from the environment (never put a token in code).
+    callback : callable, optional
+        Called with each message besides being collected.
+
+    Returns
+    -------
+    LiveView
+        Collects rows in the background (``.frame()``, ``.latest()``, ``.display()``, ``.stop()``);
+        the client reconnects and resumes by sequence number, so there are no gaps or repeats.
     """
-    from pyplatform.client import subscribe as _subscribe
+    import os
 
-    return _subscribe(topic, _symbols(symbols), url=url, token=token, **kwargs)
+    from pyplatform.client import subscribe as _subscribe
+    from pyplatform.research.live import LiveView
+
+    s = _settings(settings)
+    url = url or f"ws://{s.signal_host}:{s.signal_port}"
+    token = token or os.environ.get("PYPLATFORM_TOKEN")
+    if not token:
+        raise ValueError("no token: pass token= or set PYPLATFORM_TOKEN (issue one with `pyplatform tokens issue`)")
+    view = LiveView()
+
+    def _cb(msg):
+        view(msg)
+        if callback is not None:
+            callback(msg)
+
+    topics = [topics] if isinstance(topics, str) else list(topics)
+    syms = symbols if symbols == "*" else _symbols(symbols)
+    view.subscription = _subscribe(url, token, topics, syms, _cb, **client_kw)
+    return view
 
 
 def backtest(config, symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None, **kwargs):

@@ -116,8 +116,9 @@ class Claims:
     symbols: tuple[str, ...]
 
     def allows_topic(self, topic: Topic) -> bool:
-        """Topic patterns use shell wildcards: ``factors:*`` allows every named factor."""
-        return any(fnmatch.fnmatchcase(topic.name, pat) for pat in self.topics)
+        """Topic patterns use shell wildcards: ``factors:*`` allows every factor, one by one or all at once."""
+        names = [topic.name] if topic.arg is not None else [topic.name, f"{topic.kind}:*"]
+        return any(fnmatch.fnmatchcase(n, pat) for pat in self.topics for n in names)
 
     def forbidden_symbols(self, symbols: frozenset[str] | None) -> list[str]:
         """Symbols of a request outside the entitlement (``None`` = all symbols)."""

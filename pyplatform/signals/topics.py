@@ -1,7 +1,7 @@
 """Topic names and how a topic selects rows and columns from its stream table.
 
-Topics: ``quotes``, ``bars``, ``factors:<factor name>`` (or ``factors`` for every factor
-column), ``signals:<strategy>`` (or ``signals`` for every strategy). A topic's sequence
+Topics: ``quotes``, ``bars``, ``factors:<factor name>`` (or ``factors`` / ``factors:*`` for
+every factor column), ``signals:<strategy>`` (or ``signals`` / ``signals:*`` for every strategy). A topic's sequence
 number is the offset of the row in its stream table, so a subscriber that remembers the
 last sequence it saw can resume exactly there.
 """
@@ -62,8 +62,8 @@ def parse_topic(text: object) -> Topic:
     kind, sep, arg = text.partition(":")
     if kind not in TOPIC_TABLES:
         raise TopicError(f"unknown topic {text!r}: expected one of quotes, bars, factors[:name], signals[:strategy]")
-    if not sep:
-        return Topic(kind)
+    if not sep or (arg == "*" and kind in ("factors", "signals")):
+        return Topic(kind)  # "factors:*" is another name for "factors" (every factor)
     if kind in ("quotes", "bars"):
         raise TopicError(f"topic {text!r}: {kind} takes no ':' argument")
     if not _ARG_RE.match(arg):

@@ -113,3 +113,13 @@ def test_session_entitlements_rate_limit_expiry_and_bad_frames():
     e = _session()
     assert e.tick(T0 + 59 * NS) == []
     assert e.tick(T0 + 60 * NS)[0] == Close(1008, "token expired; reconnect with a fresh token")
+
+
+def test_wildcard_topic_is_all_of_a_kind_and_entitlement_patterns_cover_it():
+    assert parse_topic("factors:*") == parse_topic("factors")
+    c = Claims("u", "j", T0, ("factors:*", "signals:momo"), ("*",))
+    assert c.allows_topic(parse_topic("factors:*")) and c.allows_topic(parse_topic("factors:mom"))
+    assert c.allows_topic(parse_topic("signals:momo"))
+    assert not c.allows_topic(parse_topic("signals")) and not c.allows_topic(parse_topic("signals:*"))
+    assert not c.allows_topic(parse_topic("quotes"))
+    assert not Claims("u", "j", T0, ("factors:mom",), ("*",)).allows_topic(parse_topic("factors"))

@@ -1,56 +1,10 @@
-"""Fixtures for the dashboard tests: a small market in a tmp store, and headless Chromium."""
+"""Fixtures for the dashboard tests: a small market in a tmp store, and screenshots."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 import pytest
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--window-size=1366,900"]
-
-
-def minute_bars(symbols: list[str], days: int, start: str = "2024-01-02", seed: int = 0) -> pd.DataFrame:
-    """One-minute bars of US-like sessions (14:30-21:00 UTC, weekdays), indexed (datetime, symbol)."""
-    rng = np.random.default_rng(seed)
-    sessions = pd.bdate_range(start, periods=days)
-    minute = np.arange(390, dtype=np.int64) * 60_000_000_000
-    open_ns = sessions.values.astype("datetime64[ns]").astype(np.int64) + (14 * 60 + 30) * 60_000_000_000
-    ts = (open_ns[:, None] + minute[None, :]).ravel()
-    frames = []
-    for k, sym in enumerate(symbols):
-        r = rng.normal(0, 0.0008, len(ts))
-        close = 50.0 * (k + 1) * np.exp(np.cumsum(r))
-        open_ = np.r_[close[0], close[:-1]]
-        spread = np.abs(rng.normal(0, 0.0005, len(ts))) * close
-        f = pd.DataFrame({
-            "open": open_, "high": np.maximum(open_, close) + spread, "low": np.minimum(open_, close) - spread,
-            "close": close, "volume": rng.integers(100, 5000, len(ts)).astype(float),
-        })
-        f = f.round(2)  # stock prices carry 2 decimals (the store rounds to them too)
-        f["vwap"] = ((f["open"] + f["close"]) / 2).round(2)
-        f["trades"] = rng.integers(1, 50, len(ts)).astype(np.int64)
-        f.index = pd.MultiIndex.from_arrays([pd.to_datetime(ts), np.full(len(ts), sym, dtype=object)],
-                                            names=["datetime", "symbol"])
-        frames.append(f)
-    return pd.concat(frames).sort_index()
-
-
-def daily_from_minutes(m: pd.DataFrame) -> pd.DataFrame:
-    g = m.groupby([m.index.get_level_values("datetime").floor("D").rename("datetime"),
-                   m.index.get_level_values("symbol").rename("symbol")])
-    d = g.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
-              volume=("volume", "sum"), trades=("trades", "sum"))
-    d["vwap"] = g.apply(lambda x: float((x["vwap"] * x["volume"]).sum() / x["volume"].sum()))
-    return d
-
-
-SYMBOLS = ["AAA.US", "BBB.US", "CCC.US", "DDD.US", "EEE.US", "FFF.US"]
+from dashboard_helpers import SCREENSHOTS, SYMBOLS, daily_from_minutes, minute_bars
 
 
 @pytest.fixture(scope="session")
@@ -72,21 +26,6 @@ def market_settings(tmp_path_factory, market_frames):
     store.write("bars_1m", m)
     store.write("bars_1d", d)
     return settings
-
-
-@pytest.fixture
-def duo(dash_thread_server, tmp_path):
-    """``dash_duo`` driving Debian's headless Chromium (no --headless flag needed on the command line)."""
-    from dash.testing.composite import DashComposite
-    from selenium.webdriver.chrome.options import Options
-
-    opts = Options()
-    opts.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
-    for a in CHROME_ARGS:
-        opts.add_argument(a)
-    with DashComposite(server=dash_thread_server, browser="Chrome", headless=False, options=[opts],
-                       download_path=str(tmp_path)) as dc:
-        yield dc
 
 
 @pytest.fixture

@@ -15,8 +15,35 @@ pytestmark = [pytest.mark.browser]
 GD = "document.querySelector('#market-chart .js-plotly-plot')"
 
 
-def _app(settings, **kw):
-    return create_app(settings, poll_ms=300, **kw)
+class _Session:
+    """One app, one server and one Chromium for the whole module (starting them per test costs
+    ~10 s each on a shared 2-core machine); each test opens its page afresh."""
+
+    def __init__(self, duo, app, buf) -> None:
+        self.duo, self.app, self.buf = duo, app, buf
+
+    def open(self, path: str = "/"):
+        self.duo.driver.set_window_size(1366, 900)
+        self.duo.get_logs()  # drop entries of earlier tests
+        self.duo.driver.get(self.duo.server_url + path)
+        self.duo.wait_for_element("#page", timeout=10)
+        return self.duo, self.app, self.buf
+
+
+@pytest.fixture(scope="module")
+def session(market_settings, tmp_path_factory):
+    from dash.testing.application_runners import ThreadedRunner
+    from dash.testing.composite import DashComposite
+
+    from dashboard_helpers import chrome_options
+
+    buf = LiveBuffer()
+    app = create_app(market_settings, poll_ms=300, live=buf)
+    with ThreadedRunner() as runner, DashComposite(
+            server=runner, browser="Chrome", headless=False, options=[chrome_options()],
+            download_path=str(tmp_path_factory.mktemp("downloads"))) as duo:
+        duo.start_server(app)
+        yield _Session(duo, app, buf)
 
 
 def _status(duo) -> str:
@@ -52,9 +79,8 @@ def _n_candles(duo) -> int:
     return int(duo.driver.execute_script(f"return {GD}.data[0].x.length"))
 
 
-def test_each_page_loads_without_console_errors(duo, market_settings, screenshot):
-    app = _app(market_settings)
-    duo.start_server(app)
+def test_each_page_loads_without_console_errors(session, screenshot):
+    duo, app, _ = session.open("/")
     _wait_status(duo, lambda t: "candles" in t)
     duo.wait_for_element("#market-intraday .js-plotly-plot", timeout=10)
     screenshot(duo.driver, "market")
@@ -67,9 +93,24 @@ def test_each_page_loads_without_console_errors(duo, market_settings, screenshot
     assert duo.get_logs() == [], duo.get_logs()
 
 
-def test_symbol_and_timeframe_change_update_the_chart(duo, market_settings):
-    app = _app(market_settings)
-    duo.start_server(app)
+def test_market_page_fits_a_phone_screen(session, screenshot):
+    duo, app, _ = session.open("/")
+    duo.driver.set_window_size(390, 844)
+    _wait_status(duo, lambda t: "candles" in t)
+    duo.wait_for_element("#market-intraday .js-plotly-plot", timeout=10)
+    time.sleep(0.5)
+    # one column, nothing wider than the screen
+    overflow = duo.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, overflow
+    chart = duo.find_element("#market-chart").rect
+    side = duo.find_element("#market-intraday").rect
+    assert side["y"] > chart["y"] + chart["height"] - 5  # the side charts stack below the K-line
+    screenshot(duo.driver, "market-phone")
+    assert duo.get_logs() == []
+
+
+def test_symbol_and_timeframe_change_update_the_chart(session):
+    duo, app, _ = session.open("/")
     first = _wait_status(duo, lambda t: t.startswith("AAA.US"))
     assert "candles of 1 day" in first
     _choose(duo, "#market-symbol", "CCC.US")
@@ -84,9 +125,8 @@ def test_symbol_and_timeframe_change_update_the_chart(duo, market_settings):
     assert duo.get_logs() == []
 
 
-def test_zoom_into_a_range_shows_finer_bars(duo, market_settings, screenshot):
-    app = _app(market_settings)
-    duo.start_server(app)
+def test_zoom_into_a_range_shows_finer_bars(session, screenshot):
+    duo, app, _ = session.open("/")
     _wait_status(duo, lambda t: t.startswith("AAA.US"))
     _choose(duo, "#market-tf", "1 minute")
     coarse = _wait_status(duo, lambda t: "candles of 15 minutes" in t)  # 40 x 390 minutes do not fit 3000 candles
@@ -104,10 +144,8 @@ def test_zoom_into_a_range_shows_finer_bars(duo, market_settings, screenshot):
     assert duo.get_logs() == []
 
 
-def test_live_bar_appears_after_a_tick_is_published(duo, market_settings, market_frames, screenshot):
-    buf = LiveBuffer()
-    app = _app(market_settings, live=buf)
-    duo.start_server(app)
+def test_live_bar_appears_after_a_tick_is_published(session, market_frames, screenshot):
+    duo, app, buf = session.open("/")
     _wait_status(duo, lambda t: t.startswith("AAA.US"))
     _choose(duo, "#market-tf", "1 minute")
     duo.find_element("#market-live input").click()
@@ -121,6 +159,15 @@ def test_live_bar_appears_after_a_tick_is_published(duo, market_settings, market
     buf.on_ticks({"ts": np.array([tick_ts, tick_ts + 1_000_000_000]), "symbol": np.array(["AAA.US"] * 2),
                   "price": np.array([123.45, 124.0]), "volume": np.array([10.0, 5.0])})
     _wait_status(duo, lambda t: "live: +1 candles" in t)
+    from pyplatform.domain.market import Depth, DepthLevel
+
+    buf.on_depth(Depth(tick_ts, "AAA.US", bids=(DepthLevel(1, 123.9, 5.0), DepthLevel(2, 123.8, 7.0)),
+                       asks=(DepthLevel(1, 124.1, 4.0), DepthLevel(2, 124.2, 6.0))))
+    depth = "document.querySelector('#market-depth .js-plotly-plot')"
+    end = time.time() + 10
+    while time.time() < end and duo.driver.execute_script(f"return {depth}.data.length") < 2:
+        time.sleep(0.1)
+    assert duo.driver.execute_script(f"return {depth}.data.map(t => t.name)") == ["bids", "asks"]
     after = duo.driver.execute_script(f"return {GD}.data[0].x.slice(-1)[0]")
     # plotly ships numeric arrays base64-encoded; read the decoded candle from calcdata
     close = duo.driver.execute_script(f"var c = {GD}._fullData[0].close; return c[c.length - 1]")
@@ -132,12 +179,10 @@ def test_live_bar_appears_after_a_tick_is_published(duo, market_settings, market
     assert duo.get_logs() == []
 
 
-def test_factor_page_shows_ic_and_quantile_plots(duo, market_settings, screenshot):
+def test_factor_page_shows_ic_and_quantile_plots(session, screenshot):
     from pyplatform.research.evaluation import evaluate
 
-    app = _app(market_settings)
-    duo.start_server(app)
-    duo.driver.get(duo.server_url + "/factors")
+    duo, app, _ = session.open("/factors")
     _choose(duo, "#factor-name", "rsi_14: " + app.pyplatform.factors.library["rsi_14"])
     duo.wait_for_contains_text("#factor-status", "rsi_14 on all", timeout=30)
     ic_trace = "document.querySelector('#factor-ic .js-plotly-plot')._fullData[0]"
@@ -159,11 +204,8 @@ def test_factor_page_shows_ic_and_quantile_plots(duo, market_settings, screensho
     assert duo.get_logs() == []
 
 
-def test_live_page_shows_quotes_signals_orders_positions_and_risk(duo, market_settings, screenshot):
-    buf = LiveBuffer()
-    app = _app(market_settings, live=buf)
-    duo.start_server(app)
-    duo.driver.get(duo.server_url + "/live")
+def test_live_page_shows_quotes_signals_orders_positions_and_risk(session, screenshot):
+    duo, app, buf = session.open("/live")
     duo.wait_for_contains_text("#live-quotes", "no quotes yet", timeout=10)
     t0 = time.time_ns()
     buf.set_connection("connected", t0)
@@ -180,7 +222,8 @@ def test_live_page_shows_quotes_signals_orders_positions_and_risk(duo, market_se
         buf.on_pnl(t0 + i * 1_000_000_000, v)
     buf.on_risk({"kill_switch": True, "limits": {"gross exposure": {"used": 10150.0, "limit": 12000.0},
                                                  "orders / min": {"used": 2, "limit": 60}}})
-    duo.wait_for_contains_text("#live-quotes", "55.25", timeout=10)
+    duo.wait_for_text_to_equal("#kill-switch", "ENGAGED", timeout=10)  # pushed last: the rest is drawn
+    assert "55.25" in duo.find_element("#live-quotes").text
     assert "ma_cross" in duo.find_element("#live-signals").text
     orders = duo.find_element("#live-orders").text
     assert "o-1" in orders and "FILLED" in orders and "NEW" not in orders  # the update replaced the row
@@ -193,14 +236,12 @@ def test_live_page_shows_quotes_signals_orders_positions_and_risk(duo, market_se
     assert duo.get_logs() == []
 
 
-def test_saved_backtest_runs_appear_in_the_list_and_compare(duo, market_settings, screenshot):
+def test_saved_backtest_runs_appear_in_the_list_and_compare(session, market_settings, screenshot):
     from pyplatform.backtest import run_backtest
 
     runs = [run_backtest({"kind": "ma_cross", "params": {"fast": f, "slow": s}}, symbols=["AAA.US", "BBB.US"],
                          settings=market_settings, save=True) for f, s in ((3, 8), (5, 15))]
-    app = _app(market_settings)
-    duo.start_server(app)
-    duo.driver.get(duo.server_url + "/backtests")
+    duo, app, _ = session.open("/backtests")
     duo.wait_for_element("#bt-runs", timeout=10)
     listed = duo.find_element("#bt-runs").text
     for r in runs:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SYMBOLS
+from dashboard_helpers import SYMBOLS
 from pyplatform.dashboard import create_app
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.data import FrameBarSource, StoreBarSource, market_view

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import minute_bars
+from dashboard_helpers import minute_bars
 from pyplatform.dashboard.data import to_ts_frame
 from pyplatform.plots.downsample import (
     LADDER, aggregate_ohlcv, bucket_keys, choose_timeframe, estimate_count, timeframe,

@@ -97,11 +97,13 @@ class EmbeddedStore:
         self.max_segments = int(max_segments)
         self.fsync = fsync
         self.grace_s = float(grace_s)
-        self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
+        # Progress bars off in the config itself: under Jupyter without ipywidgets, DuckDB
+        # refuses even a later "SET enable_progress_bar = false" on a cursor.
+        self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1),
+                                           "enable_progress_bar": False})
         # Files are immutable once published (a rewrite gets a new name), so caching their
         # footers across queries is safe and saves re-parsing them on every warm query.
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
-        self._con.execute("SET enable_progress_bar = false")
         self._local = threading.local()
 
     # ------------------------------------------------------------------ paths and metadata
@@ -125,7 +127,10 @@ class EmbeddedStore:
         if cur is None:
             cur = self._local.cur = self._con.cursor()
             cur.execute("SET parquet_metadata_cache = true")
-            cur.execute("SET enable_progress_bar = false")
+            try:
+                cur.execute("SET enable_progress_bar = false")
+            except duckdb.InvalidInputException:
+                pass  # already off from the connection config (see __init__)
         return cur
 
     # ------------------------------------------------------------------ writing
@@ -388,8 +393,11 @@ class EmbeddedStore:
             limit = pd.Timedelta(lookback).value
             windows = [w for w in windows if w is not None and w < limit] + [limit]
         result = None
+        # windows count back from the table's last row when `at` is past it (at="2100-01-01")
+        files = self.manifest(table).files(None, t + 1)
+        anchor = min(t, max((f.max_ts for f in files), default=t))
         for w in windows:
-            lo = None if w is None else t - w + 1
+            lo = None if w is None else anchor - w + 1
 
             def build(man: Manifest, files, lo=lo):
                 fs = man.files(lo, t + 1)

@@ -241,3 +241,11 @@ def test_many_appends_fold_small_segments_and_keep_the_base(tmp_path, bars):
             folded += 1
     assert folded >= 2
     pd.testing.assert_frame_equal(st.read("bars_1m"), march, check_index_type=False, check_categorical=False)
+
+
+def test_cross_section_far_after_the_data_is_the_last_bar(store, bars):
+    store.write("bars_1m", bars)
+    got = store.cross_section("bars_1m", at="2100-01-01")
+    want = bars.reset_index().groupby("symbol").tail(1).set_index(["datetime", "symbol"]).sort_index()
+    pd.testing.assert_frame_equal(got.sort_index(), want, check_index_type=False, check_categorical=False)
+    assert store.cross_section("bars_1m", at="2000-01-01").empty

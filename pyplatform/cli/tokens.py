@@ -76,9 +76,23 @@ def revoke(
             raise typer.BadParameter("the token has no 'jti' claim")
     else:
         jti, exp = token_or_id, now // 10**9 + until
-    path = revocation_path(_settings())
+    settings = _settings()
+    path = revocation_path(settings)
     RevocationList(path).revoke(jti, exp, now)
-    typer.echo(f"revoked {jti} (listed in {path} until {exp})")
+    shared = _revoke_in_redis(settings.redis_url, jti, exp)
+    typer.echo(f"revoked {jti} (listed in {path} until {exp}; {shared})")
+
+
+def _revoke_in_redis(url: str, jti: str, exp: int) -> str:
+    """Share the revocation with service processes on other hosts through Redis, if reachable."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client.hset("pp:revoked", jti, exp)
+        return "shared through Redis"
+    except (redis.RedisError, OSError) as exc:
+        return f"Redis unreachable ({type(exc).__name__}): this host's file only"
 
 
 @app.command("verify")

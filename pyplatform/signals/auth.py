@@ -163,13 +163,19 @@ class RevocationList:
     """Revoked token ids in a JSON file ``{jti: exp_seconds}`` shared by service processes.
 
     The file is re-read when its modification time changes; entries are dropped once the
-    token would have expired anyway.
+    token would have expired anyway. Processes on other hosts share revocations through
+    Redis (``pp:revoked``), merged in with :meth:`set_remote`.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._mtime: float | None = None
         self._revoked: dict[str, int] = {}
+        self._remote: frozenset[str] = frozenset()  # ids shared through Redis by other hosts
+
+    def set_remote(self, token_ids: frozenset[str]) -> None:
+        """Replace the ids learnt from the shared store (see ``RedisHotCache.revoked``)."""
+        self._remote = frozenset(token_ids)
 
     def _load(self) -> None:
         try:
@@ -190,12 +196,12 @@ class RevocationList:
 
     def is_revoked(self, token_id: str) -> bool:
         self._load()
-        return token_id in self._revoked
+        return token_id in self._revoked or token_id in self._remote
 
     def current(self) -> frozenset[str]:
         """Every revoked id (one reload check for a sweep over many connections)."""
         self._load()
-        return frozenset(self._revoked)
+        return frozenset(self._revoked) | self._remote
 
     def revoke(self, token_id: str, expires_s: int, now_ns: int) -> None:
         """Add ``token_id``; prune entries already expired at ``now_ns``."""

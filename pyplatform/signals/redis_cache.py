@@ -10,6 +10,8 @@ Keys (``prefix`` defaults to ``pp``):
   behind a load balancer writes its own entries and reads everybody's.
 - ``pp:instance:<instance>``: liveness key with a TTL; entries of an instance whose key
   expired are ignored (a crashed process does not leave ghosts).
+- ``pp:revoked``: hash, field = token id, value = its expiry (seconds): revocations shared
+  with processes on other hosts (``pyplatform tokens revoke`` writes it when Redis is up).
 
 With Redis unreachable the service keeps streaming from memory, :attr:`status` turns
 ``"degraded"``, writes are retried with backoff, and after recovery the full latest
@@ -77,6 +79,7 @@ class RedisHotCache:
         self._registry_dirty = True
         self._need_full = False
         self._wake = asyncio.Event()
+        self._wake.set()  # first loop turn: register this instance and learn whether Redis is up
 
     # ------------------------------------------------------------------ feeding (sync, from the fan-out)
     def on_rows(self, table: str, rows: pa.Table) -> None:
@@ -134,6 +137,15 @@ class RedisHotCache:
         alive = await self.redis.mget([f"{self.prefix}:instance:{i}" for i in instances]) if instances else []
         live = {i for i, a in zip(instances, alive) if a is not None}
         return [e for e in entries if e["instance"] in live]
+
+    async def revoked(self, now_s: int) -> frozenset[str] | None:
+        """Token ids revoked through Redis (``pp:revoked``: jti -> exp seconds), or ``None`` if unreachable."""
+        try:
+            entries = await self.redis.hgetall(f"{self.prefix}:revoked")
+        except (RedisError, OSError) as exc:
+            self._degrade(exc)
+            return None
+        return frozenset(k.decode() for k, v in entries.items() if int(v) >= now_s)
 
     # ------------------------------------------------------------------ writer
     def _degrade(self, exc: BaseException) -> None:

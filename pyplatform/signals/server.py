@@ -380,6 +380,10 @@ class SignalService:
             await asyncio.sleep(self.config.check_interval_s)
             now = self.clock.now_ns()
             revs = self.verifier.revocations
+            if revs is not None and self.redis is not None and self.redis.status == "ok":
+                remote = await self.redis.revoked(now // 1_000_000_000)
+                if remote is not None:
+                    revs.set_remote(remote)
             revoked = revs.current() if revs is not None else frozenset()
             for conn in list(self._conns.values()):
                 if conn.closing:

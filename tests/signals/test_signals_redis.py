@@ -122,3 +122,34 @@ def test_redis_restart_during_streaming_degrades_then_recovers(redis_server, ver
             await svc.stop()
 
     run(main(), timeout=60)
+
+
+def test_revocation_shared_through_redis_closes_and_refuses_the_token(redis_server, tables, verifier, issuer, clock):
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    async def main():
+        svc = await make_service(tables, verifier, clock, redis_url=redis_server.url)
+        tok = token(issuer, clock)
+        try:
+            async with _connect(svc, issuer, clock) as other, connect(
+                    svc.url, additional_headers={"Authorization": f"Bearer {tok}"}, proxy=None) as ws:
+                await wait_for(lambda: svc.redis.status == "ok")
+                claims = verifier.verify(tok, clock.now_ns())
+                # another host revokes it: only Redis knows
+                redis.Redis(port=redis_server.port).hset("pp:revoked", claims.token_id, claims.expires_ns // 10**9)
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                    raise AssertionError("the revoked connection stayed open")
+                except ConnectionClosed as exc:
+                    assert exc.rcvd.code == 1008 and "revoked" in exc.rcvd.reason
+                await other.send(json.dumps({"type": "ping", "id": 1}))
+                assert (await recv_msg(other))["type"] == "pong"  # another token is unaffected
+            try:
+                async with connect(svc.url, additional_headers={"Authorization": f"Bearer {tok}"}, proxy=None):
+                    raise AssertionError("a revoked token was accepted")
+            except InvalidStatus as exc:
+                assert exc.response.status_code == 401 and b"revoked" in exc.response.body
+        finally:
+            await svc.stop()
+
+    run(main())

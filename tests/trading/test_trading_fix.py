@@ -7,19 +7,18 @@ from decimal import Decimal as D
 
 import pytest
 
-pytest.importorskip("quickfix", reason="the FIX adapter needs the optional quickfix package")
-
-from pyplatform.domain import Quote  # noqa: E402
-from pyplatform.execution.fix import codec  # noqa: E402
-from pyplatform.execution.fix.exchange import FixExchange  # noqa: E402
-from pyplatform.execution.fix.initiator import FixBroker  # noqa: E402
-from pyplatform.execution.journal import Journal  # noqa: E402
-from pyplatform.execution.messages import (  # noqa: E402
+# quickfix is part of the environment (pyproject extra "fix", environment.yml): no skip if missing
+from pyplatform.domain import Quote
+from pyplatform.execution.fix import codec
+from pyplatform.execution.fix.exchange import FixExchange
+from pyplatform.execution.fix.initiator import FixBroker
+from pyplatform.execution.journal import Journal
+from pyplatform.execution.messages import (
     CancelOrder, OrderAccepted, OrderCanceled, OrderFilled, OrderReplaced, OrdType, ReplaceOrder, Side,
     SubmitOrder, TimeInForce,
 )
-from pyplatform.execution.oms import OrderManager  # noqa: E402
-from pyplatform.execution.states import OrderStatus  # noqa: E402
+from pyplatform.execution.oms import OrderManager
+from pyplatform.execution.states import OrderStatus
 
 TS = 1_700_000_000_123_000_000  # 2023-11-14 22:13:20.123 UTC
 

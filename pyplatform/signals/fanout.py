@@ -140,8 +140,57 @@ class Fanout:
                 self._remember(name, self._read(name, start, self.cursor[name]))
 
     # ------------------------------------------------------------------ subscriptions
+    def _table_for(self, topic: Topic, request_id: Any) -> Any:
+        table = self.tables.get(topic.table)
+        if table is None:
+            raise SubscribeError({"type": "error", "code": "unavailable", "id": request_id, "topic": topic.name,
+                                  "message": f"topic {topic.name!r}: this service has no {topic.table!r} table"})
+        try:
+            check_topic_against_schema(topic, table.schema)
+        except TopicError as exc:
+            raise SubscribeError({"type": "error", "code": "bad_request", "id": request_id, "topic": topic.name,
+                                  "message": str(exc)}) from None
+        return table
+
+    def _check_from(self, topic: Topic, table: Any, from_seq: int, request_id: Any) -> None:
+        cursor = self.cursor[topic.table]
+        oldest = int(table.oldest_offset)
+        if from_seq < oldest:
+            raise SubscribeError({"type": "error", "code": "retention", "id": request_id, "topic": topic.name,
+                                  "oldest_seq": oldest, "message": f"sequence {from_seq} of {topic.name} is no longer "
+                                  f"retained; the oldest available sequence is {oldest}"})
+        if from_seq > cursor:
+            raise SubscribeError({"type": "error", "code": "bad_request", "id": request_id, "topic": topic.name,
+                                  "next_seq": cursor, "message": f"from_seq {from_seq} is beyond the next sequence {cursor}"})
+
+    @staticmethod
+    def _ack(sub: Subscriber, topic: Topic, symbols: frozenset[str] | None, mode: str, from_seq: int | None,
+             live_seq: int, request_id: Any) -> None:
+        sub.push(sub.codec.control({"type": "subscribed", "id": request_id, "topic": topic.name, "mode": mode,
+                                    "symbols": "*" if symbols is None else sorted(symbols), "from_seq": from_seq,
+                                    "live_seq": live_seq}))
+
+    def replay_chunk(self, sub: Subscriber, topic: Topic, symbols: frozenset[str] | None, pos: int, max_rows: int,
+                     *, request_id: Any = None, ack: bool = False) -> int:
+        """Queue the replay of rows ``[pos, pos + max_rows)`` (bounded by the cursor); return the next position.
+
+        A long replay is served chunk by chunk so the event loop keeps serving everybody
+        else in between; :meth:`subscribe` with ``from_seq`` = the returned position then
+        finishes the replay and registers without a gap. ``ack=True`` (first chunk) sends
+        the ``subscribed`` message, whose ``live_seq`` is then a lower bound.
+        """
+        table = self._table_for(topic, request_id)
+        self._check_from(topic, table, pos, request_id)
+        end = min(pos + max_rows, self.cursor[topic.table])
+        if ack:
+            self._ack(sub, topic, symbols, "replay", pos, self.cursor[topic.table], request_id)
+        if end > pos:
+            rows = self._read(topic.table, pos, end)
+            self._push_ordered(sub, sub.codec, topic.name, filter_symbols(project_rows(topic, rows), symbols), "data")
+        return end
+
     def subscribe(self, sub: Subscriber, topic: Topic, symbols: frozenset[str] | None, from_seq: int | None,
-                  *, request_id: Any = None, extra_latest: pa.Table | None = None) -> dict[str, Any]:
+                  *, request_id: Any = None, extra_latest: pa.Table | None = None, ack: bool = True) -> dict[str, Any]:
         """Register ``sub`` on ``topic`` and queue its catch-up (replay or snapshot) frames.
 
         Everything between reading the catch-up rows and registering happens without
@@ -152,26 +201,11 @@ class Fanout:
         SubscribeError
             Unknown table/factor, or ``from_seq`` outside what the table retains.
         """
-        table = self.tables.get(topic.table)
-        if table is None:
-            raise SubscribeError({"type": "error", "code": "unavailable", "id": request_id, "topic": topic.name,
-                                  "message": f"topic {topic.name!r}: this service has no {topic.table!r} table"})
-        try:
-            check_topic_against_schema(topic, table.schema)
-        except TopicError as exc:
-            raise SubscribeError({"type": "error", "code": "bad_request", "id": request_id, "topic": topic.name,
-                                  "message": str(exc)}) from None
+        table = self._table_for(topic, request_id)
         cursor = self.cursor[topic.table]
         codec = sub.codec
         if from_seq is not None:
-            oldest = int(table.oldest_offset)
-            if from_seq < oldest:
-                raise SubscribeError({"type": "error", "code": "retention", "id": request_id, "topic": topic.name,
-                                      "oldest_seq": oldest, "message": f"sequence {from_seq} of {topic.name} is no longer "
-                                      f"retained; the oldest available sequence is {oldest}"})
-            if from_seq > cursor:
-                raise SubscribeError({"type": "error", "code": "bad_request", "id": request_id, "topic": topic.name,
-                                      "next_seq": cursor, "message": f"from_seq {from_seq} is beyond the next sequence {cursor}"})
+            self._check_from(topic, table, from_seq, request_id)
             mode = "replay"
             rows = self._read(topic.table, from_seq, cursor) if from_seq < cursor else None
             kind = "data"
@@ -179,9 +213,8 @@ class Fanout:
             mode = "snapshot"
             rows = self.latest(topic.table, extra_latest)
             kind = "snapshot"
-        sub.push(codec.control({"type": "subscribed", "id": request_id, "topic": topic.name, "mode": mode,
-                                "symbols": "*" if symbols is None else sorted(symbols), "from_seq": from_seq,
-                                "live_seq": cursor}))
+        if ack:
+            self._ack(sub, topic, symbols, mode, from_seq, cursor, request_id)
         if rows is not None and rows.num_rows:
             sel = filter_symbols(project_rows(topic, rows), symbols)
             if kind == "snapshot":

@@ -56,6 +56,9 @@ class ServiceConfig:
     coalesce_bytes : int
         When a client has a backlog, queued messages up to this size share one WebSocket
         message (0 disables).
+    replay_chunk_rows : int
+        Replays longer than this are read and queued in chunks, yielding to the event loop
+        between chunks.
     """
 
     host: str = "127.0.0.1"
@@ -70,6 +73,7 @@ class ServiceConfig:
     check_interval_s: float = 1.0
     close_timeout_s: float = 2.0
     coalesce_bytes: int = 256 * 1024
+    replay_chunk_rows: int = 100_000
     session: SessionConfig = field(default_factory=SessionConfig)
 
 
@@ -296,8 +300,19 @@ class SignalService:
             if conn.closing:
                 return
             try:
-                self.fanout.subscribe(sub, action.topic, action.symbols, action.from_seq,
-                                      request_id=action.request_id, extra_latest=extra)
+                pos, ack = action.from_seq, True
+                table = action.topic.table
+                chunk = self.config.replay_chunk_rows
+                # a long replay goes chunk by chunk, yielding in between, so it cannot stall other clients
+                while pos is not None and table in self.fanout.cursor and self.fanout.cursor[table] - pos > chunk:
+                    pos = self.fanout.replay_chunk(sub, action.topic, action.symbols, pos, chunk,
+                                                   request_id=action.request_id, ack=ack)
+                    ack = False
+                    await asyncio.sleep(0)
+                    if conn.closing or sub.lagged:
+                        return
+                self.fanout.subscribe(sub, action.topic, action.symbols, pos, request_id=action.request_id,
+                                      extra_latest=extra, ack=ack)
             except SubscribeError as exc:
                 conn.session.topics.discard(action.topic.name)
                 sub.push(sub.codec.control(exc.info))

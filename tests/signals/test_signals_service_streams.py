@@ -270,3 +270,34 @@ def test_tls_when_a_certificate_is_configured(tmp_path, tables, verifier, issuer
             await svc.stop()
 
     run(main())
+
+
+def test_long_replay_in_chunks_while_publishing_has_no_gap_or_duplicate(tables, verifier, issuer, clock):
+    syms = SYMBOLS[::3]
+
+    async def main():
+        table = tables["factors"]
+        for i in range(30):
+            table.append(factor_batch(i * 100, value0=i))
+        svc = await make_service(tables, verifier, clock, replay_chunk_rows=50)
+        client = SignalClient(svc.url, token(issuer, clock), ["factors:rsi"], syms, from_seq=7, backoff_s=0.01)
+        got: list[int] = []
+
+        async def consume():
+            async for msg in client:
+                got.append(msg.seq)
+
+        task = asyncio.create_task(consume())
+        try:
+            await _publish(table, 40, every_s=0.001)  # appends race the chunked replay
+            final = expected_seqs(table, syms, start=7)
+            await wait_for(lambda: len(got) >= len(final), timeout=10)
+            await asyncio.sleep(0.05)
+            assert got == final
+        finally:
+            await client.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await svc.stop()
+
+    run(main())

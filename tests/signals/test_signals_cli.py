@@ -20,6 +20,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.delenv("PYPLATFORM_JWT_SECRET", raising=False)
     monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PYPLATFORM_JWT_SECRET_FILE", str(tmp_path / "jwt.secret"))
+    monkeypatch.setenv("PYPLATFORM_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nobody listens: file only
     reset_settings_cache()
     yield dict(os.environ)
     reset_settings_cache()
@@ -56,7 +57,7 @@ def test_tokens_issue_verify_revoke_and_serve_demo_feed(tmp_path, env):
         rows = run(first_rows())
         assert {m.row["symbol"] for m in rows} == {"SYM0001.US"} and set(rows[-1].row) == {"seq", "ts", "symbol", "mom_20"}
         revoked = cli.invoke(tokens_app, ["revoke", tok])
-        assert revoked.exit_code == 0 and "revoked" in revoked.output
+        assert revoked.exit_code == 0 and "revoked" in revoked.output and "Redis unreachable" in revoked.output
         refused = cli.invoke(tokens_app, ["verify", tok])
         assert refused.exit_code == 1 and "revoked" in refused.output
     finally:

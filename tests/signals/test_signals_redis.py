@@ -153,3 +153,35 @@ def test_revocation_shared_through_redis_closes_and_refuses_the_token(redis_serv
             await svc.stop()
 
     run(main())
+
+
+def test_signal_snapshots_are_per_strategy_and_symbol(redis_server, verifier, issuer, clock):
+    from pyplatform.domain.schemas import SIGNALS
+
+    rows = {"ts": [1, 2, 3, 4], "symbol": ["AA.US", "AA.US", "BB.US", "AA.US"], "strategy": ["x", "y", "x", "x"],
+            "direction": [1, -1, 1, 0], "strength": [1.0, 0.5, float("nan"), 0.0], "reason": ["r1", "r2", "r3", "r4"],
+            "factors": ['{"m": 1}'] * 4}
+
+    async def main():
+        t1 = StreamTable("signals", SIGNALS)
+        svc = await make_service({"signals": t1}, verifier, clock, redis_url=redis_server.url)
+        t1.append(rows)
+        r = redis.Redis(port=redis_server.port)
+        await wait_for(lambda: r.hlen("pp:latest:signals") == 3)
+        assert sorted(r.hkeys("pp:latest:signals")) == [b"x|AA.US", b"x|BB.US", b"y|AA.US"]
+        await svc.stop()
+        svc2 = await make_service({"signals": StreamTable("signals", SIGNALS)}, verifier, clock, redis_url=redis_server.url)
+        try:
+            tok = token(issuer, clock, topics=["signals:x"])
+            async with connect(svc2.url, additional_headers={"Authorization": f"Bearer {tok}"}, proxy=None) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "topics": ["signals:y"], "symbols": ["AA.US"]}))
+                assert (await recv_msg(ws))["code"] == "forbidden"
+                await ws.send(json.dumps({"type": "subscribe", "topics": ["signals:x"], "symbols": ["AA.US", "BB.US"]}))
+                assert (await recv_msg(ws))["type"] == "subscribed"
+                snap = await recv_msg(ws)
+                assert [(x["seq"], x["symbol"], x["strategy"], x["direction"], x["strength"]) for x in snap["rows"]] == [
+                    (2, "BB.US", "x", 1, None), (3, "AA.US", "x", 0, 0)]
+        finally:
+            await svc2.stop()
+
+    run(main())

@@ -97,13 +97,11 @@ class EmbeddedStore:
         self.max_segments = int(max_segments)
         self.fsync = fsync
         self.grace_s = float(grace_s)
-        # Progress bars off in the config itself: under Jupyter without ipywidgets, DuckDB
-        # refuses even a later "SET enable_progress_bar = false" on a cursor.
-        self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1),
-                                           "enable_progress_bar": False})
+        self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
         # Files are immutable once published (a rewrite gets a new name), so caching their
         # footers across queries is safe and saves re-parsing them on every warm query.
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
+        _progress_off(self._con)
         self._local = threading.local()
 
     # ------------------------------------------------------------------ paths and metadata
@@ -127,10 +125,7 @@ class EmbeddedStore:
         if cur is None:
             cur = self._local.cur = self._con.cursor()
             cur.execute("SET parquet_metadata_cache = true")
-            try:
-                cur.execute("SET enable_progress_bar = false")
-            except duckdb.InvalidInputException:
-                pass  # already off from the connection config (see __init__)
+            _progress_off(cur)
         return cur
 
     # ------------------------------------------------------------------ writing
@@ -521,6 +516,15 @@ class EmbeddedStore:
 def _time_ordered(files: list[FileEntry]) -> bool:
     """Whether each file's rows all come before the next file's (so per-symbol order is global)."""
     return all(a.max_ts < b.min_ts for a, b in zip(files, files[1:]))
+
+
+def _progress_off(con) -> None:
+    """Turn DuckDB's progress bar off. Under Jupyter without ipywidgets DuckDB refuses to
+    change the setting at all (it is then never shown), which must not break a query."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
 
 
 def _symbol_list(symbols) -> list[str] | None:

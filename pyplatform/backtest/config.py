@@ -88,6 +88,9 @@ class BacktestConfig(BaseModel):
         later bars); ``None``: unlimited.
     vwap_slicing : bool
         Orders above ``participation`` of the last bar's volume go out as VWAP child orders.
+    max_slices : int
+        Longest VWAP schedule, in one-minute children (a thin bar would otherwise cut a
+        large order into thousands); the venue's volume limit still applies to each child.
     sizing : {"risk", "all_in"}
         ``risk``: the risk manager's sizing (risk per trade, volatility, lots). ``all_in``:
         the whole equity at the last price, fractional quantities (research, parity).
@@ -116,6 +119,7 @@ class BacktestConfig(BaseModel):
     fees: dict[str, FeeSchedule] = Field(default_factory=lambda: dict(DEFAULT_FEES))
     participation: float | None = Field(0.10, gt=0, le=1)
     vwap_slicing: bool = True
+    max_slices: int = Field(30, ge=1)
     sizing: Literal["risk", "all_in"] = "risk"
     long_only: bool = False
     stops: bool = False

@@ -162,7 +162,15 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
         for s in sigs:
             if cfg.vwap_slicing:
                 k = path.at(s.symbol, s.ts)
-                node.minute_volume[s.symbol] = float(path.bar_volume[k]) if k >= 0 else 0.0
+                vol = float(path.bar_volume[k]) if k >= 0 else 0.0
+                if vol > 0:
+                    # The slicer cuts ``qty / (participation x volume)`` one-minute children; on a
+                    # thin bar that is thousands. Capping the schedule at ``max_slices`` minutes
+                    # (for the largest order possible, a full flip) keeps it a schedule.
+                    last = float(path.price[path.at(s.symbol, t)])
+                    biggest = 2.0 * float(node.equity()) / last if last > 0 else 0.0
+                    vol = max(vol, biggest / ((cfg.participation or 1.0) * cfg.max_slices))
+                node.minute_volume[s.symbol] = vol
             node.on_signal(s, report)
         step = node.step()  # due VWAP children, venue reports of arrived orders
         orders += report.orders + step.orders

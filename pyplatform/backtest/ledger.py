@@ -85,7 +85,7 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
         for ts, side, qty, px, fee in zip(g["ts"].to_numpy(), g["side"].to_numpy(), g["quantity"].to_numpy(),
                                           g["price"].to_numpy(), g["fee"].to_numpy()):
             left = float(qty)
-            while left > 1e-12:
+            while left > 1e-9 * float(qty):  # float dust of a split is not a new trade
                 if cur is None:
                     cur = {"symbol": sym, "direction": int(side), "entry_ts": int(ts), "in_q": 0.0, "in_n": 0.0,
                            "out_q": 0.0, "out_n": 0.0, "fees": 0.0, "max_q": 0.0}
@@ -102,7 +102,7 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
                 pos += side * take
                 cur["max_q"] = max(cur["max_q"], abs(pos))
                 left -= take
-                if abs(pos) <= 1e-9 * max(1.0, cur["max_q"]):
+                if abs(pos) <= 1e-9 * max(1.0, cur["max_q"]) and cur["out_q"] > 0:
                     pos = 0.0
                     d = cur["direction"]
                     entry = cur["in_n"] / cur["in_q"]

@@ -90,15 +90,9 @@ class StreamFactor:
     def warm_up(self, history: pd.DataFrame) -> np.ndarray:
         """Feed a history frame (indexed by (datetime, symbol) or with ts/symbol columns),
         sorted by time, so the next live row continues from it."""
-        order, _ = frame_layout(history)
+        order, _ = frame_layout(history)  # per symbol, in time order: all the state depends on
         frame = history.reset_index() if "symbol" not in history.columns else history
-        # time order across symbols = the frame's order sorted by time; per-symbol order is what matters
-        return self.update(frame.iloc[np.sort(order)] if False else frame.iloc[order])
-
-    def state_bytes(self) -> bytes:
-        from pyplatform.factors.snapshot import dump_core
-
-        return dump_core(self._core, offset=None)
+        return self.update(frame.iloc[order])
 
 
 def compile_stream(expr: Expr | str) -> StreamFactor:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pyplatform.factors.kernels import run_program
-from pyplatform.factors.program import Program, build_program
+from pyplatform.factors.program import build_program
 from pyplatform.factors.tree import Expr
 
 __all__ = ["StreamCore"]

@@ -9,10 +9,10 @@ from pyplatform.signals.auth import AuthError, Claims, KeyRing, RevocationList, 
 from pyplatform.signals.protocol import CloseCode, SessionConfig
 from pyplatform.signals.server import ServiceConfig, SignalService
 from pyplatform.signals.service import build_issuer, build_verifier, serve, subscribe_example
-from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame
+from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame, decode_messages
 
 __all__ = [
     "AuthError", "Claims", "KeyRing", "RevocationList", "TokenIssuer", "TokenVerifier", "CloseCode",
     "SessionConfig", "ServiceConfig", "SignalService", "build_issuer", "build_verifier", "serve",
-    "subscribe_example", "JSON_SUBPROTOCOL", "MSGPACK_SUBPROTOCOL", "decode_frame",
+    "subscribe_example", "JSON_SUBPROTOCOL", "MSGPACK_SUBPROTOCOL", "decode_frame", "decode_messages",
 ]

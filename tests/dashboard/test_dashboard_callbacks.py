@@ -98,6 +98,12 @@ def test_overlays_and_panels_come_from_the_factor_library(actx):
     assert np.isnan(np.asarray(sma, float)[:19]).all()  # warm-up
 
 
+def test_an_indicator_that_cannot_run_on_bars_is_reported_not_fatal(actx):
+    fig, status, view = build_chart(actx, "AAA.US", "1d", ["spread_bps"], ["nonexistent"], None, None, False)
+    assert view["n"] > 0 and "not drawn: spread_bps:" in status and "nonexistent: not in the factor library" in status
+    assert [t.name for t in fig.data if t.type == "scatter"] == []
+
+
 def test_unknown_symbol_shows_an_empty_chart(actx):
     fig, status, view = build_chart(actx, "ZZZ.US", "1d", [], [], None, None, False)
     assert "no bars" in status and view["n"] == 0

@@ -158,8 +158,23 @@ def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], pan
         else:
             status += " · live: waiting for ticks"
     lib = library()
-    over = {n: indicator_values(bars, symbol, lib[n]) for n in overlays or [] if n in lib}
-    pans = {n: indicator_values(bars, symbol, lib[n]) for n in panels or [] if n in lib}
+    failed: list[str] = []
+
+    def _values(names):
+        out = {}
+        for n in names or []:
+            if n not in lib:
+                failed.append(f"{n}: not in the factor library")
+                continue
+            try:
+                out[n] = indicator_values(bars, symbol, lib[n])
+            except Exception as exc:  # noqa: BLE001 - e.g. a tick factor needing bid/ask on bars
+                failed.append(f"{n}: {exc}")
+        return out
+
+    over, pans = _values(overlays), _values(panels)
+    if failed:
+        status += " · not drawn: " + "; ".join(failed)
     fig = candlestick_figure(bars, view.shown, symbol=symbol, overlays=over, panels=pans)
     store = {"symbol": symbol, "tf": tf, "shown": view.shown.name, "start": start, "end": end,
              "ts": bars["ts"].astype(np.int64).tolist() if len(bars) else [],

@@ -19,6 +19,7 @@ def serve(
     queue_frames: int = typer.Option(1_000, help="Frames a client may fall behind before it is dropped."),
     demo_feed: int = typer.Option(0, help="Append a synthetic quote+factor stream for this many symbols (try-out mode)."),
     rate: float = typer.Option(2.0, help="With --demo-feed: batches per second."),
+    stream_dir: str = typer.Option(None, help="Folder of the stream tables to serve (default: DATA_DIR/stream)."),
 ) -> None:
     """Serve the stream tables under DATA_DIR/stream (replay, snapshots), or a synthetic feed with --demo-feed.
 
@@ -32,7 +33,7 @@ def serve(
 
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    tables = _open_tables(settings, demo_feed)
+    tables = _open_tables(settings, demo_feed, stream_dir)
     cfg = ServiceConfig(host=host or settings.signal_host, port=port or settings.signal_port,
                         ping_interval_s=ping_interval, ping_timeout_s=ping_interval, queue_frames=queue_frames)
 
@@ -57,14 +58,15 @@ def serve(
         typer.echo("stopped")
 
 
-def _open_tables(settings, demo_feed: int) -> dict:
+def _open_tables(settings, demo_feed: int, stream_dir: str | None = None) -> dict:
     from pyplatform.domain.schemas import QUOTES, factor_schema
     from pyplatform.stream import StreamTable, StreamTables
 
     if demo_feed:
         return {"quotes": StreamTable("quotes", QUOTES, memory_rows=1_000_000),
                 "factors": StreamTable("factors", factor_schema(["mom_20", "zscore_20"]), memory_rows=1_000_000)}
-    reg = StreamTables(settings.path("stream"))
+    folder = stream_dir or settings.path("stream")
+    reg = StreamTables(folder)
     out = {}
     for name in ("quotes", "bars", "factors", "signals"):
         try:
@@ -72,7 +74,7 @@ def _open_tables(settings, demo_feed: int) -> dict:
         except KeyError:
             continue
     if not out:
-        raise typer.BadParameter(f"no quotes/bars/factors/signals stream tables under {settings.path('stream')}; "
+        raise typer.BadParameter(f"no quotes/bars/factors/signals stream tables under {folder}; "
                                  "run the pipeline, or try --demo-feed 100")
     return out
 

@@ -7,6 +7,7 @@ ONNX Runtime (CPU; and TensorRT FP16/INT8 when a GPU is present), beside scikit-
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 
@@ -72,7 +73,16 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
         from rich.console import Console
 
+        from rich.table import Table
+
         rows = run_model_bench(n_features=features, repeats=repeats)
-        df = pd.DataFrame(rows)
-        Console().print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}")
-        Console().print(df.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+        con = Console(width=160)
+        con.print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores; "
+                  f"model: MLP(32,16) on {features} factor inputs; medians of {repeats} calls")
+        t = Table("batch", "runtime", "device", "p50 µs", "p99 µs", "rows/s", "sklearn p50 µs",
+                  "speed-up vs sklearn", "mean rel. error vs FP32")
+        for r in rows:
+            t.add_row(str(r["batch"]), r["runtime"], r["device"], f"{r['p50_us']:,.1f}", f"{r['p99_us']:,.1f}",
+                      f"{r['rows_per_s']:,.0f}", f"{r['sklearn_p50_us']:,.1f}", f"{r['speedup_vs_sklearn']:.1f}x",
+                      f"{r['mean_rel_err_vs_fp32']:.3%}")
+        con.print(t)

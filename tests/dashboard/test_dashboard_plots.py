@@ -78,3 +78,20 @@ def test_depth_is_cumulative_from_the_touch():
     b, a = fig.data
     assert list(b.x) == [99.5, 99.0, 98.0] and list(b.y) == [1.0, 3.0, 8.0]
     assert list(a.x) == [100.0, 100.5] and list(a.y) == [4.0, 7.0]
+
+
+def test_notebook_chart_is_the_market_page_chart(market_settings):
+    from pyplatform.dashboard.context import AppContext
+    from pyplatform.dashboard.data import StoreBarSource
+    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.pages.market import build_chart
+    from pyplatform.plots.notebook import chart
+    from pyplatform.store import open_store
+
+    fig = chart("BBB.US", "1m", start="2024-01-10", end="2024-01-12", overlays=["sma_20"], settings=market_settings)
+    actx = AppContext(settings=market_settings, bars=StoreBarSource(open_store(market_settings)), live=LiveBuffer())
+    ref, status, _ = build_chart(actx, "BBB.US", "1m", ["sma_20"], [], int(pd.Timestamp("2024-01-10").value),
+                                 int(pd.Timestamp("2024-01-12").value), False)
+    assert list(fig.data[0].x) == list(ref.data[0].x) and len(fig.data[0].x) == 2 * 390
+    assert fig.layout.title.text == status and "candles of 1 minute" in status
+    assert [t.name for t in fig.data] == [t.name for t in ref.data]

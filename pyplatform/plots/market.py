@@ -151,7 +151,8 @@ def intraday_figure(bars: pd.DataFrame, prev_close: float | None, *, symbol: str
         colors = np.full(len(close), MUTED)
     fig.add_trace(go.Bar(x=ts, y=vol, marker=dict(color=colors, line=dict(width=0)), name="volume",
                          showlegend=False), row=2, col=1)
-    fig.update_layout(template=template, title=title, bargap=0)
+    fig.update_layout(template=template, title=title, bargap=0,
+                      legend=dict(x=1.0, xanchor="right", y=1.0, yanchor="bottom"))
     if height:
         fig.update_layout(height=height)
     return fig

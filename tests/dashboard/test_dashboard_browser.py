@@ -122,6 +122,16 @@ def test_symbol_and_timeframe_change_update_the_chart(session):
     text = _wait_status(duo, lambda t: "candles of 1 hour" in t)
     assert text.startswith("CCC.US")
     assert _n_candles(duo) > daily_n * 5  # 40 sessions of ~7 hourly candles vs 40 daily ones
+    lib = app.pyplatform.factors.library
+    _choose(duo, "#market-overlays", f"sma_20: {lib['sma_20']}")
+    _choose(duo, "#market-panels", f"rsi_14: {lib['rsi_14']}")
+    end = time.time() + 15
+    names: list = []
+    while time.time() < end and not {"sma_20", "rsi_14"} <= set(names):
+        names = duo.driver.execute_script(f"return {GD}.data.map(t => t.name)")
+        time.sleep(0.2)
+    assert {"sma_20", "rsi_14"} <= set(names), names
+    assert duo.driver.execute_script(f"return {GD}.layout.yaxis3.title.text") == "rsi_14"  # its own panel
     assert duo.get_logs() == []
 
 
@@ -156,13 +166,15 @@ def test_live_bar_appears_after_a_tick_is_published(session, market_frames, scre
     # a tick one session after the history ends, as the signal-service client would push it
     last = int(market_frames[0].index.get_level_values("datetime").max().value)
     tick_ts = last + 86_400_000_000_000 * 3 + 5 * 60_000_000_000
+    last_close = float(market_frames[1].xs("AAA.US", level="symbol")["close"].iloc[-1])
+    p1, p2 = round(last_close + 0.3, 2), round(last_close + 0.55, 2)
     buf.on_ticks({"ts": np.array([tick_ts, tick_ts + 1_000_000_000]), "symbol": np.array(["AAA.US"] * 2),
-                  "price": np.array([123.45, 124.0]), "volume": np.array([10.0, 5.0])})
+                  "price": np.array([p1, p2]), "volume": np.array([900.0, 500.0])})
     _wait_status(duo, lambda t: "live: +1 candles" in t)
     from pyplatform.domain.market import Depth, DepthLevel
 
-    buf.on_depth(Depth(tick_ts, "AAA.US", bids=(DepthLevel(1, 123.9, 5.0), DepthLevel(2, 123.8, 7.0)),
-                       asks=(DepthLevel(1, 124.1, 4.0), DepthLevel(2, 124.2, 6.0))))
+    buf.on_depth(Depth(tick_ts, "AAA.US", bids=tuple(DepthLevel(i + 1, p2 - 0.01 * (i + 1), 5.0 + i) for i in range(5)),
+                       asks=tuple(DepthLevel(i + 1, p2 + 0.01 * (i + 1), 4.0 + 2 * i) for i in range(5))))
     depth = "document.querySelector('#market-depth .js-plotly-plot')"
     end = time.time() + 10
     while time.time() < end and duo.driver.execute_script(f"return {depth}.data.length") < 2:
@@ -172,7 +184,7 @@ def test_live_bar_appears_after_a_tick_is_published(session, market_frames, scre
     # plotly ships numeric arrays base64-encoded; read the decoded candle from calcdata
     close = duo.driver.execute_script(f"var c = {GD}._fullData[0].close; return c[c.length - 1]")
     assert after != before
-    assert close == pytest.approx(124.0)
+    assert close == pytest.approx(p2)
     screenshot(duo.driver, "market-live")
     buf.set_connection("disconnected", time.time_ns(), "socket closed")
     duo.wait_for_text_to_equal("#live-badge", "✕ live feed lost", timeout=10)

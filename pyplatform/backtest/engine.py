@@ -131,6 +131,9 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
         node.on_quote(Quote(int(path.ts[k]), sym, px, volume=float(path.bar_volume[k]), bid=px, ask=px,
                             bid_size=size, ask_size=size))
 
+    acc = [cfg.risk.default, *cfg.risk.accounts.values()]
+    overnight = any(a.max_overnight_qty is not None or any(x.max_overnight_qty is not None for x in a.symbols.values())
+                    for a in acc)
     i, n_static, visited, prev_day = 0, len(static), 0, None
     while i < n_static or heap:
         t = static[i] if i < n_static else heap[0]
@@ -172,9 +175,16 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
                     vol = max(vol, biggest / ((cfg.participation or 1.0) * cfg.max_slices))
                 node.minute_volume[s.symbol] = vol
             node.on_signal(s, report)
-        step = node.step()  # due VWAP children, venue reports of arrived orders
-        orders += report.orders + step.orders
-        refused += report.refused + step.refused
+        arrival = venue.next_arrival()
+        slice_due = len(node.slices) and node.slices._pending[0].ts <= t
+        if overnight or slice_due or (arrival is not None and arrival <= t):
+            # due VWAP children, overnight reduction, venue reports of arrived orders; at other
+            # instants ``step`` has nothing to do (its overnight check needs a limit to act on)
+            step = node.step()
+            report.orders += step.orders
+            report.refused += step.refused
+        orders += report.orders
+        refused += report.refused
         # what can happen next
         nxt = venue.next_arrival()
         if nxt is not None:

@@ -137,7 +137,12 @@ class FactorEngine:
         A batch with an int64 ``offset`` column (a stream table read) advances
         :attr:`next_offset` to the last offset + 1; otherwise offsets count rows.
         """
-        ts = _column(batch, "ts")
+        ts = _column(batch, "ts", required=False)
+        if ts is None:  # a frame from the history store: (datetime, symbol) index, no ts column
+            dt = _column(batch, "datetime", required=False)
+            if dt is None:
+                raise KeyError("batch has neither a 'ts' (int64 ns) nor a 'datetime' column")
+            ts = pd.DatetimeIndex(np.asarray(dt)).as_unit("ns").asi8
         symbols = _column(batch, "symbol")
         values = self.compute(batch)
         arrays = [ts if isinstance(ts, pa.Array) and ts.type == pa.int64() else pa.array(np.asarray(ts, dtype=np.int64)),

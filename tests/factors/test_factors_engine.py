@@ -182,3 +182,15 @@ def test_pandas_history_frame_indexed_by_datetime_symbol():
     assert s.index.equals(frame.index)
     per_symbol = frame["close"].groupby(level="symbol").transform(lambda v: v.rolling(3).mean())
     np.testing.assert_allclose(s.to_numpy(), per_symbol.to_numpy(), equal_nan=True)
+
+
+def test_feed_accepts_a_history_store_frame():
+    f = market(9, 2, 20)
+    f["datetime"] = pd.to_datetime(f["ts"], unit="s")
+    frame = f.drop(columns="ts").set_index(["datetime", "symbol"])
+    out = FactorEngine({"ma": "mavg(close, 3)"}).feed(frame)
+    assert out.column("ts").to_pylist() == (f["ts"] * 1_000_000_000).tolist()
+    np.testing.assert_allclose(out.column("ma").to_numpy(zero_copy_only=False),
+                               compile_batch("mavg(close, 3)")(frame).to_numpy(), equal_nan=True)
+    with pytest.raises(KeyError, match="neither a 'ts'"):
+        FactorEngine({"ma": "mavg(close, 3)"}).feed({"symbol": np.array(["A.US"]), "close": np.array([1.0])})

@@ -38,7 +38,7 @@ NAN = np.nan
 def state_width(op: str, n: int) -> int:
     """Floats of per-symbol state an instruction needs (``n``: window or steps)."""
     return {
-        "_move": 2 + n, "_wsum": 5 + n, "_wvar": 7 + n, "_wext": 4 + 3 * n, "_wcov": 12 + 2 * n,
+        "_move": 2 + n, "_wsum": 5 + n, "_wvar": 7 + n, "_wext": 5 + 3 * n, "_wcov": 12 + 2 * n,
         "_wrank": 2 + n, "_ema": 4, "_wma": 5 + n, "_cum": 3,
     }.get(op, 0)
 
@@ -190,7 +190,8 @@ def _wext(x, sid, S, o, n, minp, sign, out):
         head = int(S[s, o + 1])
         size = int(S[s, o + 2])
         cnt = S[s, o + 3]
-        fl = o + 4
+        slot = int(S[s, o + 4])  # t modulo n, kept as a wrapping counter (no division per row)
+        fl = o + 5
         qi = fl + n
         qv = qi + n
         while size > 0 and S[s, qi + head] <= t - n:  # expired from the front
@@ -198,7 +199,6 @@ def _wext(x, sid, S, o, n, minp, sign, out):
             if head == n:
                 head = 0
             size -= 1
-        slot = int(t % n)
         if t >= n:
             cnt -= S[s, fl + slot]
         if math.isnan(v):
@@ -221,10 +221,14 @@ def _wext(x, sid, S, o, n, minp, sign, out):
             S[s, qv + tail] = v
             size += 1
         t += 1
+        slot += 1
+        if slot == n:
+            slot = 0
         S[s, o] = t
         S[s, o + 1] = head
         S[s, o + 2] = size
         S[s, o + 3] = cnt
+        S[s, o + 4] = slot
         out[i] = S[s, qv + head] if (size > 0 and _ok(cnt, t, n, minp, 1)) else NAN
 
 

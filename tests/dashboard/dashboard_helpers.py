@@ -6,7 +6,9 @@ A uniquely named module (not ``conftest``): several test folders have a conftest
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +69,55 @@ def chrome_options():
     for a in CHROME_ARGS:
         opts.add_argument(a)
     return opts
+
+
+class ServiceThread:
+    """A SignalService on its own event loop in a thread, on a free loopback port."""
+
+    def __init__(self, tables, verifier) -> None:
+        self.loop = asyncio.new_event_loop()
+        from pyplatform.clock import LiveClock
+        from pyplatform.signals.server import ServiceConfig, SignalService
+
+        self.svc = SignalService(tables, verifier, ServiceConfig(port=0, check_interval_s=0.1), clock=LiveClock())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.svc.start(), self.loop).result(10)
+        return self.svc.url
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.svc.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+SECRET = b"dashboard-test-secret-0123456789-abcdefgh"
+
+
+def start_signal_service(tmp_path):
+    """A real signal service over loopback with quotes/bars/signals tables; returns (service, tables, token)."""
+    import time
+
+    from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
+    from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier
+    from pyplatform.stream import StreamTable
+
+    tables = {"quotes": StreamTable("quotes", QUOTES), "bars": StreamTable("bars", BARS),
+              "signals": StreamTable("signals", SIGNALS)}
+    keys = KeyRing(SECRET)
+    verifier = TokenVerifier(keys, RevocationList(tmp_path / "revoked.json"))
+    token = TokenIssuer(keys).issue("dash", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=600)
+    service = ServiceThread(tables, verifier)
+    service.start()
+    return service, tables, token
+
+
+def quotes_batch(ts, symbol, last, volume) -> dict:
+    """Quote rows in the QUOTES schema (unused fields NaN/0)."""
+    n = len(ts)
+    nan = [float("nan")] * n
+    return {"ts": np.asarray(ts, np.int64), "symbol": [symbol] * n, "last": list(last), "open": nan, "high": nan,
+            "low": nan, "volume": list(volume), "turnover": [0.0] * n, "bid": [x - 0.01 for x in last],
+            "ask": [x + 0.01 for x in last], "bid_size": [1.0] * n, "ask_size": [1.0] * n}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pyplatform.dashboard import create_app
@@ -154,40 +155,50 @@ def test_zoom_into_a_range_shows_finer_bars(session, screenshot):
     assert duo.get_logs() == []
 
 
-def test_live_bar_appears_after_a_tick_is_published(session, market_frames, screenshot):
-    duo, app, buf = session.open("/")
-    _wait_status(duo, lambda t: t.startswith("AAA.US"))
-    _choose(duo, "#market-tf", "1 minute")
-    duo.find_element("#market-live input").click()
-    _wait_status(duo, lambda t: "live: waiting for ticks" in t)
-    before = duo.driver.execute_script(f"return {GD}.data[0].x.slice(-1)[0]")
-    buf.set_connection("connected", time.time_ns())
-    duo.wait_for_text_to_equal("#live-badge", "● live", timeout=10)
-    # a tick one session after the history ends, as the signal-service client would push it
-    last = int(market_frames[0].index.get_level_values("datetime").max().value)
-    tick_ts = last + 86_400_000_000_000 * 3 + 5 * 60_000_000_000
-    last_close = float(market_frames[1].xs("AAA.US", level="symbol")["close"].iloc[-1])
-    p1, p2 = round(last_close + 0.3, 2), round(last_close + 0.55, 2)
-    buf.on_ticks({"ts": np.array([tick_ts, tick_ts + 1_000_000_000]), "symbol": np.array(["AAA.US"] * 2),
-                  "price": np.array([p1, p2]), "volume": np.array([900.0, 500.0])})
-    _wait_status(duo, lambda t: "live: +1 candles" in t)
+def test_live_bar_appears_after_a_tick_is_published(session, market_frames, screenshot, tmp_path):
+    """End to end: a quote published into the signal service's stream table reaches the chart
+    through the real service, the client library and the app's buffer; a dropped service shows."""
+    from dashboard_helpers import quotes_batch, start_signal_service
+    from pyplatform.dashboard.live_feed import LiveFeed
     from pyplatform.domain.market import Depth, DepthLevel
 
-    buf.on_depth(Depth(tick_ts, "AAA.US", bids=tuple(DepthLevel(i + 1, p2 - 0.01 * (i + 1), 5.0 + i) for i in range(5)),
-                       asks=tuple(DepthLevel(i + 1, p2 + 0.01 * (i + 1), 4.0 + 2 * i) for i in range(5))))
-    depth = "document.querySelector('#market-depth .js-plotly-plot')"
-    end = time.time() + 10
-    while time.time() < end and duo.driver.execute_script(f"return {depth}.data.length") < 2:
-        time.sleep(0.1)
-    assert duo.driver.execute_script(f"return {depth}.data.map(t => t.name)") == ["bids", "asks"]
-    after = duo.driver.execute_script(f"return {GD}.data[0].x.slice(-1)[0]")
-    # plotly ships numeric arrays base64-encoded; read the decoded candle from calcdata
-    close = duo.driver.execute_script(f"var c = {GD}._fullData[0].close; return c[c.length - 1]")
-    assert after != before
-    assert close == pytest.approx(p2)
-    screenshot(duo.driver, "market-live")
-    buf.set_connection("disconnected", time.time_ns(), "socket closed")
-    duo.wait_for_text_to_equal("#live-badge", "✕ live feed lost", timeout=10)
+    duo, app, buf = session.open("/")
+    service, tables, token = start_signal_service(tmp_path)
+    feed = LiveFeed(buf, service.svc.url, token, flush_s=0.05, backoff_s=0.05, backoff_max_s=0.2).start()
+    try:
+        duo.wait_for_text_to_equal("#live-badge", "● live", timeout=15)
+        _wait_status(duo, lambda t: t.startswith("AAA.US"))
+        _choose(duo, "#market-tf", "1 minute")
+        duo.find_element("#market-live input").click()
+        _wait_status(duo, lambda t: "live: waiting for ticks" in t)
+        before = duo.driver.execute_script(f"return {GD}.data[0].x.slice(-1)[0]")
+        # quotes three days after the history ends: their last prices form a new one-minute bar
+        last = int(market_frames[0].index.get_level_values("datetime").max().value)
+        tick_ts = last + 86_400_000_000_000 * 3 + 5 * 60_000_000_000
+        last_close = float(market_frames[1].xs("AAA.US", level="symbol")["close"].iloc[-1])
+        p1, p2 = round(last_close + 0.3, 2), round(last_close + 0.55, 2)
+        tables["quotes"].append(quotes_batch([tick_ts, tick_ts + 1_000_000_000], "AAA.US", [p1, p2], [9000.0, 9500.0]))
+        _wait_status(duo, lambda t: "live: +1 candles" in t)
+        after = duo.driver.execute_script(f"return {GD}.data[0].x.slice(-1)[0]")
+        # plotly ships numeric arrays base64-encoded; read the decoded candle from _fullData
+        close = duo.driver.execute_script(f"var c = {GD}._fullData[0].close; return c[c.length - 1]")
+        assert after != before and after.endswith(pd.Timestamp(tick_ts).strftime("%H:%M"))
+        assert close == pytest.approx(p2)
+        # depth snapshots are not a signal-service topic: an adapter pushes them into the buffer
+        buf.on_depth(Depth(tick_ts, "AAA.US",
+                           bids=tuple(DepthLevel(i + 1, p2 - 0.01 * (i + 1), 5.0 + i) for i in range(5)),
+                           asks=tuple(DepthLevel(i + 1, p2 + 0.01 * (i + 1), 4.0 + 2 * i) for i in range(5))))
+        depth = "document.querySelector('#market-depth .js-plotly-plot')"
+        end = time.time() + 10
+        while time.time() < end and duo.driver.execute_script(f"return {depth}.data.length") < 2:
+            time.sleep(0.1)
+        assert duo.driver.execute_script(f"return {depth}.data.map(t => t.name)") == ["bids", "asks"]
+        screenshot(duo.driver, "market-live")
+        service.stop()
+        duo.wait_for_text_to_equal("#live-badge", "◌ reconnecting…", timeout=15)
+    finally:
+        feed.stop()
+    duo.wait_for_text_to_equal("#live-badge", "○ no live feed", timeout=10)
     assert duo.get_logs() == []
 
 
@@ -218,7 +229,7 @@ def test_factor_page_shows_ic_and_quantile_plots(session, screenshot):
 
 def test_live_page_shows_quotes_signals_orders_positions_and_risk(session, screenshot):
     duo, app, buf = session.open("/live")
-    duo.wait_for_contains_text("#live-quotes", "no quotes yet", timeout=10)
+    duo.wait_for_contains_text("#live-signals", "no signals yet", timeout=10)
     t0 = time.time_ns()
     buf.set_connection("connected", t0)
     buf.on_quotes({"ts": np.array([t0, t0]), "symbol": np.array(["AAA.US", "BBB.US"]), "last": np.array([101.5, 55.25]),

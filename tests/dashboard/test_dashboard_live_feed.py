@@ -3,41 +3,20 @@ a quote forms a bar, and a dropped service shows as reconnecting."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from pyplatform.clock import LiveClock
 from pyplatform.dashboard.live import LiveBuffer
 from pyplatform.dashboard.live_feed import LiveFeed
 from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
 from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier
-from pyplatform.signals.server import ServiceConfig, SignalService
 from pyplatform.stream import StreamTable
 
+from dashboard_helpers import ServiceThread as _ServiceThread
+
 SECRET = b"dashboard-test-secret-0123456789-abcdefgh"
-
-
-class _ServiceThread:
-    """A SignalService on its own event loop in a thread, on a free loopback port."""
-
-    def __init__(self, tables, verifier) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.svc = SignalService(tables, verifier, ServiceConfig(port=0, check_interval_s=0.1), clock=LiveClock())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> str:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.svc.start(), self.loop).result(10)
-        return self.svc.url
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.svc.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def _wait(pred, timeout=10.0):

@@ -51,8 +51,11 @@ def test_round_trips_from_fill_pairs(result):
 def test_saved_runs_are_listed_and_load_back(market_settings):
     r = run_backtest({"kind": "ma_cross", "params": {"fast": 3, "slow": 12}}, settings=market_settings,
                      save=True, latency_ms=100)
-    r2 = run_backtest({"kind": "momentum", "params": {"window": 5, "threshold": 0.01}}, settings=market_settings,
-                      save=True)
+    import pyplatform.api as pp  # the notebook verb calls run_backtest
+
+    r2 = pp.backtest({"kind": "momentum", "params": {"window": 5, "threshold": 0.01}}, settings=market_settings,
+                     save=True, latency_ms=50)
+    assert r2.config["backtest"]["latency_ms"] == 50 and len(r2.signals)
     runs = list_runs(market_settings)
     assert set(runs["run_id"]) == {r.run_id, r2.run_id}
     row = runs.set_index("run_id").loc[r.run_id]

@@ -136,8 +136,9 @@ def intraday_figure(bars: pd.DataFrame, prev_close: float | None, *, symbol: str
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(cum_v > 0, np.cumsum(px * vol) / cum_v, close)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.75, 0.25])
-    fig.add_trace(go.Scatter(x=ts, y=close, mode="lines", name="price", line=dict(color="#42a5f5", width=1.4)),
-                  row=1, col=1)
+    # markers while the day has only a few bars (a line needs two points to be seen)
+    fig.add_trace(go.Scatter(x=ts, y=close, mode="lines" if len(close) > 5 else "lines+markers", name="price",
+                             line=dict(color="#42a5f5", width=1.4)), row=1, col=1)
     fig.add_trace(go.Scatter(x=ts, y=avg, mode="lines", name="average price", line=dict(color=ACCENT, width=1.2)),
                   row=1, col=1)
     title = f"{symbol} intraday"

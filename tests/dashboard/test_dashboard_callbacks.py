@@ -208,3 +208,20 @@ def test_metrics_table_puts_runs_side_by_side():
     assert header == ["metric", "r1", "r2"]
     rows = [[td.children for td in tr.children] for tr in table.children[1].children]
     assert rows == [["sharpe", "1.2500", "-0.5000"], ["cagr", "0.1000", ""]]
+
+
+def test_node_status_reaches_the_live_page_state():
+    from pyplatform.dashboard.node_bridge import push_node_status
+
+    buf = LiveBuffer()
+    status = {"account": "paper", "equity": "1000120.50", "realised": "100.00", "unrealised": "20.50",
+              "positions": [{"symbol": "AAA.US", "quantity": "200", "avg_price": "10.25", "realised": "100.00",
+                             "unrealised": "20.50"}],
+              "open_orders": 1, "kill_switch": "REDUCE_ONLY", "kill_reason": "daily loss", "daily_loss_hit": True,
+              "decisions": 12, "refused": 3}
+    push_node_status(buf, status, 5)
+    pos = buf.positions().set_index("symbol")
+    assert pos.loc["AAA.US", "qty"] == 200.0 and pos.loc["AAA.US", "unrealized_pnl"] == 20.5
+    assert buf.pnl().iloc[-1] == pytest.approx(120.5)
+    text = str(live_page.risk_panel(buf.risk()))
+    assert "ENGAGED" in text and "REDUCE_ONLY" in text and "3 of 12 decisions" in text

@@ -47,6 +47,10 @@ def risk_panel(state: dict) -> html.Component:
     kill = bool(state.get("kill_switch"))
     items = [html.Div(["kill switch: ", html.Span("ENGAGED" if kill else "off",
                                                   className="kill-on" if kill else "kill-off", id="kill-switch")])]
+    # other plain facts the risk side reports (mode, reason, loss-limit flag, refusals)
+    for key, value in state.items():
+        if key not in ("kill_switch", "limits") and value not in ("", None):
+            items.append(html.Div(f"{key.replace('_', ' ')}: {value}", className="status"))
     for name, lim in (state.get("limits") or {}).items():
         used, limit = float(lim.get("used", 0.0)), float(lim.get("limit", 0.0))
         frac = used / limit if limit else 0.0

@@ -79,6 +79,9 @@ class FeedConfig:
         Reconnect delay: ``min(max, initial * 2**attempt)`` with full jitter.
     stable_after_s : float
         A session that lasted this long resets the backoff.
+    close_timeout_s : float
+        How long a closing handshake may take before the socket is dropped (a dead
+        connection is dropped at once).
     flush_interval_s, max_batch : float, int
         Decode/ingest every ``flush_interval_s`` or once ``max_batch`` frames wait.
     """
@@ -96,6 +99,7 @@ class FeedConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     stable_after_s: float = 30.0
+    close_timeout_s: float = 2.0
     flush_interval_s: float = 0.005
     max_batch: int = 20_000
     max_queue: int = 4096
@@ -235,7 +239,7 @@ class ITickClient:
         token = cfg.token.get_secret_value()
         async with connect(cfg.url, additional_headers={"token": token}, open_timeout=cfg.open_timeout_s,
                            ping_interval=cfg.ws_ping_interval_s, ping_timeout=cfg.ws_ping_timeout_s,
-                           max_queue=cfg.max_queue, max_size=1 << 24,
+                           max_queue=cfg.max_queue, max_size=1 << 24, close_timeout=cfg.close_timeout_s,
                            logger=RedactingLogger(logging.getLogger("websockets.client"), token)) as ws:
             self.stats.connects += 1
             self._last_rx = time.monotonic()
@@ -253,6 +257,9 @@ class ITickClient:
                 await asyncio.gather(*tasks, return_exceptions=True)
             for t in done:
                 if not t.cancelled() and t.exception() is not None:
+                    if isinstance(t.exception(), DeadConnection):
+                        # a half-dead peer would never answer a closing handshake either
+                        ws.transport.abort()
                     raise t.exception()
             if not stop.is_set():
                 raise DeadConnection("server closed the stream")

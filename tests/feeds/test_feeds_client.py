@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from conftest import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session
+from feeds_support import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session
 from pyplatform.feeds import AuthenticationFailed, SubscriptionLimitError
 from pyplatform.feeds.simulator import FaultPlan, SimulatorConfig
 
@@ -67,11 +67,13 @@ def test_heartbeats_ping_every_interval_and_check_the_echo(tmp_path):
 
 @pytest.mark.parametrize("name, plan, feed_kw", [
     ("drop", FaultPlan(drop_after=400), {}),
-    ("stall, WebSocket ping timeout", FaultPlan(stall_after=400, stall_s=1.0), {"silence_timeout_s": 5.0}),
-    ("stall, silence watchdog", FaultPlan(stall_after=400, stall_s=1.2), {"ws_ping_interval_s": None}),
+    ("stall, WebSocket ping timeout", FaultPlan(stall_after=400, stall_s=2.5),
+     {"ws_ping_interval_s": 0.2, "ws_ping_timeout_s": 0.6, "silence_timeout_s": 10.0}),
+    ("stall, silence watchdog", FaultPlan(stall_after=400, stall_s=2.5),
+     {"ws_ping_interval_s": None, "silence_timeout_s": 0.8}),
 ])
 def test_connection_faults_reconnect_resubscribe_and_lose_nothing_sent(tmp_path, name, plan, feed_kw):
-    s = asyncio.run(feed_session(tmp_path, 2.0, sim_config(faults=plan), **feed_kw))
+    s = asyncio.run(feed_session(tmp_path, 2.5, sim_config(faults=plan), **feed_kw))
     assert s.error is None
     first, second = s.sim.connections[0], s.sim.connections[1]
     assert first.fault in ("dropped", "stalled")

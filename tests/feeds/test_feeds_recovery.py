@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session, tick_multiset
+from feeds_support import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session, tick_multiset
 from pyplatform.config import get_settings
 from pyplatform.feeds import RecentCache, RestClient, RestError, backfill_bars
 from pyplatform.feeds.decoder import Decoded

@@ -23,6 +23,7 @@ BENCH_MODULES: list[str] = [
     "pyplatform.execution.bench",
     "pyplatform.backtest.bench",
     "pyplatform.models.bench",
+    "pyplatform.models.gpu_bench",
     "pyplatform.research.bench",
     "pyplatform.dashboard.bench",
     "pyplatform.risk.bench",

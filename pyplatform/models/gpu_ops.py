@@ -26,6 +26,7 @@ Formulations, chosen to map to data-parallel kernels rather than per-row loops:
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import numpy as np
 
@@ -35,8 +36,10 @@ __all__ = [
 ]
 
 NAN = float("nan")
-#: cells (symbols x chunk columns x window) of a sliding-window view materialised at once
-WINDOW_CELLS = 4_000_000
+#: cells (symbols x chunk columns x window) of a sliding-window view materialised at once: a few
+#: temporaries of this many float64 fit in a CPU cache-friendly budget / a GPU's memory, and
+#: bigger chunks on a GPU mean fewer kernel launches
+WINDOW_CELLS = {"numpy": 4_000_000, "cupy": 64_000_000}
 
 
 def errstate(xp):
@@ -67,11 +70,14 @@ def window_sums(xp, v, n: int):
     return out.reshape(s, nb * n)[:, :t]
 
 
-def windows(xp, x, n: int, cells: int = WINDOW_CELLS):
+def windows(xp, x, n: int, cells: int | None = None):
     """Yield ``(lo, hi, W)``: ``W[s, i, j] = x[s, lo + i - n + 1 + j]``, NULL before column 0."""
     s, t = x.shape
     padded = xp.concatenate([xp.full((s, n - 1), NAN), x], axis=1)
-    view = xp.lib.stride_tricks.sliding_window_view(padded, n, axis=1)
+    # imported by name: ``cupy.lib`` is not guaranteed to be loaded by ``import cupy``
+    sliding = importlib.import_module(f"{xp.__name__}.lib.stride_tricks").sliding_window_view
+    view = sliding(padded, n, axis=1)
+    cells = cells or WINDOW_CELLS.get(xp.__name__, WINDOW_CELLS["numpy"])
     step = max(1, cells // max(1, s * n))
     for lo in range(0, t, step):
         hi = min(t, lo + step)
@@ -81,7 +87,7 @@ def windows(xp, x, n: int, cells: int = WINDOW_CELLS):
 def first_valid(xp, v):
     """Column of each symbol's first non-NULL value, shape ``[S, 1]`` (``T`` if none)."""
     valid = ~xp.isnan(v)
-    first = xp.argmax(valid, axis=1)
+    first = xp.argmax(valid.astype(xp.int8), axis=1)  # first maximum = first valid column
     return xp.where(valid.any(axis=1), first, v.shape[1])[:, None]
 
 

@@ -161,6 +161,15 @@ def test_rows_out_of_order_and_columns_layout(bars):
     assert (layout.n_symbols, layout.n_times) == (len(counts), counts.max())
 
 
+def test_small_window_chunks_give_the_same_results(holey_bars, monkeypatch):
+    # long histories are processed in time chunks of the sliding-window view; force many chunks
+    texts = ["mstd(close, 20)", "mmax(high, 14)", "mcorr(close, volume, 20)", "mrank(close, true, 20)", "wma(close, 9)"]
+    monkeypatch.setitem(gpu_ops.WINDOW_CELLS, "numpy", 200)
+    out = compute_factors_gpu(holey_bars, {t: t for t in texts}, device="cpu")
+    for t in texts:
+        assert_matches(out[t], compile_batch(t)(holey_bars), t)
+
+
 def test_window_sums_and_scans_against_direct_loops():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(3, 37))

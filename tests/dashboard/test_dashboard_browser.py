@@ -89,7 +89,7 @@ def test_each_page_loads_without_console_errors(session, screenshot):
                                ("/backtests", "#page .page", "backtests"), ("/live", "#live-quotes", "live")):
         duo.driver.get(duo.server_url + path)
         duo.wait_for_element(marker, timeout=30)
-        time.sleep(1.0)
+        time.sleep(0.5)  # let plotly finish drawing before the screenshot
         screenshot(duo.driver, name)
     assert duo.get_logs() == [], duo.get_logs()
 

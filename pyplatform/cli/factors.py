@@ -126,3 +126,9 @@ def compute(
         long["factor"] = name
         n = store.write("factors", long.set_index(["datetime", "symbol"]))
         typer.echo(f"stored {n} rows in the factors table as {name!r}")
+
+
+# the registry commands (publish, retire, published) live with the research workflow
+from pyplatform.cli.factors_publish import register as _register_publish  # noqa: E402
+
+_register_publish(app)

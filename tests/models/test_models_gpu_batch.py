@@ -149,6 +149,26 @@ def test_every_operator_matches_cpu_batch(frame_name, request):
         assert_matches(out[text], compile_batch(text)(frame), text)
 
 
+def test_short_and_all_null_symbols_and_empty_frame():
+    # histories shorter than every window (1 and 3 rows) and a symbol whose prices are all NULL
+    rng = np.random.default_rng(4)
+    parts = []
+    for sym, n in [("A.US", 1), ("B.US", 3), ("C.US", 40), ("D.US", 25)]:
+        c = 100 + np.cumsum(rng.normal(size=n))
+        if sym == "D.US":
+            c[:] = np.nan
+        parts.append(pd.DataFrame({
+            "datetime": pd.date_range("2024-01-01", periods=n, freq="1min"), "symbol": sym,
+            "open": c + rng.normal(size=n) * 0.1, "high": c + 1, "low": c - 1, "close": c,
+            "volume": rng.integers(1, 1000, n).astype(float)}))
+    frame = pd.concat(parts).set_index(["datetime", "symbol"]).sort_index()
+    out = compute_factors_gpu(frame, {t: t for t in OPERATOR_EXPRESSIONS}, device="cpu")
+    for text in OPERATOR_EXPRESSIONS:
+        assert_matches(out[text], compile_batch(text)(frame), text)
+    empty = compute_factors_gpu(frame.iloc[:0], {"m": "mavg(close, 5)"}, device="cpu")
+    assert empty.shape == (0, 1) and list(empty.columns) == ["m"]
+
+
 def test_rows_out_of_order_and_columns_layout(bars):
     # the result follows the caller's row order, whatever it is (as compile_batch does)
     shuffled = bars.sample(frac=1.0, random_state=3)

@@ -138,6 +138,7 @@ class FeedStats:
     dead_connections: int = 0
     gaps: list[Gap] = field(default_factory=list)
     last_error: str | None = None
+    errors: list[str] = field(default_factory=list)  #: the most recent connection errors (up to 20)
     latency_ns: list[np.ndarray] = field(default_factory=list)
 
     def latency_percentiles(self, q=(50, 99)) -> dict[int, float]:
@@ -214,6 +215,7 @@ class ITickClient:
                 raise
             except (OSError, ConnectionClosed, TimeoutError, InvalidHandshake, DeadConnection) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.stats.errors = (self.stats.errors + [self.stats.last_error])[-20:]
                 log.warning("feed: connection to %s lost (%s)", self.config.url, self.stats.last_error)
             except InvalidURI:
                 raise

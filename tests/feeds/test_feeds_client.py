@@ -80,12 +80,11 @@ def test_connection_faults_reconnect_resubscribe_and_lose_nothing_sent(tmp_path,
     assert second.authenticated and second.subscriptions == first.subscriptions == [SYMBOLS]
     st = s.client.stats
     assert st.connects >= 2 and st.reconnects >= 1
+    expected = {"watchdog": "silence timeout", "ping timeout": "keepalive ping timeout"}.get(
+        next((k for k in ("watchdog", "ping timeout") if k in name), ""), "no close frame")
+    assert any(expected in e for e in st.errors), st.errors
     if "watchdog" in name:
-        assert st.dead_connections >= 1 and "silence timeout" in st.last_error
-    elif "ping timeout" in name:
-        assert "keepalive ping timeout" in st.last_error
-    else:
-        assert "no close frame" in st.last_error
+        assert st.dead_connections >= 1
     assert st.gaps and st.gaps[0].reason == "reconnect" and st.gaps[0].end_ns > st.gaps[0].start_ns
     assert st.gaps[0].missing > 0  # the market moved on while we were away: sequence numbers skipped
     assert_complete_and_unique(s)

@@ -79,14 +79,12 @@ class Deduper:
     """
 
     def __init__(self, window_ns: int = 300 * 10**9, max_keys: int = 2_000_000,
-                 merge_at: int = 65_536) -> None:
+                 merge_at: int = 16_384) -> None:
         self.window_ns = int(window_ns)
         self.max_keys = int(max_keys)
         self._merge_at = merge_at
         self._big_k = np.empty(0, np.uint64)
         self._big_t = np.empty(0, np.int64)
-        self._new_k: list[np.ndarray] = []
-        self._new_t: list[np.ndarray] = []
         self._small_k = np.empty(0, np.uint64)
         self._small_t = np.empty(0, np.int64)
         self._newest = np.iinfo(np.int64).min
@@ -122,23 +120,28 @@ class Deduper:
     def _insert(self, keys: np.ndarray, ts: np.ndarray) -> None:
         self._newest = max(self._newest, int(ts.max()))
         order = np.argsort(keys, kind="stable")
-        k = np.concatenate([self._small_k, keys[order]])
-        t = np.concatenate([self._small_t, ts[order]])
-        order = np.argsort(k, kind="stable")
-        self._small_k, self._small_t = k[order], t[order]
+        keys, ts = keys[order], ts[order]
+        # merge two sorted arrays by insertion positions: O(n) copying, no re-sort
+        pos = np.searchsorted(self._small_k, keys)
+        self._small_k = np.insert(self._small_k, pos, keys)
+        self._small_t = np.insert(self._small_t, pos, ts)
         if len(self._small_k) >= self._merge_at:
             self._merge()
 
     def _merge(self) -> None:
-        k = np.concatenate([self._big_k, self._small_k])
-        t = np.concatenate([self._big_t, self._small_t])
-        live = t >= self._newest - self.window_ns
-        k, t = k[live], t[live]
+        """Fold the small level into the big one: prune expired keys, merge sorted arrays
+        by insertion positions (linear, no re-sort), cap the size by dropping the oldest."""
+        cutoff = self._newest - self.window_ns
+        live_b, live_s = self._big_t >= cutoff, self._small_t >= cutoff
+        big_k, big_t = self._big_k[live_b], self._big_t[live_b]
+        small_k, small_t = self._small_k[live_s], self._small_t[live_s]
+        pos = np.searchsorted(big_k, small_k)
+        k, t = np.insert(big_k, pos, small_k), np.insert(big_t, pos, small_t)
         if len(k) > self.max_keys:
-            newest = np.argsort(t, kind="stable")[-self.max_keys:]
-            k, t = k[newest], t[newest]
-        order = np.argsort(k, kind="stable")
-        self._big_k, self._big_t = k[order], t[order]
+            threshold = np.partition(t, len(t) - self.max_keys)[len(t) - self.max_keys]
+            keep = t >= threshold  # order (and so sortedness) is preserved
+            k, t = k[keep], t[keep]
+        self._big_k, self._big_t = k, t
         self._small_k = np.empty(0, np.uint64)
         self._small_t = np.empty(0, np.int64)
 

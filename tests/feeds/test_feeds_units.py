@@ -230,3 +230,13 @@ def test_endpoints_follow_itick_per_class_paths():
         "wss://api.itick.org/stock": ["AAPL.US", "MSFT.US"], "wss://api.itick.org/forex": ["EURUSD.GB"],
         "wss://api.itick.org/crypto": ["BTCUSDT.BA"], "wss://api.itick.org/indices": ["SPX.IDX"]}
     assert endpoints_for("ws://127.0.0.1:9/all", syms) == {"ws://127.0.0.1:9/all": syms}
+
+
+def test_deduper_caps_its_memory_keeping_the_newest():
+    d = Deduper(window_ns=10**18, max_keys=1000, merge_at=100)
+    keys = np.arange(5000, dtype=np.uint64) * np.uint64(7919)
+    for i in range(0, 5000, 50):
+        assert d.filter(keys[i:i + 50], np.arange(i, i + 50)).all()
+    assert len(d) <= 1100
+    assert not d.filter(keys[-10:], np.full(10, 6000)).any()  # newest remembered
+    assert d.filter(keys[:10], np.full(10, 6000)).all()  # oldest forgotten

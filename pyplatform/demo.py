@@ -156,6 +156,7 @@ def _start_dash(settings: Settings, port: int, console: Console):
 
         app = create_app(settings)
         server = make_server("127.0.0.1", port, app.server, threaded=True)
+        server.app = app  # the demo feeds app.pyplatform.live
         threading.Thread(target=server.serve_forever, daemon=True, name="dash").start()
         return f"http://127.0.0.1:{port}/", server
     except Exception as exc:  # the research views are not essential to the live path
@@ -250,8 +251,13 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
 
     # 6. Dash research app
     rep.dash_url, dash_server = _start_dash(svc_settings, _free_port() if settings.dash_port == 8050 else settings.dash_port, console)
+    live_feed = None
     if rep.dash_url:
-        console.print(f"[bold]6/6 dash[/]: research app on {rep.dash_url}")
+        from pyplatform.dashboard.live_feed import LiveFeed
+
+        # the Live and Market pages follow the signal service like any other subscriber
+        live_feed = LiveFeed(dash_server.app.pyplatform.live, service.url, demo_token).start()
+        console.print(f"[bold]6/6 dash[/]: research app on {rep.dash_url} (live pages fed by the signal service)")
 
     feed_task = asyncio.create_task(run_feed(settings, tables, symbols, stop, url=url, token=token, clock=clock,
                                              rest_url=sim.rest_url if sim is not None else None))
@@ -276,6 +282,10 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
             if now - last_draw >= 1.0:
                 last_draw = now
                 _update(rep, pipe, signals, node, service)
+                if dash_server is not None:
+                    from pyplatform.dashboard.node_bridge import push_node_status
+
+                    push_node_status(dash_server.app.pyplatform.live, node.status(), clock.now_ns())
                 if live:
                     live.update(_render(rep, now - t0, seconds))
                 else:
@@ -295,6 +305,9 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
             node.close()
         pipe.close()
         redis.stop()
+        if live_feed is not None:
+            with suppress(Exception):
+                live_feed.stop()
         if dash_server is not None:
             dash_server.shutdown()
 

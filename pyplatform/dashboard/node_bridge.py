@@ -13,7 +13,8 @@ __all__ = ["push_node_status"]
 
 
 def _f(x) -> float:
-    return float(x) if x not in (None, "") else 0.0
+    # TradingNode.status() renders Decimals as strings, and a missing value as "None"
+    return float(x) if x not in (None, "", "None") else 0.0
 
 
 def push_node_status(buffer: LiveBuffer, status: dict, now_ns: int) -> None:

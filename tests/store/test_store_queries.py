@@ -249,3 +249,30 @@ def test_cross_section_far_after_the_data_is_the_last_bar(store, bars):
     want = bars.reset_index().groupby("symbol").tail(1).set_index(["datetime", "symbol"]).sort_index()
     pd.testing.assert_frame_equal(got.sort_index(), want, check_index_type=False, check_categorical=False)
     assert store.cross_section("bars_1m", at="2000-01-01").empty
+
+
+def test_row_groups_align_to_symbols():
+    from pyplatform.store.embedded import row_group_slices
+
+    sym = pa.array(["A"] * 10 + ["B"] * 3 + ["C"] * 2 + ["D"] * 25 + ["E"])
+    got = row_group_slices(sym, row_group_size=8, min_rows=4)
+    # A (big) alone, split at 8; B+C (small) share one group; D split; E alone at the end
+    assert got == [(0, 8), (8, 2), (10, 5), (15, 8), (23, 8), (31, 8), (39, 1), (40, 1)]
+    assert sum(n for _, n in got) == len(sym)
+
+
+def test_files_have_symbol_aligned_row_groups(store, bars):
+    import pyarrow.parquet as pq
+
+    store.write("bars_1m", bars)
+    f = store.manifest("bars_1m").files()[-1]
+    meta = pq.ParquetFile(store.table_dir("bars_1m") / f.path).metadata
+    col = meta.schema.names.index("symbol")
+    rows = pq.read_table(store.table_dir("bars_1m") / f.path, columns=["symbol"]).column("symbol").to_pandas()
+    big = set(rows.value_counts()[lambda c: c >= store.row_group_size // 4].index)
+    assert big  # forex and crypto have a month's worth of minutes here
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        # a big symbol never shares a row group; small ones may share
+        if stats.min in big or stats.max in big:
+            assert stats.min == stats.max

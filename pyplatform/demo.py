@@ -330,15 +330,19 @@ def _update(rep: DemoReport, pipe, signals, node, service) -> None:
     rep.health = service.health()
 
 
+def configure_logging(settings: Settings) -> None:
+    """Logging for the command-line demo (a library call must not reconfigure the caller's)."""
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
 def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = False,
              settings: Settings | None = None, live_table: bool | None = None) -> DemoReport:
     """Run the platform end to end; returns what it saw (see :class:`DemoReport`)."""
     settings = settings or get_settings()
     console = Console()
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if live_table is None:
         live_table = console.is_terminal
     symbols = _ensure_history(settings, n_symbols, console)

@@ -80,8 +80,9 @@ def demo(
     keep_running: bool = typer.Option(False, "--keep-running", help="Keep services up until Ctrl-C."),
 ) -> None:
     """Run the whole platform end to end on the embedded backend with a simulated market."""
-    from pyplatform.demo import run_demo
+    from pyplatform.demo import configure_logging, run_demo
 
+    configure_logging(get_settings())
     run_demo(seconds=seconds, n_symbols=symbols, keep_running=keep_running)
 
 

@@ -25,6 +25,7 @@ NOTEBOOKS = {
                  "b['ts'] = b['datetime'].astype('int64')\n"
                  "fig = candlestick_figure(b, '1d', symbol=sym)\nfig"),
         ("md", "## A factor\nAny expression in the factor language, or a library name (`pp.library()`)."),
+        ("code", "pp.chart(sym, '1h', overlays=['mavg(close, 20)'])"),
         ("code", "pp.library().head(10)"),
         ("code", "mom = pp.factor('close / move(close, 10) - 1')\nmom.dropna().tail()"),
         ("code", "assert mom.index.names == ['datetime', 'symbol'] and mom['factor'].notna().any()"),
@@ -36,9 +37,8 @@ NOTEBOOKS = {
         ("md", "## Evaluate: rank IC, decay, quantile returns, turnover"),
         ("code", "ev = pp.evaluate(expr, horizons=(1, 5), quantiles=3)\nev"),
         ("code", "ev.decay"),
-        ("code", "from pyplatform.plots import ic_figure, quantile_returns_figure\n"
-                 "ic_figure(ev.ic)"),
-        ("code", "quantile_returns_figure(ev.quantile_returns)"),
+        ("code", "figs = pp.factor_figures(ev, values=rev['factor'])\nsorted(figs)"),
+        ("code", "figs['quantiles']"),
         ("md", "## Compare with library factors"),
         ("code", "from pyplatform.research.evaluation import factor_correlation\n"
                  "lib = pp.library().index[:3]\n"

@@ -17,7 +17,7 @@ from pyplatform.config import Settings, get_settings
 
 __all__ = [
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
-    "draft_strategy", "subscribe", "backtest", "sweep",
+    "draft_strategy", "subscribe", "backtest", "sweep", "chart", "factor_figures",
 ]
 
 log = logging.getLogger(__name__)
@@ -267,3 +267,18 @@ def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: 
     b = bars(symbols, start, end, freq=freq, settings=s)
     ppy = 252.0 if freq in ("1d", "1D", "D") else 252.0 * 390
     return sweep_dual_ma(b, fast_windows, slow_windows, periods_per_year=ppy)
+
+
+def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(), panels=(), *,
+          settings: Settings | None = None, data_dir=None):
+    """The Market page's K-line for ``symbol`` (Plotly figure; down-sampled to <= 3,000 candles)."""
+    from pyplatform.plots.notebook import chart as _chart
+
+    return _chart(symbol, timeframe, start, end, overlays, panels, settings=_settings(settings, data_dir))
+
+
+def factor_figures(evaluation, values=None, correlation=None) -> dict:
+    """The Factors page's figures (IC, decay, quantile returns, turnover...) for an evaluation."""
+    from pyplatform.plots.notebook import factor_figures as _ff
+
+    return _ff(evaluation, values, correlation)

@@ -178,3 +178,11 @@ def test_newline_batched_frames_and_empty_input():
     _, empty = decode()
     assert empty.ticks.num_rows == 0 and empty.events == []
     assert np.asarray(empty.ticks.column("ts")).dtype == np.int64
+
+
+def test_documented_kline_push_is_not_subscribed_and_is_counted_not_fatal():
+    """iTick documents a WebSocket K-line push; this client subscribes quote/depth/tick only,
+    so one arriving is counted as unknown (with a sample) and the stream goes on."""
+    d, out = decode(golden("kline_push"), golden("tick"))
+    assert out.ticks.num_rows == 1 and out.events == []
+    assert d.counts["unknown"] == 1 and '"k"' in d.samples["unknown"][0]

@@ -14,15 +14,44 @@ import pyarrow as pa
 
 from pyplatform.stream.errors import SchemaError
 
-__all__ = ["coerce_batch", "OFFSET_COLUMN"]
+__all__ = ["coerce_batch", "conform_batch", "is_optional", "OFFSET_COLUMN", "ADDED_AT_KEY", "OPTIONAL_KEY"]
 
 #: Name of the column that :meth:`StreamTable.read` and ``poll`` add to every row.
 OFFSET_COLUMN = "offset"
+#: Field metadata key of a column added by schema evolution: the first offset that has it.
+ADDED_AT_KEY = b"pyplatform.added_at"
+#: Field metadata key marking a nullable column that appends may omit (filled with nulls).
+OPTIONAL_KEY = b"pyplatform.optional"
+
+
+def is_optional(field: pa.Field) -> bool:
+    """Whether appends may omit ``field``: nullable and added later or marked optional.
+
+    Plain nullable columns stay required, so a batch that forgot ``price`` is still
+    refused; only columns the table was told may be absent (an added factor column, or
+    one marked with :data:`OPTIONAL_KEY`) are filled with nulls.
+    """
+    md = field.metadata or {}
+    return field.nullable and (ADDED_AT_KEY in md or OPTIONAL_KEY in md)
 
 
 @lru_cache(maxsize=256)
 def _non_nullable(schema: pa.Schema) -> tuple[str, ...]:
     return tuple(f.name for f in schema if not f.nullable)
+
+
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` (of an earlier version of ``schema``) with the columns it lacks as nulls.
+
+    Used for rows written before columns were added: they read back under the current
+    schema, the new columns null. Columns are matched by name.
+    """
+    if batch.schema.equals(schema):
+        return batch
+    n = batch.num_rows
+    names = batch.schema.names
+    arrays = [batch.column(names.index(f.name)) if f.name in names else pa.nulls(n, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _from_mapping(batch: Mapping, schema: pa.Schema) -> pa.Table:
@@ -87,7 +116,8 @@ def coerce_batch(batch, schema: pa.Schema, table_name: str = "") -> pa.RecordBat
     Raises
     ------
     SchemaError
-        A column is missing, unexpected, of the wrong length, not convertible, or null in
+        A required column is missing (columns :func:`is_optional` says may be omitted
+        become nulls), a column is unexpected, of the wrong length, not convertible, or null in
         a non-nullable field. The message names the column.
     TypeError
         ``batch`` is not a supported container.
@@ -107,7 +137,7 @@ def coerce_batch(batch, schema: pa.Schema, table_name: str = "") -> pa.RecordBat
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise SchemaError(f"{where}duplicate column(s) {dup}")
-    missing = [n for n in wanted if n not in names]
+    missing = [n for n in wanted if n not in names and not is_optional(schema.field(n))]
     extra = [n for n in names if n not in wanted]
     if missing or extra:
         parts = []
@@ -119,6 +149,9 @@ def coerce_batch(batch, schema: pa.Schema, table_name: str = "") -> pa.RecordBat
         raise SchemaError(f"{where}" + "; ".join(parts) + f"; expected {schema.names}")
     columns = []
     for field in schema:
+        if field.name not in names:  # an optional column the batch omitted: null, by policy
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
         col = table.column(field.name)
         if col.type != field.type:
             try:

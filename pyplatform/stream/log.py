@@ -12,6 +12,11 @@ only leave a torn *last* frame; :meth:`SegmentLog.open` checks every frame of th
 segment (length, CRC, offset continuity) and truncates from the first bad one, so what was
 fsynced stays and nothing half-written is ever served. Retention deletes whole segments,
 oldest first, never the active one.
+
+Schema evolution: columns added by :meth:`StreamTable.add_columns` carry the offset from
+which frames hold them (field metadata ``pyplatform.added_at``). A frame is decoded with
+the columns that existed at its first offset and then padded with nulls to the current
+schema, so old frames are never rewritten.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pyplatform.stream.coerce import ADDED_AT_KEY, conform_batch
 from pyplatform.stream.errors import CorruptLogError
 
 __all__ = ["SegmentLog", "NO_TAG", "write_schema", "read_schema"]
@@ -68,6 +74,17 @@ def read_schema(directory: Path) -> pa.Schema | None:
 def _crc(n_rows: int, first: int, append_ns: int, tag: int, payload) -> int:
     head = struct.pack("<Iqqq", n_rows, first, append_ns, tag)
     return zlib.crc32(payload, zlib.crc32(head))
+
+
+def added_at(field: pa.Field) -> int:
+    """First offset whose frames hold ``field`` (0 for columns the table was created with)."""
+    md = field.metadata or {}
+    return int(md[ADDED_AT_KEY]) if ADDED_AT_KEY in md else 0
+
+
+def schema_at(schema: pa.Schema, offset: int) -> pa.Schema:
+    """The columns of ``schema`` that frames starting at ``offset`` were written with."""
+    return pa.schema([f for f in schema if added_at(f) <= offset], metadata=schema.metadata)
 
 
 @dataclass
@@ -115,6 +132,8 @@ class SegmentLog:
             raise ValueError(f"fsync must be 'always', 'batch' or 'never', got {fsync!r}")
         self.directory = Path(directory)
         self.schema = schema
+        self._frame_schemas: dict[int, pa.Schema] = {}
+        self._added = sorted(added_at(f) for f in schema)
         self.fsync = fsync
         self.fsync_interval_s = float(fsync_interval_s)
         self.segment_bytes = int(segment_bytes)
@@ -126,6 +145,23 @@ class SegmentLog:
         self._last_fsync = time.monotonic()
         self.truncated_bytes = 0  # how much a torn tail cost on open (for logs/tests)
         self._open()
+
+    def set_schema(self, schema: pa.Schema) -> None:
+        """Switch to an evolved ``schema`` (the caller persisted it; see ``StreamTable.add_columns``)."""
+        self.schema = schema
+        self._frame_schemas.clear()
+        self._added = sorted(added_at(f) for f in schema)
+
+    def _frame_schema(self, first: int) -> pa.Schema:
+        # Frames fall into a handful of schema generations: key the cache by how many
+        # columns existed at the frame's first offset (columns are only ever appended).
+        n = bisect.bisect_right(self._added, first)
+        if n == len(self._added):
+            return self.schema
+        sch = self._frame_schemas.get(n)
+        if sch is None:
+            sch = self._frame_schemas[n] = schema_at(self.schema, first)
+        return sch
 
     # -- opening and repair -------------------------------------------------------------
     def _open(self) -> None:
@@ -282,7 +318,8 @@ class SegmentLog:
                 f0, rows = seg.first[fi], seg.rows[fi]
                 if f0 + rows > start:
                     raw = os.pread(self._rfd(seg), seg.length[fi], seg.pos[fi] + _HEADER.size)
-                    batch = pa.ipc.read_record_batch(pa.py_buffer(raw), self.schema)
+                    batch = pa.ipc.read_record_batch(pa.py_buffer(raw), self._frame_schema(f0))
+                    batch = conform_batch(batch, self.schema)
                     lo, hi = start - f0, min(end, f0 + rows) - f0
                     out.append(batch.slice(lo, hi - lo) if (lo, hi) != (0, rows) else batch)
                     start = f0 + hi

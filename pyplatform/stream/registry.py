@@ -13,7 +13,7 @@ import pyarrow as pa
 from pyplatform.clock import Clock
 from pyplatform.stream.errors import SchemaError
 from pyplatform.stream.options import TableOptions
-from pyplatform.stream.table import StreamTable
+from pyplatform.stream.table import StreamTable, _reconcile
 
 __all__ = ["StreamTables"]
 
@@ -62,7 +62,14 @@ class StreamTables:
             table = self._tables.get(name)
             if table is not None:
                 if schema is not None and not table.schema.equals(schema):
-                    raise SchemaError(f"stream table {name!r} exists with schema {table.schema}, not {schema}")
+                    # The differences schema evolution makes (columns added since, or new
+                    # nullable ones asked for) are fine; anything else is an error.
+                    try:
+                        new = _reconcile(name, self.directory, table.schema, schema)
+                    except SchemaError:
+                        raise SchemaError(f"stream table {name!r} exists with schema {table.schema}, not {schema}") from None
+                    if new:
+                        table.add_columns(new)
                 return table
             on_disk = self.directory is not None and (self.directory / name / "schema.arrow").exists()
             if schema is None and not on_disk:

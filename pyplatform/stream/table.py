@@ -19,15 +19,39 @@ import pyarrow as pa
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.stream.acks import AckStore, check_name
-from pyplatform.stream.coerce import OFFSET_COLUMN, coerce_batch
+from pyplatform.stream.coerce import ADDED_AT_KEY, OFFSET_COLUMN, coerce_batch, conform_batch, is_optional
 from pyplatform.stream.errors import RetentionError, SchemaError
-from pyplatform.stream.log import NO_TAG, SegmentLog, read_schema, write_schema
+from pyplatform.stream.log import NO_TAG, SegmentLog, added_at, read_schema, write_schema
 from pyplatform.stream.options import TableOptions
 from pyplatform.stream.subscription import OFFSET_ACKED, OFFSET_NEW, OFFSET_OLDEST, Subscription
 
 __all__ = ["StreamTable"]
 
 log = logging.getLogger(__name__)
+
+
+def _reconcile(name: str, directory: Path, stored: pa.Schema, passed: pa.Schema) -> list[pa.Field]:
+    """Columns to add when a table is reopened with ``passed`` but was stored as ``stored``.
+
+    Accepted differences are the ones schema evolution makes: the stored table has
+    columns added since (``passed`` is what the creator still asks for), or ``passed``
+    asks for new nullable columns. Anything else (a type change, a missing required
+    column) is an error naming both schemas.
+    """
+    def mismatch(why: str) -> SchemaError:
+        return SchemaError(f"stream table {name!r} in {directory} was created with schema {stored} "
+                           f"which differs from the schema passed now {passed}: {why}")
+
+    for f in passed:
+        if f.name in stored.names and stored.field(f.name).type != f.type:
+            raise mismatch(f"column {f.name!r} is {stored.field(f.name).type} on disk, {f.type} now")
+    gone = [f.name for f in stored if f.name not in passed.names and not is_optional(f)]
+    if gone:
+        raise mismatch(f"stored column(s) {gone} are not in the schema passed now")
+    new = [f for f in passed if f.name not in stored.names]
+    if any(not f.nullable for f in new):
+        raise mismatch(f"new column(s) {[f.name for f in new if not f.nullable]} are not nullable")
+    return new
 
 
 class StreamTable:
@@ -66,17 +90,15 @@ class StreamTable:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._log: SegmentLog | None = None
+        evolve: list[pa.Field] = []
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             stored = read_schema(self.directory)
             if schema is None and stored is None:
                 raise ValueError(f"stream table {name!r} has no stored schema in {self.directory}: pass schema=")
             if schema is not None and stored is not None and not stored.equals(schema):
-                raise SchemaError(
-                    f"stream table {name!r} in {self.directory} was created with schema {stored} "
-                    f"which differs from the schema passed now {schema}"
-                )
-            schema = schema if schema is not None else stored
+                evolve = _reconcile(name, self.directory, stored, schema)
+            schema = stored if stored is not None else schema
             if stored is None:
                 write_schema(self.directory, schema)
         if schema is None:
@@ -99,11 +121,17 @@ class StreamTable:
             if self._log.next_offset is not None:
                 self._next = self._log.next_offset
                 self._oldest = self._log.oldest_offset
+            self._repair_added_at()
         self._subs: dict[str, Subscription] = {}
         self._listeners: list[Callable[[int, int], None]] = []
         self._started = False
         self._closed = False
         self._flush_timer: threading.Timer | None = None
+        if self.directory is not None and evolve:
+            # Reopened with a schema that adds nullable columns: the table evolves (as
+            # add_columns would), so a process restarted with more factors just continues.
+            log.info("stream table %r: adding columns %s requested at reopen", name, [f.name for f in evolve])
+            self.add_columns(evolve)
 
     # -- offsets ------------------------------------------------------------------------
     @property
@@ -124,6 +152,92 @@ class StreamTable:
                 return self._log.last_tag
             return getattr(self, "_mem_tag", None)
 
+    # -- schema evolution -----------------------------------------------------------------
+    def add_columns(self, fields) -> pa.Schema:
+        """Add nullable columns at the end of the schema (append-only schema change).
+
+        Rows appended before the change read back with the new columns null (from memory,
+        from disk and after reopening); later appends may omit them (nulls). On disk the
+        rows written so far are fsynced first and ``schema.arrow`` is then replaced
+        atomically, so a crash leaves either the old or the new schema, each consistent
+        with the frames on disk.
+
+        Parameters
+        ----------
+        fields : iterable of pyarrow.Field or (name, type) pairs
+            New columns. A column that already exists with the same type is skipped.
+
+        Returns
+        -------
+        pyarrow.Schema
+            The table's schema after the change.
+
+        Raises
+        ------
+        SchemaError
+            A field is not nullable (earlier rows have no value), is named ``offset``,
+            is listed twice, or exists already with another type.
+        """
+        wanted: list[pa.Field] = []
+        for f in fields:
+            f = f if isinstance(f, pa.Field) else pa.field(*f)
+            if f.name == OFFSET_COLUMN:
+                raise SchemaError(f"stream table {self.name!r}: column name {OFFSET_COLUMN!r} is reserved for row offsets")
+            if not f.nullable:
+                raise SchemaError(f"stream table {self.name!r}: added column {f.name!r} must be nullable "
+                                  "(rows appended before it have no value)")
+            if any(w.name == f.name for w in wanted):
+                raise SchemaError(f"stream table {self.name!r}: column {f.name!r} is listed twice")
+            wanted.append(f)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"stream table {self.name!r} is closed")
+            new: list[pa.Field] = []
+            for f in wanted:
+                if f.name in self.schema.names:
+                    have = self.schema.field(f.name)
+                    if have.type != f.type:
+                        raise SchemaError(f"stream table {self.name!r}: column {f.name!r} exists as {have.type}, "
+                                          f"cannot add it as {f.type}")
+                    continue
+                md = dict(f.metadata or {})
+                md[ADDED_AT_KEY] = str(self._next).encode()
+                new.append(f.with_metadata(md))
+            if not new:
+                return self.schema
+            schema = pa.schema(list(self.schema) + new, metadata=self.schema.metadata)
+            if self._log is not None:
+                # Frames before the change must be durable before the schema saying where
+                # the change happened is: otherwise a crash could lose rows below
+                # ``added_at`` and later frames there would be decoded with the wrong columns.
+                self._log.flush()
+                write_schema(self.directory, schema)
+                self._log.set_schema(schema)
+            # The memory window is re-shaped once here (null columns are cheap), so reads
+            # and subscribers never see two schemas.
+            head = self._mem_head
+            for i in range(head, len(self._mem)):
+                if self._mem[i] is not None:
+                    self._mem[i] = conform_batch(self._mem[i], schema)
+            self.schema = schema
+            self._cond.notify_all()
+        log.info("stream table %r: added columns %s at offset %d", self.name, [f.name for f in new], self._next)
+        return schema
+
+    def _repair_added_at(self) -> None:
+        # add_columns fsyncs the log before writing the schema, so on disk no evolved
+        # column starts beyond the last row. If one does (the log was cut by hand, or lost
+        # un-fsynced rows under fsync="never"), no frame holds it yet: it starts at the
+        # next row instead, which keeps every frame decodable.
+        late = [f for f in self.schema if added_at(f) > self._next]
+        if not late or self._log is None:
+            return
+        fixed = pa.schema([f.with_metadata({**(f.metadata or {}), ADDED_AT_KEY: str(self._next).encode()})
+                           if f in late else f for f in self.schema], metadata=self.schema.metadata)
+        write_schema(self.directory, fixed)
+        self._log.set_schema(fixed)
+        self.schema = fixed
+
     # -- writing ------------------------------------------------------------------------
     def append(self, batch, *, tag: int | None = None) -> tuple[int, int]:
         """Append rows; return the offsets ``(first, last)`` they were given.
@@ -143,12 +257,15 @@ class StreamTable:
         (first, last) : tuple of int
             Inclusive offsets. An empty batch returns ``(next_offset, next_offset - 1)``.
         """
-        rb = coerce_batch(batch, self.schema, self.name)
+        schema = self.schema
+        rb = coerce_batch(batch, schema, self.name)
         n = rb.num_rows
         listeners: list = []
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"stream table {self.name!r} is closed")
+            if self.schema is not schema:  # columns were added while this batch was validated
+                rb = conform_batch(rb, self.schema)
             first = self._next
             if n == 0:
                 return first, first - 1

@@ -121,7 +121,7 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     returns.iloc[0] = eq.iloc[0] / cfg.capital - 1.0
     metrics = compute_metrics(returns, trips, turnover=curve["traded"] / eq.shift(1).fillna(cfg.capital),
                               exposure=curve["gross"] / eq, periods_per_year=cfg.periods_per_year)
-    metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.orders),
+    metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.node.oms.commands),
                    n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(table.num_rows),
                    instants=ex.instants, final_equity=float(eq.iloc[-1]))
     ts = table.column("ts")
@@ -145,7 +145,9 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
 def _orders_frame(ex) -> pd.DataFrame:
     oms = ex.node.oms
     rows = []
-    for cmd in ex.orders:
+    # every order the order manager took, in submission order (stop orders included, which
+    # the node routes from quotes rather than from signals)
+    for cmd in oms.commands.values():
         o = oms.orders.get(oms.live_id(cmd.client_order_id))
         rows.append({"ts": cmd.ts, "client_order_id": cmd.client_order_id, "symbol": cmd.symbol,
                      "side": int(cmd.side), "quantity": float(cmd.quantity),

@@ -14,6 +14,12 @@ Exactly once, without a snapshot per batch:
   make it, then re-feeds the input between the checkpoint and each output's last tag,
   discarding what those outputs already hold, and carries on from there.
 
+Engines whose output columns change while running (a factor added to or removed from the
+``FactorEngine``) are followed: the runner adds the new columns to the output table
+(``StreamTable.add_columns``), appends nulls for columns the engine no longer produces,
+and checkpoints at the change, because like the clock the change is not in the input and
+a restart must replay with the engine as it was changed.
+
 So the outputs hold exactly the rows an uninterrupted run would have produced. This needs
 engines to be deterministic and *batch-invariant* (feeding ``a + b`` leaves the same state
 and emits the same rows as feeding ``a`` then ``b``), as the bar and factor engines are,
@@ -49,6 +55,23 @@ def _as_table(result) -> pa.Table | None:
     if isinstance(result, pa.RecordBatch):
         return pa.Table.from_batches([result])
     return result
+
+
+def _fit_output(out: StreamTable, table: pa.Table, engine_schema: pa.Schema) -> pa.Table:
+    """``table`` shaped for ``out``: new columns added to ``out``, ones it stopped producing null.
+
+    Only columns the engine's declared ``schema`` agrees on are touched: a column the output
+    has but the engine no longer declares (a removed factor) is appended as nulls when
+    nullable; anything else (an engine bug) is left for ``append`` to refuse, naming it.
+    """
+    names = table.schema.names
+    extra = [table.schema.field(n) for n in names if n not in out.schema.names and n in engine_schema.names]
+    if extra:
+        out.add_columns([f.with_nullable(True) for f in extra])
+    missing = [f for f in out.schema if f.name not in names and f.nullable and f.name not in engine_schema.names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table
 
 
 class EngineRunner:
@@ -121,6 +144,8 @@ class EngineRunner:
         self._start = start
         self._filter = make_filter(filter, source.schema)  # replay must see what the subscription sees
         resume = self._recover()
+        self._engine_schema = getattr(engine, "schema", None)
+        self._evolve_outputs()
         self._sub = source.subscribe(action, offset=resume, batch_size=self.batch_size, filter=filter)
 
     # -- recovery -------------------------------------------------------------------------
@@ -144,6 +169,7 @@ class EngineRunner:
             return first
         if ck.engine_state and self._stateful:
             self.engine.restore(ck.engine_state)
+        self._evolve_outputs()  # the restored engine may have factors added after the table was made
         for name, (expected, rows) in ck.pending.items():
             table = self.outputs[name]
             if table.next_offset == expected:
@@ -177,6 +203,32 @@ class EngineRunner:
             self._write(out, tag=min(end, lo + self.batch_size), only=keep)
         return rows
 
+    # -- engine changes -------------------------------------------------------------------
+    def _evolve_outputs(self) -> None:
+        """Add the engine's new output columns to the main output table (if it has a schema)."""
+        schema = getattr(self.engine, "schema", None)
+        out = self.outputs.get(_MAIN)
+        if isinstance(schema, pa.Schema) and out is not None:
+            new = [f for f in schema if f.name not in out.schema.names and f.name != OFFSET_COLUMN]
+            if new:
+                out.add_columns([f.with_nullable(True) for f in new])
+
+    def _follow_engine(self) -> None:
+        """Notice a change of the engine's output schema (a factor added or removed) between steps.
+
+        The change is made from outside the input (a registry watcher), so it could not be
+        replayed after a crash: a checkpoint taken now records the changed engine at the
+        current input position, exactly as ``on_clock`` output is written ahead.
+        """
+        schema = getattr(self.engine, "schema", None)
+        if schema is None or schema is self._engine_schema:
+            return
+        self._engine_schema = schema
+        self._evolve_outputs()
+        if self._ck_path is not None:
+            self._checkpoint(self._sub.position)
+        log.info("runner %r: engine output is now %s", self.action, schema.names)
+
     # -- stepping -------------------------------------------------------------------------
     def _feed(self, chunk: pa.Table) -> dict[str, pa.Table | None]:
         batch = chunk if self.pass_offset else chunk.drop_columns([OFFSET_COLUMN])
@@ -196,6 +248,9 @@ class EngineRunner:
                 # No table stores an "offset" column (it is the row number), so rows passed
                 # through from the input (e.g. late ticks) drop it.
                 table = table.drop_columns([OFFSET_COLUMN])
+            schema = getattr(self.engine, "schema", None) if name == _MAIN else None
+            if isinstance(schema, pa.Schema) and not table.schema.equals(out.schema):
+                table = _fit_output(out, table, schema)
             out.append(table, tag=tag)
             out.flush()
             written += table.num_rows
@@ -204,6 +259,7 @@ class EngineRunner:
     def step(self) -> int:
         """Process at most ``batch_size`` input rows; return how many were consumed."""
         with self._lock:
+            self._follow_engine()
             before = self._sub.position
             chunk = self._sub.poll()
             if chunk is None:
@@ -250,6 +306,7 @@ class EngineRunner:
         if not hasattr(self.engine, "on_clock"):
             return 0
         with self._lock:
+            self._follow_engine()
             version = getattr(self.engine, "clock_version", None)
             results = {_MAIN: _as_table(self.engine.on_clock(int(now_ns)))}
             for name in self.outputs:

@@ -24,7 +24,6 @@ import math
 from decimal import ROUND_FLOOR, Decimal
 from typing import Callable
 
-import numpy as np
 import pyarrow as pa
 
 from pyplatform.backtest.config import BacktestConfig

@@ -87,7 +87,11 @@ class BacktestResult:
         from pyplatform.plots.backtest import drawdown_figure, equity_figure, monthly_returns_figure, trades_figure
 
         name = self.name or self.run_id
-        curves = {name: self.equity}
+        eq = self.equity
+        if len(eq) > 5000:
+            # a browser chart of 10^5+ minute points is slow; the day's last equity is plenty to read
+            eq = eq.resample("1D").last().dropna()
+        curves = {name: eq}
         sym = symbol or self.symbol
         figs = {"equity": equity_figure(curves), "drawdown": drawdown_figure(curves),
                 "monthly": monthly_returns_figure(self.equity, name=name)}

@@ -381,10 +381,22 @@ class Fanout:
             self._latest[name] = latest_per_key(pa.concat_tables(parts, promote_options="default"))
             self._pending[name], self._pending_rows[name] = [], 0
         cur = self._latest[name]
+        if cur is not None:
+            # Columns added to the table since these rows were read (a factor published
+            # while running) are null in them, so a topic on the new column can snapshot.
+            cur = self._latest[name] = _with_columns(cur, self.tables[name].schema)
         if extra is not None and extra.num_rows:
             both = [extra] if cur is None else [extra.select(cur.schema.names).cast(cur.schema), cur]
             return latest_per_key(pa.concat_tables(both))
         return cur
+
+
+def _with_columns(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` plus, as nulls, the columns of ``schema`` it lacks."""
+    for f in schema:
+        if f.name not in rows.column_names:
+            rows = rows.append_column(pa.field(f.name, f.type), pa.nulls(rows.num_rows, f.type))
+    return rows
 
 
 def latest_per_key(rows: pa.Table) -> pa.Table:

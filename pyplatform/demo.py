@@ -208,6 +208,14 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     console.print(f"[bold]3/6 engines[/]: bar engine (5 s) and factor engine with {len(factors)} factors: "
                   + ", ".join(list(factors)[:6]) + ", ...")
 
+    # factors published while the demo runs (`pyplatform factors publish NAME EXPR` in another
+    # terminal) join the running engine; the runner adds their columns to the factors table
+    from pyplatform.registry import FactorRegistry
+    from pyplatform.registry.watcher import RegistryWatcher
+
+    watcher = RegistryWatcher(FactorRegistry.from_settings(settings), pipe.factor_engine)
+    _poll_registry(watcher, rep, console)
+
     # 4. trading: strategies -> risk -> paper broker -> OMS
     node = TradingNode(settings, tables={"factors": pipe.factors, "quotes": quotes, "signals": signals},
                        clock=clock, broker="paper", strategies=strategies,
@@ -274,6 +282,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
                 if exc:
                     raise exc
                 break
+            _poll_registry(watcher, rep, console)  # between engine steps: the engine is not thread-safe
             pipe.on_clock(clock.now_ns())  # closes windows of quiet symbols
             await asyncio.to_thread(pipe.run_until_idle)
             report = node.step()
@@ -310,6 +319,23 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
                 live_feed.stop()
         if dash_server is not None:
             dash_server.shutdown()
+
+
+def _poll_registry(watcher, rep: DemoReport, console: Console) -> None:
+    """Apply published/retired factors to the live engine; report what changed."""
+    try:
+        actions = watcher.poll()
+    except Exception as exc:  # an unreadable registry must not stop the live path
+        log.error("factor registry poll failed: %s", exc)
+        return
+    for action, name in actions:
+        if action == "add":
+            rep.published.append(name)
+        console.print(f"[bold]registry[/]: {action} factor {name} "
+                      + ("(subscribe to factors:" + name + ")" if action == "add" else ""))
+    for msg in watcher.errors:
+        console.print(f"[red]registry[/]: {msg}")
+    watcher.errors.clear()
 
 
 def _update(rep: DemoReport, pipe, signals, node, service) -> None:

@@ -28,6 +28,23 @@ class MarketPipeline:
     factors: StreamTable | None
     pipeline: Pipeline
 
+    @property
+    def factor_runner(self):
+        """The runner of ``bars -> factors`` (None without factors)."""
+        return self.pipeline.runners[1] if self.factors is not None else None
+
+    @property
+    def factor_engine(self):
+        """The live :class:`~pyplatform.factors.FactorEngine` (None without factors).
+
+        ``add_factor``/``remove_factor`` on it between steps reach the factors table: the
+        runner adds the column (see ``EngineRunner``). Hand it to a
+        :class:`~pyplatform.registry.RegistryWatcher` to follow published factors; the
+        runner must not be stepping in another thread while the watcher polls.
+        """
+        runner = self.factor_runner
+        return runner.engine if runner is not None else None
+
     def run_until_idle(self) -> int:
         return self.pipeline.run_until_idle()
 

@@ -64,6 +64,12 @@ NOTEBOOKS = {
                  "from pyplatform.plots import equity_figure\n"
                  "equity = (1 + pp.api.pd.Series(r, index=b.index)).cumprod()\n"
                  "equity_figure({f'{sym} {best}': equity})"),
+        ("md", "## The same strategy through the live code\nEvent-driven: factor engine, strategy, risk, "
+               "order manager and paper broker under a simulated clock, with latency, slippage and fees."),
+        ("code", "res = pp.backtest({'kind': 'ma_cross', 'params': {'fast': int(best[0]), 'slow': int(best[1])}},\n"
+                 "                  symbols=[sym], freq='1d', save=True)\nres"),
+        ("code", "res.metrics"),
+        ("code", "res.report()"),
     ],
     "04_live_subscription.ipynb": [
         ("md", "# Live factor values in a notebook\nWhen the platform runs (`make demo`), subscribe to its "

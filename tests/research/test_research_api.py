@@ -115,3 +115,11 @@ def test_draft_verb():
     from pyplatform.factors import parse
 
     assert d.ok and str(parse(d.entry_long))
+
+
+def test_backtest_verb_survives_subpackage_import(market_settings):
+    import pyplatform.backtest.vectorized  # noqa: F401  binds pyplatform.backtest to the package
+
+    res = pp.backtest({"kind": "ma_cross", "params": {"fast": 3, "slow": 10}}, symbols=None,
+                      settings=market_settings, freq="1d")
+    assert len(res.equity) > 10 and "sharpe" in res.metrics

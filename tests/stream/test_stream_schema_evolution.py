@@ -248,3 +248,14 @@ def test_change_recorded_beyond_the_surviving_rows_is_moved_to_the_next_row(tmp_
     t = StreamTable("f", None, tmp_path)
     assert t.read().column("c").to_pylist() == [None, 10.0, 20.0, 30.0]
     t.close()
+
+
+def test_a_creator_may_mark_a_nullable_column_omittable(tmp_path):
+    schema = BASE.append(pa.field("note", pa.string(), metadata={"pyplatform.optional": "1"}))
+    t = StreamTable("f", schema, tmp_path)
+    t.append(rows(0, 2))  # "note" omitted
+    t.close()
+    t = StreamTable("f", None, tmp_path)  # the marker is persisted with the schema
+    t.append(rows(2, 1))
+    assert t.read().column("note").to_pylist() == [None, None, None]
+    t.close()

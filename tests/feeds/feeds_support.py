@@ -83,8 +83,12 @@ async def feed_session(tmp_path, seconds: float, sim_config: SimulatorConfig | N
     return session
 
 
-async def _settled(session: Session, grace: float, timeout: float = 5.0) -> None:
-    """Wait until the client has written every distinct tick sent (or ``timeout``), then ``grace``."""
+async def _settled(session: Session, grace: float, timeout: float = 20.0) -> None:
+    """Wait until the client has written every distinct tick sent (or ``timeout``), then ``grace``.
+
+    On a loaded machine the client may still be working through a backlog when the market
+    pauses; the wait ends as soon as it has caught up, so it costs nothing otherwise.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:

@@ -253,7 +253,7 @@ class ExchangeSimulator:
             await ws.close(1008, "auth failed")
             return
         record.authenticated = True
-        await ws.send(auth_message(True, token_echo=token[:4] + "***"))
+        await ws.send(auth_message(True, token_echo=(token[:4] if len(token) >= 12 else "") + "***"))
         conn = _Conn(ws, record, len(self.tape.symbols))
         self._live.add(conn)
         sender = asyncio.create_task(self._send_loop(conn))

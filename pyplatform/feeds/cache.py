@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lmdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pyplatform.feeds.codec import decode_batch, encode_batch
 from pyplatform.feeds.schemas import WIRE_TICKS
@@ -72,7 +73,7 @@ class RecentCache:
         if ticks.num_rows == 0:
             return 0
         batch_id = self._next_id
-        newest = int(pa.compute.max(ticks.column("ts")).as_py())
+        newest = int(pc.max(ticks.column("ts")).as_py())
         self._newest = max(self._newest or newest, newest)
         value = _TS.pack(newest) + encode_batch(ticks.select(WIRE_TICKS.names), level=1)
         cutoff = self._newest - self.window_ns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = ["KTYPE_FREQ", "kline_bars"]
 
@@ -23,7 +24,7 @@ def kline_bars(ticks: pa.Table, symbol: str, ktype: int, limit: int, end_ms: int
         raise ValueError(f"kType must be 1..10, got {ktype}")
     if ticks.num_rows == 0:
         return []
-    f = ticks.filter(pa.compute.equal(ticks.column("symbol"), symbol)).to_pandas()
+    f = ticks.filter(pc.equal(ticks.column("symbol"), symbol)).to_pandas()
     if f.empty:
         return []
     ts = pd.to_datetime(f["ts"], unit="ns")

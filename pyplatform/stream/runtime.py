@@ -221,7 +221,7 @@ class EngineRunner:
         current input position, exactly as ``on_clock`` output is written ahead.
         """
         schema = getattr(self.engine, "schema", None)
-        if schema is None or schema is self._engine_schema:
+        if not isinstance(schema, pa.Schema) or schema is self._engine_schema:
             return
         self._engine_schema = schema
         self._evolve_outputs()

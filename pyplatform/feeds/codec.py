@@ -19,6 +19,8 @@ Decoding is lossless: ``decode_batch(encode_batch(t)).equals(t)``.
 
 from __future__ import annotations
 
+import threading
+
 import msgpack
 import numpy as np
 import pyarrow as pa
@@ -30,6 +32,22 @@ MAGIC = b"PPC1"
 _INTS = (np.int8, np.int16, np.int32, np.int64)
 _TYPES = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
           "double": pa.float64(), "float": pa.float32(), "string": pa.string()}
+
+
+_local = threading.local()  # zstd contexts are reusable but not shareable across threads
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache = _local.__dict__.setdefault("c", {})
+    if level not in cache:
+        cache[level] = zstandard.ZstdCompressor(level=level)
+    return cache[level]
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    if not hasattr(_local, "d"):
+        _local.d = zstandard.ZstdDecompressor()
+    return _local.d
 
 
 class CodecError(ValueError):
@@ -111,7 +129,7 @@ def encode_batch(batch: pa.Table | pa.RecordBatch, compress: bool = True, level:
     cols = [[f.name, str(f.type)] + _encode_column(batch.column(i)) for i, f in enumerate(batch.schema)]
     body = msgpack.packb({"n": batch.num_rows, "cols": cols}, use_bin_type=True)
     if compress:
-        return MAGIC + b"\x01" + zstandard.ZstdCompressor(level=level).compress(body)
+        return MAGIC + b"\x01" + _compressor(level).compress(body)
     return MAGIC + b"\x00" + body
 
 
@@ -137,7 +155,7 @@ def decode_batch(frame: bytes) -> pa.Table:
     body = frame[5:]
     try:
         if frame[4] == 1:
-            body = zstandard.ZstdDecompressor().decompress(body)
+            body = _decompressor().decompress(body)
         obj = msgpack.unpackb(body, raw=False)
         n = obj["n"]
         arrays, fields = [], []

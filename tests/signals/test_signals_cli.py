@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import free_port, run
+from signals_support import free_port, run
 from pyplatform.cli.tokens import app as tokens_app
 from pyplatform.client import SignalClient
 from pyplatform.config import reset_settings_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SYMBOLS, factor_batch
+from signals_support import SYMBOLS, factor_batch
 from pyplatform.domain.schemas import SIGNALS, factor_schema
 from pyplatform.signals.fanout import Fanout, Subscriber, SubscribeError
 from pyplatform.signals.topics import parse_topic

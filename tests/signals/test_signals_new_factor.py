@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import make_service, run, token, wait_for
+from signals_support import make_service, run, token, wait_for
 from pyplatform.client import SignalClient
 from pyplatform.client.signal_client import SubscriptionError
 from pyplatform.domain.schemas import BARS

@@ -7,7 +7,7 @@ import json
 
 import redis
 
-from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
+from signals_support import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.domain.schemas import factor_schema
 from pyplatform.signals.wire import MSGPACK_SUBPROTOCOL
 from pyplatform.stream import StreamTable

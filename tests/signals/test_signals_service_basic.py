@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
+from signals_support import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
 
 

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
+from signals_support import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
 from pyplatform.client import GapError, SignalClient, subscribe
 from pyplatform.domain.schemas import factor_schema
 from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL

@@ -57,6 +57,12 @@ class RegistryWatcher:
         for name, v in wanted.items():
             if name in self.running:
                 continue
+            current = getattr(self.engine, "factors", {}) or {}
+            if v.kind == "expression" and current.get(name) == v.expression:
+                # restored from a checkpoint with this very version: adopt it, don't re-add
+                self.running[name] = v
+                actions.append(("adopt", name))
+                continue
             try:
                 hist = self.warmup(v) if self.warmup else None
                 if v.kind == "model":

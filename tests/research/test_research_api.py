@@ -123,3 +123,15 @@ def test_backtest_verb_survives_subpackage_import(market_settings):
     res = pp.backtest({"kind": "ma_cross", "params": {"fast": 3, "slow": 10}}, symbols=None,
                       settings=market_settings, freq="1d")
     assert len(res.equity) > 10 and "sharpe" in res.metrics
+
+
+def test_watcher_adopts_factor_restored_from_checkpoint(tmp_path):
+    """After a restart the engine's snapshot already runs the published factor: the watcher
+    must take it over (so a later retire removes it), not fail with 'already exists'."""
+    reg = FactorRegistry(tmp_path)
+    reg.add_version("m3", "mavg(close, 3)", author="x")
+    engine = FactorEngine(factors={"m3": "mavg(close, 3)"})  # as restored from a snapshot
+    w = RegistryWatcher(reg, engine)
+    assert w.poll() == [("adopt", "m3")] and not w.errors
+    reg.retire("m3")
+    assert w.poll() == [("remove", "m3")] and "m3" not in engine.factors

@@ -205,7 +205,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     pipe = market_pipeline(tables, window="1s", accepted_delay="200ms", factors=factors)
     quotes = tables.get_table("quotes", QUOTES)
     signals = tables.get_table("signals", SIGNALS)
-    console.print(f"[bold]3/6 engines[/]: bar engine (5 s) and factor engine with {len(factors)} factors: "
+    console.print(f"[bold]3/6 engines[/]: bar engine (1 s bars) and factor engine with {len(factors)} factors: "
                   + ", ".join(list(factors)[:6]) + ", ...")
 
     # factors published while the demo runs (`pyplatform factors publish NAME EXPR` in another

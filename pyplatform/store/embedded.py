@@ -85,18 +85,23 @@ class EmbeddedStore:
         Fsync files and directories before publishing (turn off only for throwaway data).
     grace_s : float
         Seconds a superseded file stays on disk for readers holding an older manifest.
+    rollup_rows : int
+        Rows held in memory at a time while :meth:`compact` merges a partition or rolls a
+        year of month files up into one file (rewritten a range of symbols at a time).
     """
 
     backend = "embedded"
 
     def __init__(self, root: str | os.PathLike, row_group_size: int = 16_384, max_segments: int = 8,
-                 fsync: bool = True, grace_s: float = 60.0, threads: int | None = None) -> None:
+                 fsync: bool = True, grace_s: float = 60.0, threads: int | None = None,
+                 rollup_rows: int = 2_000_000) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.row_group_size = int(row_group_size)
         self.max_segments = int(max_segments)
         self.fsync = fsync
         self.grace_s = float(grace_s)
+        self.rollup_rows = int(rollup_rows)
         self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
         # Files are immutable once published (a rewrite gets a new name), so caching their
         # footers across queries is safe and saves re-parsing them on every warm query.
@@ -161,11 +166,19 @@ class EmbeddedStore:
         with writer_lock(tdir / ".writer.lock"):
             man = load_manifest(tdir)
             self._collect_garbage(tdir, man)
+            by_part: dict[str, list[np.ndarray]] = {}
             for idx in groups:
                 month = months[idx[0]].astype(object)
-                part = f"year={month.year:04d}" if spec.partition == "year" else \
-                    f"year={month.year:04d}/month={month.month:02d}"
-                rows = stored.take(pa.array(idx)) if len(groups) > 1 else stored
+                part = f"year={month.year:04d}"
+                if spec.partition == "month" and part not in man.partitions:
+                    # months of a year that compact() rolled into one file go to that file's
+                    # partition, so its keys are checked and replaced like any other
+                    part = f"{part}/month={month.month:02d}"
+                by_part.setdefault(part, []).append(idx)
+            for part, idxs in by_part.items():
+                # positions in `stored` order keep the rows sorted by (symbol, ts)
+                idx = idxs[0] if len(idxs) == 1 else np.sort(np.concatenate(idxs))
+                rows = stored.take(pa.array(idx)) if len(by_part) > 1 or len(idxs) > 1 else stored
                 self._write_partition(spec, tdir, man, part, rows)
             new_syms = pc.unique(stored.column("symbol")).to_pylist()
             man.symbols = sorted(set(man.symbols).union(new_syms))
@@ -217,12 +230,17 @@ class EmbeddedStore:
             cur.unregister("_new_keys")
         return hit > 0
 
-    def _write_file(self, spec: TableSpec, tdir: Path, part: str, rows: pa.Table) -> FileEntry:
+    def _write_file(self, spec: TableSpec, tdir: Path, part: str, rows) -> FileEntry:
+        """Write ``rows`` (a table, or an iterable of tables that follow each other in key order)."""
         pdir = tdir / part
         pdir.mkdir(parents=True, exist_ok=True)
         name = f"seg-{uuid.uuid4().hex}.parquet"
         tmp = pdir / f".tmp-{name}"
-        write_aligned(rows, tmp, spec, self.row_group_size)
+        if isinstance(rows, pa.Table):
+            write_aligned(rows, tmp, spec, self.row_group_size)
+            n, lo, hi = rows.num_rows, *_ts_range(rows)
+        else:
+            n, lo, hi = write_aligned_batches(rows, tmp, spec, self.row_group_size)
         if self.fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -230,8 +248,7 @@ class EmbeddedStore:
         os.rename(tmp, pdir / name)
         if self.fsync:
             fsync_dir(pdir)
-        ts = rows.column("ts").cast(pa.int64())
-        return FileEntry(f"{part}/{name}", rows.num_rows, pc.min(ts).as_py(), pc.max(ts).as_py())
+        return FileEntry(f"{part}/{name}", n, lo, hi)
 
     def _collect_garbage(self, tdir: Path, man: Manifest) -> None:
         """Delete superseded files past their grace period and leftovers of crashed writers.
@@ -253,25 +270,78 @@ class EmbeddedStore:
         for p in tdir.glob(".*.tmp"):
             p.unlink(missing_ok=True)
 
-    def compact(self, table: str) -> int:
-        """Merge every multi-segment month of ``table`` into one sorted file; returns months merged."""
+    def compact(self, table: str, roll_up: bool = True) -> int:
+        """Merge each multi-segment partition into one sorted file and roll closed years up.
+
+        Parameters
+        ----------
+        table : str
+            The table to compact.
+        roll_up : bool
+            For month-partitioned tables, replace the month files of every year before the
+            year of the table's newest row (a closed year) by one file ``year=YYYY/seg-*.parquet``,
+            sorted by (symbol, ts) with symbol-aligned row groups. A decade then is a dozen
+            files instead of 120+, and reading one symbol's history pays the per-file cost
+            (footer, pruning, scan set-up) a dozen times. Later writes to a rolled year go to
+            its partition (checked, replaced and appended like any other).
+
+        Returns
+        -------
+        int
+            Partitions rewritten (months merged plus years rolled up). Each is published by
+            its own atomic manifest replace, so a crash keeps the work already published and
+            leaves no partial file visible; replaced files are deleted after the grace period.
+        """
         spec = table_spec(table)
         tdir = self.table_dir(table)
         merged = 0
         with writer_lock(tdir / ".writer.lock"):
             man = load_manifest(tdir)
+            self._collect_garbage(tdir, man)
             for part, files in list(man.partitions.items()):
                 if len(files) < 2:
                     continue
-                old = pq.read_table([str(tdir / f.path) for f in files], schema=storage_schema(spec))
-                entry = self._write_file(spec, tdir, part, _dedupe_sorted(spec, old, stored=True))
+                # a range of symbols at a time: a rolled-up year with appended segments is big
+                entry = self._write_file(spec, tdir, part, _symbol_batches(
+                    spec, [str(tdir / f.path) for f in files], files, man.symbols, self.rollup_rows))
                 man.garbage.extend((f.path, time.time()) for f in files)
                 man.partitions[part] = [entry]
                 merged += 1
             if merged:
                 man.version += 1
                 save_manifest(tdir, man, fsync=self.fsync)
+            if roll_up and spec.partition == "month":
+                merged += self._roll_up_years(spec, tdir, man)
         return merged
+
+    def _roll_up_years(self, spec: TableSpec, tdir: Path, man: Manifest) -> int:
+        """Replace the month partitions of each closed year by one yearly file (writer lock held)."""
+        files = man.files()
+        if not files:
+            return 0
+        newest_year = pd.Timestamp(max(f.max_ts for f in files)).year
+        years: dict[int, list[str]] = {}
+        for part in man.partitions:
+            year = int(part[5:9])
+            if "/month=" in part and year < newest_year:
+                years.setdefault(year, []).append(part)
+        for year, parts in sorted(years.items()):
+            yparts = sorted(parts)
+            target = f"year={year:04d}"
+            # defensive: writes to a rolled year go to its partition, but merge one found there too
+            old_files = man.partitions.get(target, []) + [f for p in yparts for f in man.partitions[p]]
+            batches = _symbol_batches(spec, [str(tdir / f.path) for f in old_files], old_files,
+                                      man.symbols, self.rollup_rows)
+            entry = self._write_file(spec, tdir, target, batches)
+            now = time.time()
+            man.garbage.extend((f.path, now) for f in old_files)
+            for p in yparts:
+                del man.partitions[p]
+            man.partitions[target] = [entry]
+            man.version += 1
+            _crash_point("before_rollup_manifest")
+            save_manifest(tdir, man, fsync=self.fsync)
+        return len(years)
 
     # ------------------------------------------------------------------ instruments
     def write_instruments(self, instruments) -> int:
@@ -559,6 +629,27 @@ def row_group_slices(symbols: pa.ChunkedArray | pa.Array, row_group_size: int,
     return out
 
 
+def write_aligned_batches(batches, path: Path, spec: TableSpec, row_group_size: int) -> tuple[int, int, int]:
+    """Write tables that follow each other in (symbol, ts) order as one file; returns (rows, min ts, max ts).
+
+    Each batch gets symbol-aligned row groups of its own (batches split at symbol boundaries).
+    """
+    opts = parquet_options(spec, row_group_size)
+    opts.pop("row_group_size")
+    n, lo, hi = 0, None, None
+    with pq.ParquetWriter(path, storage_schema(spec), **opts) as writer:
+        for rows in batches:
+            for off, ln in row_group_slices(rows.column("symbol"), row_group_size):
+                writer.write_table(rows.slice(off, ln), row_group_size=ln)
+            a, b = _ts_range(rows)
+            n += rows.num_rows
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+    if n == 0:
+        raise ValueError(f"{spec.name}: nothing to write to {path}")
+    return n, lo, hi
+
+
 def write_aligned(rows: pa.Table, path: Path, spec: TableSpec, row_group_size: int) -> None:
     """Write ``rows`` (sorted by symbol) as Parquet with row groups aligned to symbols."""
     opts = parquet_options(spec, row_group_size)
@@ -630,6 +721,77 @@ def _dedupe_sorted(spec: TableSpec, table: pa.Table, stored: bool = False) -> pa
     if np.array_equal(order, np.arange(n)):
         return table
     return table.take(pa.array(order))
+
+
+def _ts_range(rows: pa.Table) -> tuple[int, int]:
+    ts = rows.column("ts").cast(pa.int64())
+    return pc.min(ts).as_py(), pc.max(ts).as_py()
+
+
+def _symbol_batches(spec: TableSpec, paths: list[str], files: list[FileEntry], symbols: list[str],
+                    batch_rows: int):
+    """The rows of ``files`` in key order, a range of symbols at a time.
+
+    A year of minute bars of many symbols does not fit in memory at once: the symbols are cut
+    into ranges of about ``batch_rows`` rows (by the average rows per symbol), and each range
+    is read from every file (row groups outside it are skipped by their symbol statistics),
+    merged and yielded. Ranges are disjoint and ascending, so the batches follow each other in
+    key order.
+    """
+    syms = sorted(symbols)
+    total = sum(f.rows for f in files)
+    n_batches = max(1, min(len(syms), -(-total // max(batch_rows, 1))))
+    cuts = np.array_split(np.arange(len(syms)), n_batches) if syms else [np.zeros(1, np.int64)]
+    schema = storage_schema(spec)
+    for i, cut in enumerate(cuts):
+        if not len(cut):
+            continue
+        # open-ended first and last ranges: rows of a symbol missing from the manifest's list
+        # (there should be none) are still carried over
+        lo = syms[cut[0]] if i > 0 else None  # (no symbols listed: one open range)
+        hi = syms[cuts[i + 1][0]] if i < len(cuts) - 1 else None
+        parts = [_read_symbol_range(p, schema, lo, hi) for p in paths]
+        table = pa.concat_tables([t for t in parts if t.num_rows] or parts[:1])
+        if table.num_rows:
+            yield _merge_time_ordered(spec, table, files)
+
+
+def _read_symbol_range(path: str, schema: pa.Schema, lo: str | None, hi: str | None) -> pa.Table:
+    """Rows of one file with ``lo <= symbol < hi``, in file order; row groups outside are skipped."""
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    col = md.schema.names.index("symbol")
+    rgs = []
+    for i in range(md.num_row_groups):
+        st = md.row_group(i).column(col).statistics
+        if st is not None and st.has_min_max and ((hi is not None and st.min >= hi) or
+                                                  (lo is not None and st.max < lo)):
+            continue
+        rgs.append(i)
+    table = pf.read_row_groups(rgs).cast(schema)
+    mask = None
+    if lo is not None:
+        mask = pc.greater_equal(table.column("symbol"), lo)
+    if hi is not None:
+        m = pc.less(table.column("symbol"), hi)
+        mask = m if mask is None else pc.and_(mask, m)
+    return table if mask is None else table.filter(mask)
+
+
+def _merge_time_ordered(spec: TableSpec, table: pa.Table, files: list[FileEntry]) -> pa.Table:
+    """Rows of ``files`` (concatenated in ``table``) sorted by key, later rows winning.
+
+    When each file is sorted by key and each file's rows all come before the next file's in
+    time (month files of a year in order), the (symbol[, factor], ts) order is a stable sort by
+    the non-time key columns alone: no row's key repeats and time order is kept per symbol.
+    """
+    if len(files) < 2 or not _time_ordered(files):
+        return _dedupe_sorted(spec, table, stored=True)
+    codes = [_sort_codes(table.column(k)) for k in spec.key if k != "ts"]
+    order = np.lexsort([np.arange(table.num_rows)] + codes[::-1])
+    # the check in _dedupe_sorted (one pass) guards the assumption: rows out of key order
+    # would be sorted there rather than written out of order
+    return _dedupe_sorted(spec, table.take(pa.array(order)), stored=True)
 
 
 def _finish(spec: TableSpec, result: pa.Table | None, columns, as_arrow: bool):

@@ -97,6 +97,19 @@ def as_canonical(spec: TableSpec, data) -> pa.Table:
     return pa.table(arrays, schema=schema)
 
 
+def _values_frame(values: pa.Table) -> pd.DataFrame:
+    """The value columns as a DataFrame; columns without nulls go over as NumPy arrays.
+
+    A column of many chunks (one per file a query read) is concatenated once by ``to_numpy``;
+    ``pa.Table.to_pandas`` costs several times that on such tables. Columns with nulls take
+    Arrow's conversion (NaN for floats, float for nullable integers), as before.
+    """
+    if values.num_columns == 0 or any(values.column(i).null_count for i in range(values.num_columns)) \
+            or not all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in values.schema.types):
+        return values.to_pandas(split_blocks=True)
+    return pd.DataFrame({name: values.column(name).to_numpy() for name in values.schema.names}, copy=False)
+
+
 def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
     """An Arrow result (``datetime``, ``symbol``, ...) as pandas indexed by (datetime, symbol).
 
@@ -106,10 +119,14 @@ def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
     if not index:
         return table.to_pandas()
     values = table.drop_columns([c for c in ("datetime", "symbol") if c in table.schema.names])
-    frame = values.to_pandas(split_blocks=True)
-    dt = table.column("datetime").cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]")
+    frame = _values_frame(values)
+    dt = table.column("datetime").cast(pa.timestamp("ns")).to_numpy().astype("datetime64[ns]", copy=False)
     n = len(dt)
-    if n and (dt[1:] >= dt[:-1]).all():
+    if n and (dt[1:] > dt[:-1]).all():
+        # every time distinct (one symbol's history): the times are the level, codes 0..n-1
+        dt_codes = np.arange(n, dtype=np.int64)
+        dt_levels = pd.DatetimeIndex(dt, name="datetime", copy=False)
+    elif n and (dt[1:] >= dt[:-1]).all():
         change = np.empty(n, dtype=bool)
         change[0] = True
         np.not_equal(dt[1:], dt[:-1], out=change[1:])

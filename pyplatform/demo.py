@@ -92,6 +92,7 @@ class DemoReport:
         self.health: dict = {}
         self.risk: dict = {}
         self.published: list[str] = []
+        self.broker = "paper"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -165,7 +166,7 @@ def _start_dash(settings: Settings, port: int, console: Console):
 
 
 async def _main(settings: Settings, symbols: list[str], seconds: float, keep_running: bool,
-                console: Console, rep: DemoReport, live_table: bool) -> None:
+                console: Console, rep: DemoReport, live_table: bool, broker: str = "paper") -> None:
     from pyplatform.clock import LiveClock
     from pyplatform.domain.schemas import QUOTES, SIGNALS
     from pyplatform.execution.node import TradingNode
@@ -217,10 +218,27 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     _poll_registry(watcher, rep, console)
 
     # 4. trading: strategies -> risk -> paper broker -> OMS
+    exchange = quote_sub = None
+    fix_kw = {}
+    if broker == "fix":
+        # a FIX 4.4 exchange simulator (quickfix acceptor) on loopback, matching like the paper
+        # broker against the live quotes; the node talks to it through its quickfix initiator
+        import tempfile
+
+        from pyplatform.execution.fix.exchange import FixExchange
+        from pyplatform.stream import OFFSET_NEW
+
+        shutil.rmtree(settings.path("trading", "demo"), ignore_errors=True)  # fresh FIX sequence numbers
+        exchange = FixExchange(Path(tempfile.mkdtemp(prefix="pyplatform-fixex-")), clock=clock).start()
+        quote_sub = quotes.subscribe("fix_exchange", offset=OFFSET_NEW)
+        fix_kw["fix_port"] = exchange.port
     node = TradingNode(settings, tables={"factors": pipe.factors, "quotes": quotes, "signals": signals},
-                       clock=clock, broker="paper", strategies=strategies,
-                       journal=settings.path("streams", "demo", "orders.journal"))
-    console.print("[bold]4/6 trading[/]: " + ", ".join(s.name for s in strategies) + " -> risk -> paper broker")
+                       clock=clock, broker=broker, strategies=strategies, account="demo",
+                       journal=settings.path("streams", "demo", "orders.journal"), **fix_kw)
+    rep.broker = broker
+    console.print("[bold]4/6 trading[/]: " + ", ".join(s.name for s in strategies) + " -> risk -> "
+                  + ("FIX 4.4 initiator -> exchange simulator on 127.0.0.1:%d" % exchange.port if exchange
+                     else "paper broker"))
 
     # 5. signal service with Redis, and a token for the example subscriber
     redis = _Redis(settings.path("streams", "demo", "redis"))
@@ -285,6 +303,13 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
             _poll_registry(watcher, rep, console)  # between engine steps: the engine is not thread-safe
             pipe.on_clock(clock.now_ns())  # closes windows of quiet symbols
             await asyncio.to_thread(pipe.run_until_idle)
+            if exchange is not None:
+                from pyplatform.execution.node import _latest_quotes
+
+                qb = quote_sub.poll()
+                if qb is not None and qb.num_rows:
+                    for q in _latest_quotes(qb):
+                        exchange.on_quote(q)
             report = node.step()
             rep.orders += len(report.orders)
             now = time.monotonic()
@@ -312,6 +337,9 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
             await sim.stop()
         with suppress(Exception):
             node.close()
+        if exchange is not None:
+            with suppress(Exception):
+                exchange.stop()
         pipe.close()
         redis.stop()
         if live_feed is not None:
@@ -365,7 +393,7 @@ def configure_logging(settings: Settings) -> None:
 
 
 def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = False,
-             settings: Settings | None = None, live_table: bool | None = None) -> DemoReport:
+             settings: Settings | None = None, live_table: bool | None = None, broker: str = "paper") -> DemoReport:
     """Run the platform end to end; returns what it saw (see :class:`DemoReport`)."""
     settings = settings or get_settings()
     console = Console()
@@ -374,7 +402,9 @@ def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = Fa
     symbols = _ensure_history(settings, n_symbols, console)
     rep = DemoReport()
     try:
-        asyncio.run(_main(settings, symbols, seconds, keep_running, console, rep, live_table))
+        if broker not in ("paper", "fix"):
+            raise ValueError(f"broker must be 'paper' or 'fix', got {broker!r}")
+        asyncio.run(_main(settings, symbols, seconds, keep_running, console, rep, live_table, broker))
     except KeyboardInterrupt:
         console.print("stopped by Ctrl-C")
     console.print(_render(rep, seconds, seconds))

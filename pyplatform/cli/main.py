@@ -78,12 +78,16 @@ def demo(
     seconds: float = typer.Option(45.0, help="How long the live part runs (factors warm up in ~20 s)."),
     symbols: int = typer.Option(20, help="Symbols in the simulated market."),
     keep_running: bool = typer.Option(False, "--keep-running", help="Keep services up until Ctrl-C."),
+    broker: str = typer.Option("paper", help="paper, or fix: orders go over a real FIX 4.4 session (quickfix) "
+                               "to an exchange simulator on loopback."),
 ) -> None:
     """Run the whole platform end to end on the embedded backend with a simulated market."""
     from pyplatform.demo import configure_logging, run_demo
 
     configure_logging(get_settings())
-    run_demo(seconds=seconds, n_symbols=symbols, keep_running=keep_running)
+    if broker not in ("paper", "fix"):
+        raise typer.BadParameter(f"broker must be 'paper' or 'fix', got {broker!r}", param_hint="--broker")
+    run_demo(seconds=seconds, n_symbols=symbols, keep_running=keep_running, broker=broker)
 
 
 _register()

@@ -5,6 +5,7 @@ Layout (one directory per table)::
     <root>/<table>/_manifest.json              the visible files (see :mod:`.manifest`)
     <root>/<table>/.writer.lock                one writer at a time (see :mod:`.locking`)
     <root>/<table>/year=2024/month=03/seg-<uuid>.parquet   (bars_1d: year=2024/seg-<uuid>.parquet)
+    <root>/<table>/year=2023/seg-<uuid>.parquet            a closed year rolled up by compact()
 
 Inside each month partition rows are sorted by (symbol, ts) and cut into small row groups,
 so both query shapes are cheap: one symbol over many years touches one small run of row

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pyplatform.config import Settings, get_settings
+from pyplatform.store.frames import symbol_list as _symbols
 
 __all__ = [
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
@@ -35,12 +36,6 @@ def _store(settings: Settings):
     from pyplatform.store import open_store
 
     return open_store(settings)
-
-
-def _symbols(symbols) -> list[str] | None:
-    if symbols is None:
-        return None
-    return [symbols] if isinstance(symbols, str) else list(symbols)
 
 
 def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=None, *,

@@ -22,30 +22,13 @@ from pyplatform.dolphindb import schema
 from pyplatform.dolphindb import sql as dsql
 from pyplatform.dolphindb.connection import connect, target_from_settings
 from pyplatform.dolphindb.render import DeployConfig
-from pyplatform.store.frames import as_canonical, to_frame
+from pyplatform.store.frames import as_canonical, symbol_list, to_frame, ts_ns
 from pyplatform.store.sql import empty_result, left_table
 from pyplatform.store.tables import TABLES, table_spec
 
 __all__ = ["DolphinDBStore", "result_to_arrow", "to_dolphin_frame"]
 
 _WINDOWS = ("1D", "7D", "35D", "400D")
-
-
-def _ts_ns(value) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    t = pd.Timestamp(value)
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return int(t.value)
-
-
-def _symbols(symbols) -> list[str] | None:
-    if symbols is None:
-        return None
-    return [symbols] if isinstance(symbols, str) else [str(s) for s in symbols]
 
 
 def result_to_arrow(frame: pd.DataFrame, table: str, columns: list[str] | None) -> pa.Table:
@@ -142,7 +125,7 @@ class DolphinDBStore:
 
     def read(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):
         """Rows of ``symbols`` (all if None) with ``start <= ts < end``, by time then symbol."""
-        sql = dsql.read_sql(self.config, table, _symbols(symbols), _ts_ns(start), _ts_ns(end), columns)
+        sql = dsql.read_sql(self.config, table, symbol_list(symbols), ts_ns(start), ts_ns(end), columns)
         return self._finish(table, self._query(sql, table, columns), as_arrow)
 
     def cross_section(self, table: str, at=None, day=None, symbols=None, columns=None,
@@ -153,8 +136,8 @@ class DolphinDBStore:
         if day is not None:
             d0 = pd.Timestamp(day).normalize()
             return self.read(table, symbols, d0, d0 + pd.Timedelta("1D"), columns, as_arrow)
-        t = _ts_ns(at)
-        syms = _symbols(symbols)
+        t = ts_ns(at)
+        syms = symbol_list(symbols)
         windows: list[int | None] = [pd.Timedelta(w).value for w in _WINDOWS] + [None]
         if lookback is not None:
             limit = pd.Timedelta(lookback).value
@@ -173,7 +156,7 @@ class DolphinDBStore:
         step = pd.Timedelta(freq).value
         if step <= 0:
             raise ValueError(f"resample freq must be positive, got {freq!r}")
-        sql = dsql.resample_sql(self.config, source_table, step, _symbols(symbols), _ts_ns(start), _ts_ns(end))
+        sql = dsql.resample_sql(self.config, source_table, step, symbol_list(symbols), ts_ns(start), ts_ns(end))
         return self._finish("bars_1m", self._query(sql, "bars_1m", None), as_arrow)
 
     def asof_join(self, left, right_table: str, columns=None, tolerance=None, as_arrow: bool = False):

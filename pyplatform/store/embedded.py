@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from pyplatform.store import sql as q
 from pyplatform.store.encoding import parquet_options, select_sql, storage_schema, to_storage, value_exprs
-from pyplatform.store.frames import as_canonical, to_frame
+from pyplatform.store.frames import as_canonical, symbol_list, to_frame, ts_ns
 from pyplatform.store.locking import writer_lock
 from pyplatform.store.manifest import FileEntry, Manifest, fsync_dir, load_manifest, save_manifest
 from pyplatform.store.tables import TABLES, TableSpec, table_spec
@@ -57,17 +57,6 @@ _CRASH_ENV = "PYPLATFORM_STORE_CRASH_AT"  # test hook: die at a named point of a
 def _crash_point(name: str) -> None:
     if os.environ.get(_CRASH_ENV) == name:
         os._exit(137)
-
-
-def _ts_ns(value) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    t = pd.Timestamp(value)
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return int(t.as_unit("ns").value)
 
 
 class EmbeddedStore:
@@ -395,8 +384,8 @@ class EmbeddedStore:
             ``as_arrow`` an Arrow table in the table's schema (``ts`` int64 ns first).
         """
         spec = table_spec(table)
-        lo, hi = _ts_ns(start), _ts_ns(end)
-        syms = _symbol_list(symbols)
+        lo, hi = ts_ns(start), ts_ns(end)
+        syms = symbol_list(symbols)
         sel = select_sql(spec, columns, ts_as="datetime")
         single = syms is not None and len(syms) == 1 and not spec.has_factor
         presorted: list[bool] = []
@@ -455,8 +444,8 @@ class EmbeddedStore:
             return self.read(table, symbols=symbols, start=d0, end=d0 + pd.Timedelta("1D"),
                              columns=columns, as_arrow=as_arrow)
         spec = table_spec(table)
-        t = _ts_ns(at)
-        syms = _symbol_list(symbols)
+        t = ts_ns(at)
+        syms = symbol_list(symbols)
         cols = columns if columns is not None else spec.value_names
         aggs = [f"arg_max({expr}, ts) AS {name}" for expr, name in value_exprs(spec, cols)]
         group = "symbol, factor" if spec.has_factor else "symbol"
@@ -498,8 +487,8 @@ class EmbeddedStore:
         step = pd.Timedelta(freq).value
         if step <= 0:
             raise ValueError(f"resample freq must be positive, got {freq!r}")
-        lo, hi = _ts_ns(start), _ts_ns(end)
-        syms = _symbol_list(symbols)
+        lo, hi = ts_ns(start), ts_ns(end)
+        syms = symbol_list(symbols)
         inner = q.resample_sql(spec, step)
 
         def build(man: Manifest, files):
@@ -672,14 +661,6 @@ def _progress_off(con) -> None:
         con.execute("SET enable_progress_bar = false")
     except duckdb.InvalidInputException:
         pass
-
-
-def _symbol_list(symbols) -> list[str] | None:
-    if symbols is None:
-        return None
-    if isinstance(symbols, str):
-        return [symbols]
-    return [str(s) for s in symbols]
 
 
 def _sort_codes(col) -> np.ndarray:

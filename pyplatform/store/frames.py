@@ -149,3 +149,24 @@ def to_frame(table: pa.Table, index: bool = True) -> pd.DataFrame:
     frame.index = pd.MultiIndex(levels=[dt_levels, pd.Index(names[order], dtype=object)],
                                 codes=[dt_codes, sym_codes], names=["datetime", "symbol"], verify_integrity=False)
     return frame
+
+
+def ts_ns(value) -> int | None:
+    """A query bound (int ns, datetime-like, ISO text; zoned values converted to UTC) as int64 ns."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    t = pd.Timestamp(value)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return int(t.as_unit("ns").value)
+
+
+def symbol_list(symbols) -> list[str] | None:
+    """``None`` (all symbols), one symbol, or an iterable of symbols as a list of str."""
+    if symbols is None:
+        return None
+    if isinstance(symbols, str):
+        return [symbols]
+    return [str(s) for s in symbols]

@@ -185,18 +185,10 @@ def train_model_factor(name: str, inputs, horizon: int = 5, kind: str = "mlp", s
 
 def _model_stream_vs_batch(spec: ModelFactorSpec, frame: pd.DataFrame, batch_rows: int = 61) -> dict:
     from pyplatform.factors import FactorEngine
-    from pyplatform.research.publishing import _engine_input
+    from pyplatform.research.publishing import _engine_input, agreement, engine_column
 
     batch = model_factor_batch(spec, frame)
     eng = ModelEngine(FactorEngine(), [spec])
     table = _engine_input(frame)
     out = pa.concat_tables([eng.feed(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows)])
-    idx = pd.MultiIndex.from_arrays([pd.to_datetime(out.column("ts").to_numpy()),
-                                     out.column("symbol").to_numpy(zero_copy_only=False)], names=["datetime", "symbol"])
-    stream = pd.Series(out.column(spec.name).to_numpy(zero_copy_only=False), index=idx)
-    b = batch.reindex(idx)
-    both_nan = b.isna() & stream.isna()
-    diff = (b - stream).abs()
-    bad = ~both_nan & ~(diff <= 1e-6 * (1 + b.abs()))
-    return {"rows": int(len(stream)), "compared": int((~both_nan).sum()), "mismatches": int(bad.sum()),
-            "max_abs_diff": float(diff[~both_nan].max()) if (~both_nan).any() else 0.0}
+    return agreement(batch, engine_column(out, spec.name), tolerance=1e-6)

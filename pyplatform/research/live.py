@@ -152,6 +152,7 @@ class LocalService:
 
     def _replay(self) -> None:
         import numpy as np
+        import pyarrow as pa
 
         from pyplatform.api import bars
         from pyplatform.factors import FactorEngine
@@ -167,7 +168,7 @@ class LocalService:
             out = engine.feed(table.slice(i, step))
             # stamp rows with the time they are published, as a live engine would
             now = time.time_ns()
-            out = out.set_column(0, "ts", __import__("pyarrow").array(np.full(out.num_rows, now, np.int64)))
+            out = out.set_column(0, "ts", pa.array(np.full(out.num_rows, now, np.int64)))
             self.table.append(out)
             time.sleep(0.1)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["PublishError", "stream_vs_batch", "publish_factor"]
+__all__ = ["PublishError", "stream_vs_batch", "publish_factor", "engine_column", "agreement"]
 
 
 class PublishError(ValueError):
@@ -53,10 +53,19 @@ def stream_vs_batch(name: str, expression: str, frame: pd.DataFrame, batch_rows:
     engine = FactorEngine(factors={name: str(expr)})
     outs = [engine.feed(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows)]
     out = pa.concat_tables([o if isinstance(o, pa.Table) else pa.table(o) for o in outs])
-    stream = pd.Series(out.column(name).to_numpy(zero_copy_only=False).astype(float),
-                       index=pd.MultiIndex.from_arrays([pd.to_datetime(out.column("ts").to_numpy()),
-                                                        out.column("symbol").to_numpy(zero_copy_only=False)],
-                                                       names=["datetime", "symbol"]))
+    return agreement(batch, engine_column(out, name), tolerance)
+
+
+def engine_column(out: pa.Table, name: str) -> pd.Series:
+    """One column of an engine's output table as a Series indexed by (datetime, symbol)."""
+    idx = pd.MultiIndex.from_arrays([pd.to_datetime(out.column("ts").to_numpy()),
+                                     out.column("symbol").to_numpy(zero_copy_only=False)],
+                                    names=["datetime", "symbol"])
+    return pd.Series(out.column(name).to_numpy(zero_copy_only=False).astype(float), index=idx)
+
+
+def agreement(batch: pd.Series, stream: pd.Series, tolerance: float) -> dict:
+    """How the batch runtime's values agree with the stream runtime's, row for row."""
     b = batch.reindex(stream.index)
     both_nan = b.isna() & stream.isna()
     diff = (b - stream).abs()

@@ -4,12 +4,13 @@ pandas loop doing the same backtest, over a generated market, as ratios of media
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 
 import numpy as np
 import pandas as pd
 import typer
+
+from pyplatform.benchutil import median_time
 
 __all__ = ["register", "pandas_loop_dual_ma", "run_bench"]
 
@@ -43,15 +44,6 @@ def pandas_loop_dual_ma(bars: pd.DataFrame, fast: int, slow: int) -> pd.Series:
     return pd.concat(out)
 
 
-def _median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def run_bench(symbols: int, start: str, end: str, fast: int, slow: int, repeat: int, loop_bars: int,
               progress: bool = True) -> dict:
     """Time the three ways over the same generated minute bars; returns the figures."""
@@ -82,19 +74,19 @@ def run_bench(symbols: int, start: str, end: str, fast: int, slow: int, repeat: 
             res[key] = run_backtest(strat, bars=table, backtest=cfg)
         return go
 
-    out["signals_s"] = _median_time(lambda: generate_signals([build(strat)], table, 262_144), repeat)
-    out["event_frictionless_s"] = _median_time(ev(fric, "fric"), repeat)
-    out["event_realistic_s"] = _median_time(ev(real, "real"), repeat)
+    out["signals_s"] = median_time(lambda: generate_signals([build(strat)], table, 262_144), repeat)
+    out["event_frictionless_s"] = median_time(ev(fric, "fric"), repeat)
+    out["event_realistic_s"] = median_time(ev(real, "real"), repeat)
     out["orders_frictionless"] = len(res["fric"].orders)
     out["orders_realistic"] = len(res["real"].orders)
     fw, sw = [5, 10, 15, 20, 30, 40, 50, 60], [50, 100, 150, 200, 250, 300, 400, 500]
     pairs = sum(1 for f in fw for s in sw if f < s)
     out["pairs"] = pairs
-    out["vector_s"] = _median_time(lambda: sweep_dual_ma(bars, fw, sw, periods_per_year=252 * 390), repeat)
+    out["vector_s"] = median_time(lambda: sweep_dual_ma(bars, fw, sw, periods_per_year=252 * 390), repeat)
     # the pandas loop is slow: time it on the first ``loop_bars`` bars of one symbol and scale
     one = bars.xs(bars.index.get_level_values("symbol")[0], level="symbol", drop_level=False).iloc[:loop_bars]
     out["loop_bars"] = len(one)
-    out["loop_s"] = _median_time(lambda: pandas_loop_dual_ma(one, fast, slow), max(1, min(repeat, 3)))
+    out["loop_s"] = median_time(lambda: pandas_loop_dual_ma(one, fast, slow), max(1, min(repeat, 3)))
     # the loop computes what the vectorised path computes (checked here, not just timed)
     ref = dual_ma_returns(one["open"].to_numpy(), one["close"].to_numpy(), fast, slow)
     np.testing.assert_allclose(pandas_loop_dual_ma(one, fast, slow).to_numpy(), ref, atol=1e-12)

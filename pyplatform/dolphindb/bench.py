@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import math
 import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from pyplatform.benchutil import median_time
+
 __all__ = ["register", "run_dolphindb_bench", "format_results"]
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _ticks(n: int, seed: int = 0) -> pd.DataFrame:
@@ -73,16 +63,16 @@ def run_dolphindb_bench(rows: int = 200_000, repeat: int = 5) -> list[dict]:
     cfg = DeployConfig()
     ticks = _ticks(rows)
     cols = {c: ticks[c].to_numpy() for c in ticks.columns}
-    fast = _median(lambda: tick_rows(cols, cfg), repeat)
-    slow = _median(lambda: _naive_rows(ticks), repeat)
+    fast = median_time(lambda: tick_rows(cols, cfg), repeat)
+    slow = median_time(lambda: _naive_rows(ticks), repeat)
     rng = np.random.default_rng(1)
     result = pd.DataFrame({
         "datetime": pd.to_datetime(np.arange(rows, dtype=np.int64) * 60_000_000_000).astype("datetime64[ms]"),
         "symbol": ticks["symbol"], "open": rng.random(rows), "high": rng.random(rows), "low": rng.random(rows),
         "close": rng.random(rows), "volume": rng.random(rows), "vwap": rng.random(rows),
         "trades": rng.integers(1, 9, rows).astype(np.int32)})
-    fast_r = _median(lambda: result_to_arrow(result, "bars_1m", None), repeat)
-    slow_r = _median(lambda: _naive_result(result), repeat)
+    fast_r = median_time(lambda: result_to_arrow(result, "bars_1m", None), repeat)
+    slow_r = median_time(lambda: _naive_result(result), repeat)
     return [
         {"what": "ticks -> writer rows (tick_rows)", "median_s": fast, "rows_per_s": rows / fast,
          "alternative": "itertuples + per-row checks", "alt_median_s": slow, "speedup": slow / fast},

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from pyplatform.benchutil import median_time
 from pyplatform.store.embedded import EmbeddedStore
 
 __all__ = ["run_history_bench", "HistoryBenchResult", "QueryTiming"]
@@ -49,14 +48,8 @@ class HistoryBenchResult:
 
 
 def _median_time(fn, repeat: int) -> float:
-    fn()  # warm: file footers cached, pages in the OS cache
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
+    # warm: file footers cached, pages in the OS cache
+    return median_time(fn, repeat, warm=True)
 
 def _pandas_read(files: list[str], filters, columns=None) -> pd.DataFrame:
     """The obvious alternative: pandas reads the Parquet files (filters pushed to pyarrow), then

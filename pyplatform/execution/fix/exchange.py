@@ -18,7 +18,8 @@ import quickfix as fix
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.domain import Quote
 from pyplatform.execution.fix import codec
-from pyplatform.execution.fix.session import FixSessionConfig, copy_session_id, free_port
+from pyplatform.execution.fix.app import SessionApp
+from pyplatform.execution.fix.session import FixSessionConfig, free_port
 from pyplatform.execution.matching import FillModel, MatchingEngine
 from pyplatform.execution.messages import (
     OrderCanceled, OrderCancelRejected, OrderFilled, OrderReplaced, OrderReplaceRejected, Side,
@@ -29,32 +30,8 @@ __all__ = ["FixExchange"]
 log = logging.getLogger(__name__)
 
 
-class _App(fix.Application):
-    def __init__(self, owner: "FixExchange") -> None:
-        super().__init__()
-        self.owner = owner
-
-    def onCreate(self, sessionID):  # noqa: N802
-        # copy: the argument is a reference into a session quickfix frees when it stops
-        self.owner.session_id = copy_session_id(sessionID)
-
-    def onLogon(self, sessionID):  # noqa: N802
-        self.owner.logged_on.set()
-
-    def onLogout(self, sessionID):  # noqa: N802
-        self.owner.logged_on.clear()
-
-    def toAdmin(self, message, sessionID):  # noqa: N802
-        pass
-
-    def fromAdmin(self, message, sessionID):  # noqa: N802
-        pass
-
-    def toApp(self, message, sessionID):  # noqa: N802
-        pass
-
-    def fromApp(self, message, sessionID):  # noqa: N802
-        self.owner._on_app(message)
+class _App(SessionApp):
+    """The venue's end: the shared callbacks are all it needs."""
 
 
 class FixExchange:

@@ -24,7 +24,8 @@ import quickfix as fix
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.execution.fix import codec
-from pyplatform.execution.fix.session import FixSessionConfig, copy_session_id
+from pyplatform.execution.fix.app import SessionApp
+from pyplatform.execution.fix.session import FixSessionConfig
 from pyplatform.execution.messages import (
     CancelOrder, OrderCancelRejected, OrderRejected, OrderReplaceRejected, ReplaceOrder, SubmitOrder,
 )
@@ -34,23 +35,8 @@ __all__ = ["FixBroker"]
 log = logging.getLogger(__name__)
 
 
-class _App(fix.Application):
-    def __init__(self, owner: "FixBroker") -> None:
-        super().__init__()
-        self.owner = owner
-
-    def onCreate(self, sessionID):  # noqa: N802 (quickfix's names)
-        # copy: the argument is a reference into a session quickfix frees when it stops
-        self.owner.session_id = copy_session_id(sessionID)
-
-    def onLogon(self, sessionID):  # noqa: N802
-        self.owner.logged_on.set()
-
-    def onLogout(self, sessionID):  # noqa: N802
-        self.owner.logged_on.clear()
-
-    def toAdmin(self, message, sessionID):  # noqa: N802
-        pass
+class _App(SessionApp):
+    """The broker's end: also sees session-level rejects and every message it sends."""
 
     def fromAdmin(self, message, sessionID):  # noqa: N802
         if message.getHeader().getField(35) == codec.MSG_REJECT:
@@ -58,9 +44,6 @@ class _App(fix.Application):
 
     def toApp(self, message, sessionID):  # noqa: N802
         self.owner._on_sent(message)
-
-    def fromApp(self, message, sessionID):  # noqa: N802
-        self.owner._on_app(message)
 
 
 class FixBroker:

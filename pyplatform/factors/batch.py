@@ -16,7 +16,7 @@ from pyplatform.factors.functions import lower
 from pyplatform.factors.parser import parse
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
-__all__ = ["compile_batch", "evaluate_sorted", "frame_layout"]
+__all__ = ["compile_batch", "evaluate_sorted", "frame_layout", "binary_op"]
 
 _WINDOW_CELLS = 2_000_000  # rows x window materialised at once
 
@@ -116,7 +116,7 @@ class _Ctx:
             a = self.eval(node.operand)
             return -a if node.op == "-" else np.where(np.isnan(a), np.nan, (a == 0).astype(float))
         if isinstance(node, Binary):
-            return _binary(node.op, self.eval(node.left), self.eval(node.right))
+            return binary_op(node.op, self.eval(node.left), self.eval(node.right))
         assert isinstance(node, Call)
         name = node.name
         if not name.startswith("_"):
@@ -276,8 +276,11 @@ def _group_cumsum(v: np.ndarray, gid: np.ndarray) -> np.ndarray:
     return pd.Series(v).groupby(gid, sort=False).cumsum().to_numpy()
 
 
-def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    nan = np.isnan(a) | np.isnan(b)
+def binary_op(op: str, a, b, xp=np):
+    """An infix operator with the language's NULL rules, on NumPy arrays (or CuPy with ``xp``).
+
+    Division by zero is NULL; comparisons and logic with a NULL operand are NULL.
+    """
     if op == "+":
         return a + b
     if op == "-":
@@ -285,9 +288,10 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op == "*":
         return a * b
     if op == "/":
-        return np.where(b == 0, np.nan, a / np.where(b == 0, 1.0, b))
+        return xp.where(b == 0, np.nan, a / xp.where(b == 0, 1.0, b))
     res = {
-        "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b,
-        "&&": (a != 0) & (b != 0), "||": (a != 0) | (b != 0),
-    }[op]
-    return np.where(nan, np.nan, res.astype(np.float64))
+        "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+        "==": lambda: a == b, "!=": lambda: a != b,
+        "&&": lambda: (a != 0) & (b != 0), "||": lambda: (a != 0) | (b != 0),
+    }[op]()
+    return xp.where(xp.isnan(a) | xp.isnan(b), np.nan, res.astype(xp.float64))

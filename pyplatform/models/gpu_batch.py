@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pyplatform.factors import Binary, Call, Col, Expr, Num, Unary, parse
-from pyplatform.factors.batch import frame_layout
+from pyplatform.factors.batch import binary_op, frame_layout
 from pyplatform.factors.functions import lower
 from pyplatform.models import gpu_ops as ops
 
@@ -180,7 +180,7 @@ class _Evaluator:
             a = self.eval(node.operand)
             return -a if node.op == "-" else xp.where(xp.isnan(a), ops.NAN, (a == 0).astype(xp.float64))
         if isinstance(node, Binary):
-            return _binary(xp, node.op, self.eval(node.left), self.eval(node.right))
+            return binary_op(node.op, self.eval(node.left), self.eval(node.right), xp)
         assert isinstance(node, Call)
         name, args = node.name, node.args
         if name in _ELEMENTWISE:
@@ -206,22 +206,6 @@ class _Evaluator:
             return ops.cum(xp, self.eval(args[0]), p[1])
         raise GpuUnsupportedError(f"primitive {name!r} is not supported by the GPU batch path")
 
-
-def _binary(xp, op: str, a, b):
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        return xp.where(b == 0, ops.NAN, a / xp.where(b == 0, 1.0, b))
-    res = {
-        "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
-        "==": lambda: a == b, "!=": lambda: a != b,
-        "&&": lambda: (a != 0) & (b != 0), "||": lambda: (a != 0) | (b != 0),
-    }[op]()
-    return xp.where(xp.isnan(a) | xp.isnan(b), ops.NAN, res.astype(xp.float64))
 
 
 def _elementwise(xp, name: str, a: list):

@@ -207,7 +207,6 @@ class _Evaluator:
         raise GpuUnsupportedError(f"primitive {name!r} is not supported by the GPU batch path")
 
 
-
 def _elementwise(xp, name: str, a: list):
     if name == "iif":
         return xp.where(xp.isnan(a[0]), ops.NAN, xp.where(a[0] != 0, a[1], a[2]))

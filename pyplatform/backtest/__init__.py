@@ -1,9 +1,13 @@
 """Backtesting on history with the live code: event-driven (``run_backtest``) and vectorised sweeps."""
 
-from pyplatform.backtest.config import BacktestConfig, FeeSchedule, SlippageConfig
-from pyplatform.backtest.results import BacktestResult, list_runs, load_run, save_run
-from pyplatform.backtest.run import run_backtest
-from pyplatform.backtest.signals import LookAheadError
+from pyplatform._lazy import lazy_exports
+
+_EXPORTS = {
+    "BacktestConfig": "config", "FeeSchedule": "config", "SlippageConfig": "config",
+    "BacktestResult": "results", "list_runs": "results", "load_run": "results", "save_run": "results",
+    "run_backtest": "run", "LookAheadError": "signals",
+}
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["run_backtest", "BacktestConfig", "SlippageConfig", "FeeSchedule", "BacktestResult", "list_runs",
            "load_run", "save_run", "LookAheadError"]
@@ -17,6 +21,9 @@ import types as _types
 
 
 class _CallableModule(_types.ModuleType):
+    def __getattr__(self, name):  # the lazy exports (a module subclass bypasses module __getattr__)
+        return _getattr(name)
+
     def __call__(self, *args, **kwargs):
         from pyplatform.api import backtest as _verb
 

@@ -4,7 +4,12 @@ Build it with :func:`create_app` (what ``pyplatform dash`` and the demo run); fi
 from :mod:`pyplatform.plots`, the same functions the notebook API exposes.
 """
 
-from pyplatform.dashboard.app import create_app
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform._lazy import lazy_exports
+
+_EXPORTS = {
+    "create_app": "app",
+    "LiveBuffer": "live",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = ["create_app", "LiveBuffer"]

@@ -1,16 +1,36 @@
 """Market data in: the iTick WebSocket client, the exchange simulator, gap recovery,
 replay from history and the compact binary tick codec. See ``docs/feeds.md``."""
 
-from pyplatform.feeds.cache import RecentCache
-from pyplatform.feeds.client import (AuthenticationFailed, DeadConnection, FeedConfig, FeedStats, ITickClient,
-                                     SubscriptionError, SubscriptionLimitError)
-from pyplatform.feeds.codec import CodecError, decode_batch, encode_batch
-from pyplatform.feeds.decoder import Decoded, FeedDecoder
-from pyplatform.feeds.ingest import Gap, Ingestor
-from pyplatform.feeds.rest import RestClient, RestError, backfill_bars
-from pyplatform.feeds.runner import run_feed, run_market_feed
-from pyplatform.feeds.schemas import DEPTH
-from pyplatform.feeds.simulator import ExchangeSimulator, FaultPlan, SimulatorConfig, start_simulator
+from pyplatform._lazy import lazy_exports
+
+_EXPORTS = {
+    "RecentCache": "cache",
+    "AuthenticationFailed": "client",
+    "DeadConnection": "client",
+    "FeedConfig": "client",
+    "FeedStats": "client",
+    "ITickClient": "client",
+    "SubscriptionError": "client",
+    "SubscriptionLimitError": "client",
+    "CodecError": "codec",
+    "decode_batch": "codec",
+    "encode_batch": "codec",
+    "Decoded": "decoder",
+    "FeedDecoder": "decoder",
+    "Gap": "ingest",
+    "Ingestor": "ingest",
+    "RestClient": "rest",
+    "RestError": "rest",
+    "backfill_bars": "rest",
+    "run_feed": "runner",
+    "run_market_feed": "runner",
+    "DEPTH": "schemas",
+    "ExchangeSimulator": "simulator",
+    "FaultPlan": "simulator",
+    "SimulatorConfig": "simulator",
+    "start_simulator": "simulator",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ITickClient", "FeedConfig", "FeedStats", "AuthenticationFailed", "SubscriptionError",

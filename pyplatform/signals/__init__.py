@@ -5,11 +5,29 @@ See ``docs/signals.md``. Pure parts: :mod:`protocol` (session rules), :mod:`fano
 (encodings). Adapters: :mod:`server` (websockets), :mod:`redis_cache` (Redis).
 """
 
-from pyplatform.signals.auth import AuthError, Claims, KeyRing, RevocationList, TokenIssuer, TokenVerifier
-from pyplatform.signals.protocol import CloseCode, SessionConfig
-from pyplatform.signals.server import ServiceConfig, SignalService
-from pyplatform.signals.service import build_issuer, build_verifier, serve, subscribe_example
-from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_frame, decode_messages
+from pyplatform._lazy import lazy_exports
+
+_EXPORTS = {
+    "AuthError": "auth",
+    "Claims": "auth",
+    "KeyRing": "auth",
+    "RevocationList": "auth",
+    "TokenIssuer": "auth",
+    "TokenVerifier": "auth",
+    "CloseCode": "protocol",
+    "SessionConfig": "protocol",
+    "ServiceConfig": "server",
+    "SignalService": "server",
+    "build_issuer": "service",
+    "build_verifier": "service",
+    "serve": "service",
+    "subscribe_example": "service",
+    "JSON_SUBPROTOCOL": "wire",
+    "MSGPACK_SUBPROTOCOL": "wire",
+    "decode_frame": "wire",
+    "decode_messages": "wire",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AuthError", "Claims", "KeyRing", "RevocationList", "TokenIssuer", "TokenVerifier", "CloseCode",

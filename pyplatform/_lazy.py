@@ -1,0 +1,30 @@
+"""Lazy package exports (PEP 562), so importing a package does not import all its parts.
+
+``pyplatform bench`` imports every area's bench module to register its commands; with eager
+``__init__`` imports that pulled Dash, empyrical, the signal server and the feed client into
+every CLI start (over 2 s). Packages list their public names here instead and each loads on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["lazy_exports"]
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``(__getattr__, __dir__)`` for ``package`` serving ``name -> submodule`` on first access."""
+
+    def __getattr__(name: str):
+        sub = exports.get(name)
+        if sub is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{sub}"), name)
+        setattr(importlib.import_module(package), name, value)  # cache: later lookups are plain
+        return value
+
+    def __dir__():
+        return sorted(exports)
+
+    return __getattr__, __dir__

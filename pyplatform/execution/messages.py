@@ -16,7 +16,7 @@ __all__ = [
     "SubmitOrder", "CancelOrder", "ReplaceOrder", "Command",
     "OrderSubmitted", "OrderAccepted", "OrderRejected", "OrderFilled", "OrderPendingCancel",
     "OrderCanceled", "OrderCancelRejected", "OrderPendingReplace", "OrderReplaced",
-    "OrderReplaceRejected", "OrderExpired", "OrderEvent", "EVENT_TYPES", "COMMAND_TYPES",
+    "OrderReplaceRejected", "OrderExpired", "OrderEvent", "VenueNotice", "EVENT_TYPES", "COMMAND_TYPES",
 ]
 
 
@@ -163,8 +163,10 @@ class OrderRejected:
 class OrderFilled:
     """One execution. ``leaves_qty == 0`` means the order is complete.
 
-    ``exec_id`` is unique per execution at the broker; the order manager drops an execution
-    it has already seen, so a resent report never fills twice.
+    An execution is identified by ``(session, order, exec_id)``: venues reuse ExecIDs across
+    days and restarts, so an id alone identifies nothing. The order manager drops a report
+    whose identity *and* terms it has already applied (a resend), and applies one whose
+    identity repeats with new terms unless it is flagged ``poss_dup`` (see ``OrderManager``).
     """
 
     client_order_id: str
@@ -174,6 +176,8 @@ class OrderFilled:
     last_px: Decimal
     leaves_qty: Decimal
     liquidity: str = ""  # "maker" | "taker" (paper broker), informational
+    session: str = ""  # the FIX session (or venue) that reported it; "" for the paper broker
+    poss_dup: bool = False  # PossDupFlag(43)/PossResend(97): the sender says it may have sent this before
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +241,21 @@ class OrderExpired:
     exec_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class VenueNotice:
+    """Something a venue or its session said that is no single order's event.
+
+    An unparseable report, a logon refused, a sequence-number reset, a business reject that
+    names no known order: journaled and kept in ``OrderManager.notices`` so it is seen in
+    ``pyplatform trade status`` and never lives only in a log line.
+    """
+
+    ts: int
+    session: str
+    kind: str  # "unparseable" | "logon_refused" | "logout" | "sequence_reset" | "reject" | "reconcile"
+    text: str
+
+
 OrderEvent = (
     OrderSubmitted | OrderAccepted | OrderRejected | OrderFilled | OrderPendingCancel | OrderCanceled
     | OrderCancelRejected | OrderPendingReplace | OrderReplaced | OrderReplaceRejected | OrderExpired
@@ -244,6 +263,6 @@ OrderEvent = (
 
 EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (
     OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled, OrderPendingCancel, OrderCanceled,
-    OrderCancelRejected, OrderPendingReplace, OrderReplaced, OrderReplaceRejected, OrderExpired,
+    OrderCancelRejected, OrderPendingReplace, OrderReplaced, OrderReplaceRejected, OrderExpired, VenueNotice,
 )}
 COMMAND_TYPES: dict[str, type] = {c.__name__: c for c in (SubmitOrder, CancelOrder, ReplaceOrder)}

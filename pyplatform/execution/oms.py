@@ -7,8 +7,15 @@ told to send -- so the same object runs live, in a backtest and in tests.
 Durability rule: a command or event is written to the journal (fsync) *before* state
 changes and before the call returns, so whatever a caller saw acknowledged survives a crash.
 Client order ids are unique: submitting the same id again with the same terms is a no-op
-(idempotent retries), with different terms an error. Executions are deduplicated by
-``exec_id`` so resent reports never fill twice.
+(idempotent retries), with different terms an error.
+
+Execution identity: a report is identified by ``(session, order chain, exec_id)`` -- never
+by ``exec_id`` alone, because venues restart their ExecID counters across days and
+restarts. A report whose identity *and* terms were already applied is a resend and is
+dropped (counted in ``duplicates`` when it was not even flagged PossDup). A report whose
+identity repeats with *new* terms is a new execution under a reused id and is applied --
+unless it is flagged PossDup/PossResend, which makes it a conflicting resend: that raises
+:class:`ConflictingExecution` rather than guess.
 """
 
 from __future__ import annotations
@@ -19,14 +26,14 @@ from typing import Iterable, Protocol
 from pyplatform.execution.journal import Journal
 from pyplatform.execution.messages import (
     CancelOrder, OrderCanceled, OrderCancelRejected, OrderFilled, OrderPendingCancel, OrderPendingReplace, OrderReplaced,
-    OrderReplaceRejected, ReplaceOrder, SubmitOrder,
+    OrderReplaceRejected, ReplaceOrder, SubmitOrder, VenueNotice,
 )
 from pyplatform.execution.order import Order
 from pyplatform.execution.positions import PositionBook
 from pyplatform.execution.states import OrderStatus
 
 __all__ = ["OrderManager", "SubmitResult", "DuplicateOrderId", "UnknownOrder", "ReconcileReport",
-           "BrokerReports"]
+           "BrokerReports", "ConflictingExecution"]
 
 
 class DuplicateOrderId(ValueError):
@@ -35,6 +42,17 @@ class DuplicateOrderId(ValueError):
 
 class UnknownOrder(KeyError):
     """An event or command for a client order id the manager never saw."""
+
+
+class ConflictingExecution(ValueError):
+    """A report flagged as a resend (PossDup) whose terms differ from the execution it repeats."""
+
+
+def _terms(event) -> tuple:
+    # what makes two reports with one identity the same report
+    if isinstance(event, OrderFilled):
+        return (event.last_qty, event.last_px, event.leaves_qty)
+    return (type(event).__name__,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +95,12 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self.commands: dict[str, SubmitOrder] = {}
         self.positions = PositionBook()
-        self._exec_ids: set[str] = set()
+        self._exec_ids: set[str] = set()  # every exec id applied (``seen``); identity is ``_execs``
+        self._execs: dict[tuple, list[tuple]] = {}  # (session, root order, exec id) -> terms applied
+        self._root: dict[str, str] = {}  # replacement id -> the first id of its order chain
+        self.duplicates: list = []  # resends dropped that did not say they were resends
+        self.reused_exec_ids: list = []  # new executions applied under an identity seen before
+        self.notices: list[VenueNotice] = []
         self._replaced_by: dict[str, str] = {}
         self._pending_replace: dict[str, OrderPendingReplace] = {}
         self.journal_records = 0
@@ -126,8 +149,12 @@ class OrderManager:
         ------
         UnknownOrder, IllegalTransition, OverFill
         """
-        exec_id = getattr(event, "exec_id", "")
-        if exec_id and exec_id in self._exec_ids:
+        if isinstance(event, VenueNotice):
+            self.note(event)
+            return None
+        if self.is_duplicate(event):
+            if not getattr(event, "poss_dup", False):
+                self.duplicates.append(event)
             return None
         if isinstance(event, (OrderCancelRejected, OrderReplaceRejected)):
             order = self.orders.get(event.client_order_id)
@@ -161,15 +188,59 @@ class OrderManager:
         if extra is not None:
             self.orders[extra.client_order_id] = extra
             self._replaced_by[new.client_order_id] = extra.client_order_id
-        exec_id = getattr(event, "exec_id", "")
-        if exec_id:
-            self._exec_ids.add(exec_id)
+        key = self._exec_key(event)
+        if key is not None:
+            self._exec_ids.add(key[2])
+            applied = self._execs.setdefault(key, [])
+            if applied:
+                self.reused_exec_ids.append(event)
+            applied.append(_terms(event))
+        if extra is not None:
+            self._root[extra.client_order_id] = self.root_id(new.client_order_id)
         if isinstance(event, OrderPendingReplace):
             self._pending_replace[event.client_order_id] = event
         if isinstance(event, OrderFilled):
             pos = self.positions.get(new.account, new.symbol)
             pos.apply_fill(event.last_qty * int(new.side), event.last_px, event.ts)
         return extra if extra is not None else new
+
+    def root_id(self, client_order_id: str) -> str:
+        """The first client order id of the chain an order belongs to (undoes replacements)."""
+        return self._root.get(client_order_id, client_order_id)
+
+    def _exec_key(self, event) -> tuple | None:
+        exec_id = getattr(event, "exec_id", "")
+        if not exec_id:
+            return None
+        return (getattr(event, "session", ""), self.root_id(event.client_order_id), exec_id)
+
+    def is_duplicate(self, event) -> bool:
+        """True if ``event`` repeats a report already applied (same identity, same terms).
+
+        Raises
+        ------
+        ConflictingExecution
+            If the event is flagged as a resend but its terms differ from every report
+            applied under its identity.
+        """
+        key = self._exec_key(event)
+        if key is None:
+            return False
+        applied = self._execs.get(key)
+        if not applied:
+            return False
+        if _terms(event) in applied:
+            return True
+        if getattr(event, "poss_dup", False):
+            raise ConflictingExecution(
+                f"order {event.client_order_id!r}: resent report exec {key[2]!r} (session {key[0]!r}) has terms "
+                f"{_terms(event)}, the execution it repeats had {applied}")
+        return False
+
+    def note(self, notice: VenueNotice) -> None:
+        """Journal and keep a venue/session notice (no order changes)."""
+        self._write(notice)
+        self.notices.append(notice)
 
     def live_id(self, client_order_id: str) -> str:
         """The id an order chain currently lives under (follows replacements)."""
@@ -183,6 +254,7 @@ class OrderManager:
                 and (account is None or o.account == account) and (symbol is None or o.symbol == symbol)]
 
     def seen(self, exec_id: str) -> bool:
+        """True if any report with this exec id was applied (to any order: see ``is_duplicate``)."""
         return exec_id in self._exec_ids
 
     # ------------------------------------------------------------------ durability
@@ -214,6 +286,8 @@ class OrderManager:
         self.journal_records += 1
         if isinstance(msg, SubmitOrder):
             self._commit_submit(msg)
+        elif isinstance(msg, VenueNotice):
+            self.notices.append(msg)
         else:
             self._commit(msg, self._stage(msg))
 
@@ -253,7 +327,7 @@ class OrderManager:
                         report.unknown_at_broker.append(cl)
                     continue
                 for ev in reports:
-                    if getattr(ev, "exec_id", "") and self.seen(ev.exec_id):
+                    if self.is_duplicate(ev):
                         continue
                     self.apply(ev)
                     report.applied.append(ev)

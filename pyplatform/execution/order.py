@@ -67,6 +67,8 @@ class Order:
     parent_id: str | None = None
     broker_order_id: str = ""
     orig_client_order_id: str | None = None  # the order this one replaced
+    late_fill_qty: Decimal = Decimal(0)  # filled after the order was cancelled or expired
+    reject_reason: str = ""  # the venue's words on the last refused request (cancel/replace reject)
 
     @classmethod
     def from_command(cls, cmd: SubmitOrder) -> "Order":
@@ -109,6 +111,13 @@ class Order:
             changes["previous_status"] = self.status
         elif kind in (EventKind.CANCEL_REJECTED, EventKind.REPLACE_REJECTED):
             changes["previous_status"] = None
+            changes["reject_reason"] = getattr(event, "reason", "")
+        elif kind is EventKind.REJECTED:
+            changes["reject_reason"] = getattr(event, "reason", "")
+        elif kind is EventKind.ACCEPTED and self.status is OrderStatus.PENDING_CANCEL:
+            # the ack of an order cancelled before it was acknowledged: a cancel reject now
+            # returns it to NEW, not to PENDING_NEW
+            changes["previous_status"] = OrderStatus.NEW
         if isinstance(event, OrderAccepted) and event.broker_order_id:
             changes["broker_order_id"] = event.broker_order_id
         if isinstance(event, OrderFilled):
@@ -118,6 +127,8 @@ class Order:
                                f"exceeds quantity {self.quantity} (exec {event.exec_id})")
             changes["cum_qty"] = cum
             changes["notional"] = self.notional + event.last_qty * event.last_px
+            if self.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+                changes["late_fill_qty"] = self.late_fill_qty + event.last_qty
             if self.previous_status is not None and status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
                 # a fill while a request is pending: a later reject restores "partially filled"
                 changes["previous_status"] = OrderStatus.PARTIALLY_FILLED

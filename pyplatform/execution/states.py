@@ -55,6 +55,8 @@ TRANSITIONS: dict[tuple[OrderStatus, EventKind], OrderStatus | str] = {
     # Some venues report an immediate fill without a separate acknowledgement.
     (S.PENDING_NEW, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.PENDING_NEW, E.FILL): S.FILLED,
+    # FIX lets a cancel chase an order the venue has not acknowledged yet (OrdStatus 6 from A).
+    (S.PENDING_NEW, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
     (S.NEW, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.NEW, E.FILL): S.FILLED,
     (S.NEW, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
@@ -69,6 +71,9 @@ TRANSITIONS: dict[tuple[OrderStatus, EventKind], OrderStatus | str] = {
     (S.PARTIALLY_FILLED, E.EXPIRED): S.EXPIRED,
     # Fills race cancels and replaces: the order keeps waiting for the answer.
     (S.PENDING_CANCEL, E.PARTIAL_FILL): S.PENDING_CANCEL,
+    # the acknowledgement or refusal of an order whose cancel was sent before the ack
+    (S.PENDING_CANCEL, E.ACCEPTED): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, E.REJECTED): S.REJECTED,
     (S.PENDING_CANCEL, E.FILL): S.FILLED,
     (S.PENDING_CANCEL, E.CANCELLED): S.CANCELLED,
     (S.PENDING_CANCEL, E.CANCEL_REJECTED): PREVIOUS,
@@ -79,9 +84,18 @@ TRANSITIONS: dict[tuple[OrderStatus, EventKind], OrderStatus | str] = {
     (S.PENDING_REPLACE, E.REPLACE_REJECTED): PREVIOUS,
     (S.PENDING_REPLACE, E.CANCELLED): S.CANCELLED,
     (S.PENDING_REPLACE, E.EXPIRED): S.EXPIRED,
+    # Late fills: an execution that crossed the cancel (or the expiry) on the wire really
+    # happened at the venue, so it is applied -- the position must match the venue's -- and
+    # the order stays closed, recording how much it filled past its cancel (``late_fill_qty``).
+    (S.CANCELLED, E.PARTIAL_FILL): S.CANCELLED,
+    (S.CANCELLED, E.FILL): S.CANCELLED,
+    (S.EXPIRED, E.PARTIAL_FILL): S.EXPIRED,
+    (S.EXPIRED, E.FILL): S.EXPIRED,
 }
 
-#: Statuses no event leaves (a replaced order lives on under its new client order id).
+#: Closed statuses: no command applies to them and no event moves them to another status
+#: (a replaced order lives on under its new client order id). Only late fills still land on
+#: a cancelled or expired order, which stays where it is.
 TERMINAL = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED, S.REPLACED})
 
 

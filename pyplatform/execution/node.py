@@ -23,7 +23,7 @@ from pyplatform.clock import Clock, LiveClock
 from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_price
 from pyplatform.domain.schemas import to_columns
 from pyplatform.execution.matching import FillModel
-from pyplatform.execution.messages import CancelOrder, OrderFilled, OrdType, Side, SubmitOrder
+from pyplatform.execution.messages import CancelOrder, OrderFilled, OrderRejected, OrdType, Side, SubmitOrder
 from pyplatform.execution.states import OrderStatus
 from pyplatform.execution.oms import OrderManager
 from pyplatform.execution.paper import PaperBroker
@@ -57,16 +57,31 @@ class TradingNode:
         ``quotes`` (input, ``QUOTES`` schema), ``signals`` (output, ``SIGNALS`` schema).
     clock : Clock
     broker : "paper" | "fix" | object
-        ``fix`` starts a FIX initiator to ``fix_port`` (an exchange simulator or a venue).
+        ``fix`` starts a FIX initiator: to ``fix_session`` (any venue: comp ids, host, port,
+        reset policy; see ``pyplatform.execution.fix.session.parse_venue``) or, without it,
+        to ``fix_port`` on loopback (the exchange simulator).
     aggression : float
         Limit price offset from the last trade for entries (0.002 = 0.2% through it).
+    fix_session : FixSessionConfig, optional
+    on_session_down : {"refuse", "queue"}
+        While the broker's session is down, new orders are refused by risk (rule
+        ``session_down``, with the session's own words), or queued and routed -- checked
+        again -- after the next logon.
+    on_sequence_reset : {"report", "follow"}
+        Passed to ``FixBroker``: what to do when the venue resets its sequence numbers.
     """
 
     def __init__(self, settings=None, tables: Mapping[str, Any] | None = None, clock: Clock | None = None,
                  broker: str | Any = "paper", *, strategies: list[Strategy] | None = None,
                  risk_config: RiskConfig | None = None, account: str = "main", capital: float = 1_000_000,
                  fill_model: FillModel | None = None, journal: str | Path | None = None, fix_port: int | None = None,
-                 aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True) -> None:
+                 aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True,
+                 fix_session=None, on_session_down: str = "refuse", on_sequence_reset: str = "report") -> None:
+        if on_session_down not in ("refuse", "queue"):
+            raise ValueError(f"on_session_down must be 'refuse' or 'queue', got {on_session_down!r}")
+        self.on_session_down = on_session_down
+        self._held: list[SubmitOrder] = []
+        self._logons_seen = 0
         self.clock = clock or LiveClock()
         self.settings = settings
         self.tables = dict(tables or {})
@@ -95,12 +110,23 @@ class TradingNode:
         elif broker == "fix":
             from pyplatform.execution.fix.initiator import FixBroker
 
-            port = fix_port or (settings.fix_port if settings is not None else None)
-            if port is None:
-                raise ValueError("broker='fix' needs fix_port or settings.fix_port")
+            from pyplatform.execution.fix.session import FixSessionConfig
+
             base = settings.path("trading", account, "fix") if settings is not None else Path(str(jpath) + ".fix")
-            self.broker = FixBroker(base, port, order_lookup=lambda cl: self.oms.orders[cl],
-                                    on_event=self._on_async_event, clock=self.clock).start()
+            if fix_session is None:
+                port = fix_port or (settings.fix_port if settings is not None else None)
+                if port is None:
+                    raise ValueError("broker='fix' needs fix_session, fix_port or settings.fix_port")
+                fix_session = FixSessionConfig(base, "initiator", port)
+            broker_obj = FixBroker(config=fix_session, order_lookup=lambda cl: self.oms.orders[cl],
+                                   on_event=self._on_async_event, clock=self.clock,
+                                   on_sequence_reset=on_sequence_reset)
+            try:
+                self.broker = broker_obj.start()  # a start that fails stops what it started
+            except BaseException:
+                if self.oms.journal is not None:
+                    self.oms.journal.close()
+                raise
         else:
             self.broker = broker
         self._subs = {}
@@ -170,6 +196,8 @@ class TradingNode:
         supersedes them: the new order is sized against the position actually held)."""
         self.slices.cancel_symbol(symbol)
         n = 0
+        if self.session_down() is not None:
+            return 0  # a cancel cannot reach the venue; the new order is refused for the same reason
         for o in self.oms.open_orders(self.account, symbol):
             if o.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
                 continue
@@ -182,7 +210,17 @@ class TradingNode:
             n += 1
         return n
 
+    def session_down(self) -> str | None:
+        """Why the broker cannot take orders now (None: it can, or it has no session)."""
+        probe = getattr(self.broker, "down_reason", None)
+        return probe() if probe is not None else None
+
     def _route(self, cmd: SubmitOrder, report: StepReport) -> list:
+        down = self.session_down()
+        if down is not None and self.on_session_down == "queue":
+            self._held.append(cmd)  # routed (and risk-checked again) after the next logon
+            return []
+        self.risk.session_down = down
         decision = self.risk.check(cmd, self.snapshot())
         if not decision.accepted:
             report.refused.append(decision)
@@ -201,7 +239,14 @@ class TradingNode:
         if not result.created:
             return []  # idempotent replay of an order already routed
         report.orders.append(cmd)
-        events = self.broker.send(cmd)  # not under the lock: FIX reports arrive on another thread
+        try:
+            events = self.broker.send(cmd)  # not under the lock: FIX reports arrive on another thread
+        except Exception as exc:  # the session dropped between the risk check and the send
+            from pyplatform.execution.fix.initiator import SessionDown
+
+            if not isinstance(exc, SessionDown):
+                raise
+            events = [OrderRejected(cmd.client_order_id, self.clock.now_ns(), f"not sent: {exc}")]
         with self._lock:
             return self._apply_all(events)
 
@@ -233,6 +278,7 @@ class TradingNode:
         """Consume new quotes and factor rows, route what they produce; returns what happened."""
         report = StepReport()
         self._check_kill_file()
+        self._after_logon(report)
         qsub = self._subs.get("quotes")
         if qsub is not None:
             batch = qsub.poll()
@@ -259,6 +305,35 @@ class TradingNode:
             with self._lock:
                 report.events += self._apply_all(polled)
         return report
+
+    def _after_logon(self, report: StepReport) -> None:
+        """On each new logon: ask the venue about orders whose state we cannot know, and
+        route orders held while the session was down."""
+        logons = getattr(self.broker, "logons", None)
+        if logons is None or logons == self._logons_seen or self.session_down() is not None:
+            return
+        self._logons_seen = logons
+        self.reconcile_venue()
+        held, self._held = self._held, []
+        for cmd in held:
+            report.events += self._route(cmd, report)
+
+    def reconcile_venue(self) -> list[str]:
+        """Ask the venue (OrderStatusRequest) about every order still pending an answer.
+
+        A venue that cannot answer says so with a business reject, which the broker
+        records as a ``reconcile`` notice naming the order (``status()["notices"]``).
+        Returns the ids asked about.
+        """
+        ask = getattr(self.broker, "request_status", None)
+        if ask is None:
+            return []
+        pending = (OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
+        with self._lock:
+            ids = [o.client_order_id for o in self.oms.open_orders(self.account) if o.status in pending]
+        for cl in ids:
+            ask(cl)
+        return ids
 
     def _reduce_for_overnight(self, report: StepReport) -> list:
         """Near the session close, bring positions down to their overnight limits (once a day)."""
@@ -308,6 +383,12 @@ class TradingNode:
             "decisions": len(self.risk.decisions),
             "refused": sum(1 for d in self.risk.decisions if not d.accepted),
             "refused_by_rule": dict(Counter(d.rule for d in self.risk.decisions if not d.accepted)),
+            "session": self.broker.status() if hasattr(self.broker, "status") else None,
+            "held_orders": len(self._held),
+            "notices": [f"{n.kind}: {n.text}" for n in self.oms.notices[-10:]],
+            "late_fills": {o.client_order_id: str(o.late_fill_qty) for o in self.oms.orders.values()
+                           if o.late_fill_qty},
+            "duplicates_dropped": len(self.oms.duplicates),
         }
 
     def close(self) -> None:

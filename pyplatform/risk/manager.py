@@ -78,6 +78,9 @@ class RiskManager:
         self.clock = clock or LiveClock()
         self.on_decision = on_decision
         self.decisions: deque[RiskDecision] = deque(maxlen=keep)
+        #: Why orders cannot reach the venue right now (the broker's words), or None. Set by
+        #: the node from the broker's session state before each check.
+        self.session_down: str | None = None
         self.last_price: dict[str, Decimal] = {}
         self.turnover_rate: dict[str, float] = {}
         self.hist_vol: dict[str, float] = {}
@@ -183,6 +186,8 @@ class RiskManager:
     def _first_breach(self, cmd: SubmitOrder, snap: AccountSnapshot, lim: EffectiveLimits, pos: Decimal,
                       signed: Decimal, closing: bool, now: int) -> tuple[str | None, str | None]:
         sym = cmd.symbol
+        if self.session_down:
+            return "session_down", f"not sent: {self.session_down}"
         mode, why = self.kill_state(cmd.account)
         if mode is KillMode.HALT:
             return "kill_switch", f"kill switch HALT ({why}): no orders"

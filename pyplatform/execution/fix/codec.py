@@ -2,6 +2,20 @@
 
 Numbers travel as the exact decimal text of their ``Decimal`` (never through a float), so a
 price of ``101.25`` is ``44=101.25`` on the wire and comes back as ``Decimal('101.25')``.
+
+Which tags a message must carry is the FIX 4.4 data dictionary's business (the same
+``FIX44.xml`` quickfix validates the session with; :func:`use_dictionary`), not a list in
+this file: a reader asks the dictionary before calling a missing tag an error. A missing
+optional tag gets a documented default:
+
+==========================  ======================================================
+TransactTime (60)           the time the report was received (``receive_ts``)
+ClOrdID (11)                looked up from OrderID (37) in the orders this side knows
+LastQty (32) / LastPx (31)  derived from CumQty (14) / AvgPx (6) and the order's prior
+                            cum and notional (``prior``); without a prior: an error
+Text (58), OrigClOrdID (41) empty
+TimeInForce (59)            DAY (venue side)
+==========================  ======================================================
 """
 
 from __future__ import annotations
@@ -18,11 +32,13 @@ from pyplatform.execution.messages import (
 
 __all__ = ["new_order_single", "cancel_request", "replace_request", "execution_report", "cancel_reject",
            "read_execution_report", "read_cancel_reject", "read_new_order", "read_cancel", "read_replace",
-           "fix_time", "FixFormatError", "MSG_NEW_ORDER", "MSG_CANCEL", "MSG_REPLACE", "MSG_EXEC_REPORT",
-           "MSG_CANCEL_REJECT", "MSG_REJECT"]
+           "read_business_reject", "order_status_request", "fix_time", "FixFormatError", "use_dictionary",
+           "is_required", "is_poss_dup", "MSG_NEW_ORDER", "MSG_CANCEL", "MSG_REPLACE", "MSG_EXEC_REPORT",
+           "MSG_CANCEL_REJECT", "MSG_REJECT", "MSG_BUSINESS_REJECT", "MSG_STATUS_REQUEST", "NO_EVENT_EXEC_TYPES"]
 
 MSG_NEW_ORDER, MSG_CANCEL, MSG_REPLACE = "D", "F", "G"
 MSG_EXEC_REPORT, MSG_CANCEL_REJECT, MSG_REJECT = "8", "9", "3"
+MSG_BUSINESS_REJECT, MSG_STATUS_REQUEST = "j", "H"
 
 _SIDE = {Side.BUY: "1", Side.SELL: "2"}
 _SIDE_BACK = {v: k for k, v in _SIDE.items()}
@@ -36,6 +52,51 @@ CL_ORD_ID, ORIG_CL_ORD_ID, ORDER_ID, EXEC_ID, ACCOUNT, SYMBOL, SIDE = 11, 41, 37
 ORDER_QTY, ORD_TYPE, PRICE, TIF, TRANSACT_TIME, TEXT = 38, 40, 44, 59, 60, 58
 EXEC_TYPE, ORD_STATUS, LEAVES_QTY, CUM_QTY, AVG_PX, LAST_QTY, LAST_PX = 150, 39, 151, 14, 6, 32, 31
 CXL_REJ_RESPONSE_TO, REF_SEQ_NUM, SESSION_REJECT_REASON, REF_TAG_ID = 434, 45, 373, 371
+REF_MSG_TYPE, BUSINESS_REJECT_REF_ID, BUSINESS_REJECT_REASON = 372, 379, 380
+POSS_DUP_FLAG, POSS_RESEND = 43, 97
+
+#: ExecTypes that acknowledge a request without changing the order's status in our table:
+#: pending new/cancel/replace (A/6/E), order status (I, the answer to 35=H) and done for
+#: day (3, followed by the venue's own cancel or expiry report).
+NO_EVENT_EXEC_TYPES = frozenset({"A", "6", "E", "I", "3"})
+
+_DICT = {"path": None, "dd": None}
+
+
+def use_dictionary(path=None):
+    """Load (once per path) and return the data dictionary the readers consult.
+
+    ``path`` defaults to the FIX44.xml that ships with quickfix; a session configured with
+    its own ``DataDictionary`` passes that file so codec and session agree.
+    """
+    from pyplatform.execution.fix.session import data_dictionary
+
+    path = str(path or data_dictionary())
+    if _DICT["path"] != path:
+        _DICT["dd"], _DICT["path"] = fix.DataDictionary(path), path
+    return _DICT["dd"]
+
+
+def is_required(msg_type: str, tag: int) -> bool:
+    """Whether the data dictionary makes ``tag`` required in messages of ``msg_type``."""
+    dd = _DICT["dd"] or use_dictionary()
+    return bool(dd.isRequiredField(msg_type, tag))
+
+
+def _field_name(tag: int) -> str:
+    dd = _DICT["dd"] or use_dictionary()
+    name = dd.getFieldName(tag, "")
+    if isinstance(name, dict):  # SWIG hands the out-parameter back as {0: name}
+        name = next(iter(name.values()), "")
+    elif isinstance(name, (list, tuple)):
+        name = name[-1] if name else ""
+    return f"{name}({tag})" if name else f"tag {tag}"
+
+
+def is_poss_dup(msg: fix.Message) -> bool:
+    """PossDupFlag(43)=Y or PossResend(97)=Y in the header: the sender may have sent it before."""
+    h = msg.getHeader()
+    return any(h.isSetField(t) and h.getField(t) == "Y" for t in (POSS_DUP_FLAG, POSS_RESEND))
 
 
 class FixFormatError(ValueError):
@@ -62,11 +123,19 @@ def _set(msg: fix.Message, tag: int, value) -> None:
 
 
 def _get(msg: fix.Message, tag: int, default: str | None = None) -> str:
+    """The tag's text; when absent, ``default`` -- unless the dictionary requires the tag (or
+    there is no default), which is a :class:`FixFormatError` naming the field."""
     if msg.isSetField(tag):
         return msg.getField(tag)
-    if default is None:
-        raise FixFormatError(f"FIX message 35={_msg_type(msg)}: required tag {tag} missing")
+    mtype = _msg_type(msg)
+    if default is None or is_required(mtype, tag):
+        why = "required by the FIX 4.4 dictionary" if is_required(mtype, tag) else "needed here"
+        raise FixFormatError(f"FIX message 35={mtype}: {_field_name(tag)} missing ({why})")
     return default
+
+
+def _opt(msg: fix.Message, tag: int) -> str | None:
+    return msg.getField(tag) if msg.isSetField(tag) else None
 
 
 def _dec(msg: fix.Message, tag: int, default: str | None = None) -> Decimal:
@@ -74,7 +143,7 @@ def _dec(msg: fix.Message, tag: int, default: str | None = None) -> Decimal:
     try:
         return Decimal(text)
     except ArithmeticError:
-        raise FixFormatError(f"FIX message 35={_msg_type(msg)}: tag {tag} is not a number: {text!r}") from None
+        raise FixFormatError(f"FIX message 35={_msg_type(msg)}: {_field_name(tag)} is not a number: {text!r}") from None
 
 
 def _msg_type(msg: fix.Message) -> str:
@@ -229,18 +298,53 @@ def cancel_reject(event: OrderCancelRejected | OrderReplaceRejected, request_id:
     return msg
 
 
-def read_execution_report(msg: fix.Message):
-    """The order event an ExecutionReport describes."""
+def read_execution_report(msg: fix.Message, receive_ts: int = 0, *, session: str = "", prior=None,
+                          client_order_id_of=None):
+    """The order event an ExecutionReport describes (None for ExecTypes that change nothing,
+    see :data:`NO_EVENT_EXEC_TYPES`).
+
+    Parameters
+    ----------
+    msg : quickfix.Message
+    receive_ts : int
+        When the report arrived (ns): the event's time when TransactTime(60) is absent.
+    session : str
+        Stamped on fills: an execution is identified by (session, order, ExecID).
+    prior : callable, optional
+        ``client_order_id -> Order | None``: the order before this report, to derive
+        LastQty/LastPx from CumQty/AvgPx when a fill lacks them.
+    client_order_id_of : callable, optional
+        ``order_id -> client_order_id | None`` when the report carries no ClOrdID(11).
+
+    Raises
+    ------
+    FixFormatError
+        A tag the dictionary requires is missing, a number does not parse, or the ExecType
+        is one this adapter cannot apply (trade corrections and busts need a human).
+    """
     exec_type = _get(msg, EXEC_TYPE)
     exec_id = _get(msg, EXEC_ID)
-    cl = _get(msg, CL_ORD_ID)
+    cl = _opt(msg, CL_ORD_ID)
+    if cl is None:
+        order_id = _get(msg, ORDER_ID)
+        cl = client_order_id_of(order_id) if client_order_id_of is not None else None
+        if cl is None:
+            raise FixFormatError(f"ExecutionReport {exec_id}: no ClOrdID(11) and OrderID(37) {order_id!r} "
+                                 f"names no order this side sent")
     orig = _get(msg, ORIG_CL_ORD_ID, "")
-    ts = _parse_time(_get(msg, TRANSACT_TIME))
+    ts = _parse_time(msg.getField(TRANSACT_TIME)) if msg.isSetField(TRANSACT_TIME) else receive_ts
     text = _get(msg, TEXT, "")
+    if exec_type in NO_EVENT_EXEC_TYPES:
+        return None
     if exec_type == "0":
         return OrderAccepted(cl, ts, _get(msg, ORDER_ID), exec_id)
     if exec_type in ("F", "1", "2"):  # 1/2 are FIX 4.2 partial/fill exec types, still seen in the wild
-        return OrderFilled(cl, ts, exec_id, _dec(msg, LAST_QTY), _dec(msg, LAST_PX), _dec(msg, LEAVES_QTY))
+        leaves = _dec(msg, LEAVES_QTY)
+        if msg.isSetField(LAST_QTY) and msg.isSetField(LAST_PX):
+            last_qty, last_px = _dec(msg, LAST_QTY), _dec(msg, LAST_PX)
+        else:
+            last_qty, last_px = _derive_last(msg, exec_id, cl, prior)
+        return OrderFilled(cl, ts, exec_id, last_qty, last_px, leaves, session=session, poss_dup=is_poss_dup(msg))
     if exec_type == "4":
         return OrderCanceled(orig or cl, ts, text, exec_id)
     if exec_type == "5":
@@ -253,6 +357,21 @@ def read_execution_report(msg: fix.Message):
     raise FixFormatError(f"ExecutionReport {exec_id}: unsupported ExecType (150) {exec_type!r}")
 
 
+def _derive_last(msg: fix.Message, exec_id: str, cl: str, prior) -> tuple[Decimal, Decimal]:
+    # LastQty/LastPx are optional in FIX 4.4: what this execution added is the change in
+    # CumQty, at the price that moves the order's notional to CumQty x AvgPx
+    order = prior(cl) if prior is not None else None
+    if order is None:
+        raise FixFormatError(f"ExecutionReport {exec_id}: a trade without LastQty(32)/LastPx(31) for an order "
+                             f"this side does not know ({cl!r})")
+    cum, avg = _dec(msg, CUM_QTY), _dec(msg, AVG_PX)
+    last_qty = cum - order.cum_qty
+    if last_qty <= 0:
+        raise FixFormatError(f"ExecutionReport {exec_id}: no LastQty(32) and CumQty(14) {cum} does not exceed "
+                             f"the {order.cum_qty} already filled")
+    return last_qty, (cum * avg - order.notional) / last_qty
+
+
 def read_cancel_reject(msg: fix.Message, ts: int):
     """OrderCancelRejected / OrderReplaceRejected from an OrderCancelReject (35=9)."""
     text = _get(msg, TEXT, "")
@@ -261,5 +380,38 @@ def read_cancel_reject(msg: fix.Message, ts: int):
         text, _, tail = text.rpartition(" [exec ")
         exec_id = tail[:-1]
     orig = _get(msg, ORIG_CL_ORD_ID)
+    if not exec_id:
+        # a venue's reject carries no ExecID: the request's ClOrdID names this answer
+        exec_id = f"CXLREJ-{_get(msg, CL_ORD_ID, '')}"
+    reason = _get(msg, 102, "")  # CxlRejReason
+    if reason and not text:
+        text = {"0": "too late to cancel", "1": "unknown order", "2": "broker option",
+                "3": "already pending cancel or replace"}.get(reason, f"CxlRejReason {reason}")
     cls = OrderCancelRejected if _get(msg, CXL_REJ_RESPONSE_TO, "1") == "1" else OrderReplaceRejected
     return cls(orig, ts, text, exec_id)
+
+
+_BUSINESS_REASONS = {"0": "other", "1": "unknown ID", "2": "unknown security", "3": "unsupported message type",
+                     "4": "application not available", "5": "conditionally required field missing",
+                     "6": "not authorized", "7": "DeliverTo firm not available"}
+
+
+def read_business_reject(msg: fix.Message) -> tuple[str, int | None, str | None, str]:
+    """(RefMsgType, RefSeqNum or None, BusinessRejectRefID or None, reason text) of a 35=j."""
+    ref_type = _get(msg, REF_MSG_TYPE)
+    code = _get(msg, BUSINESS_REJECT_REASON)
+    seq = _opt(msg, REF_SEQ_NUM)
+    text = _get(msg, TEXT, "")
+    reason = _BUSINESS_REASONS.get(code, f"BusinessRejectReason {code}")
+    if text:
+        reason = f"{reason}: {text}"
+    return ref_type, int(seq) if seq is not None else None, _opt(msg, BUSINESS_REJECT_REF_ID), reason
+
+
+def order_status_request(client_order_id: str, symbol: str, side: Side) -> fix.Message:
+    """OrderStatusRequest (35=H): asks the venue for an ExecutionReport with ExecType I."""
+    msg = _new(MSG_STATUS_REQUEST)
+    _set(msg, CL_ORD_ID, client_order_id)
+    _set(msg, SYMBOL, symbol)
+    _set(msg, SIDE, _SIDE[side])
+    return msg

@@ -191,6 +191,37 @@ class TradingNode:
         self._route(cmd, report)
         return None if len(report.refused) > refused else cmd
 
+    def submit(self, cmd: SubmitOrder) -> StepReport:
+        """Route a prepared order the way a signal's order goes: risk, journal, broker.
+
+        Returns what happened (``refused`` holds the risk decision when it was refused).
+        """
+        report = StepReport()
+        report.events += self._route(cmd, report)
+        return report
+
+    def cancel(self, client_order_id: str, reason: str = "") -> None:
+        """Ask the venue to cancel an open order (also one it has not acknowledged yet).
+
+        Raises
+        ------
+        UnknownOrder, IllegalTransition
+            For an id never seen, or an order that is already closed or pending a request.
+        SessionDown
+            While the broker's session is down (the order stays as it was).
+        """
+        cmd = CancelOrder(client_order_id, self.clock.now_ns(), reason)
+        down = self.session_down()
+        if down is not None:
+            from pyplatform.execution.fix import SessionDown
+
+            raise SessionDown(down)
+        with self._lock:
+            self.oms.request_cancel(cmd)
+        events = self.broker.send(cmd)
+        with self._lock:
+            self._apply_all(events)
+
     def cancel_symbol(self, symbol: str, reason: str = "") -> int:
         """Cancel working orders and unreleased VWAP slices in ``symbol`` (a new signal
         supersedes them: the new order is sized against the position actually held)."""
@@ -242,7 +273,7 @@ class TradingNode:
         try:
             events = self.broker.send(cmd)  # not under the lock: FIX reports arrive on another thread
         except Exception as exc:  # the session dropped between the risk check and the send
-            from pyplatform.execution.fix.initiator import SessionDown
+            from pyplatform.execution.fix import SessionDown
 
             if not isinstance(exc, SessionDown):
                 raise

@@ -35,7 +35,7 @@ from typing import Callable
 import quickfix as fix
 
 from pyplatform.clock import Clock, LiveClock
-from pyplatform.execution.fix import codec
+from pyplatform.execution.fix import SessionDown, codec
 from pyplatform.execution.fix.app import SessionApp
 from pyplatform.execution.fix.session import FixSessionConfig
 from pyplatform.execution.messages import (
@@ -53,10 +53,6 @@ log = logging.getLogger(__name__)
 SEQUENCE_RESET_POLICIES = ("report", "follow")
 
 _TOO_LOW = re.compile(r"MsgSeqNum too low, expecting (\d+) but received (\d+)")
-
-
-class SessionDown(RuntimeError):
-    """A command sent while the FIX session is not logged on."""
 
 
 class _App(SessionApp):

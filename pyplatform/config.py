@@ -22,7 +22,7 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings", "masked", "mask_value", "redact", "secret_values", "MASK",
-           "ITICK_WS_PATHS", "reset_settings_cache"]
+           "ITICK_WS_PATHS", "reset_settings_cache", "configured_port"]
 
 #: What a credential is replaced with in every printed form.
 MASK = "***"
@@ -234,6 +234,17 @@ def masked(settings: Settings, derived: bool = True) -> dict[str, Any]:
         out["effective_backend"] = mask_value(settings.effective_backend)
         out["audit_path"] = str(settings.audit_path)
     return out
+
+
+def configured_port(settings: Settings, name: str) -> int | None:
+    """The port ``name`` (``signal_port``, ``dash_port``...) if the user set it, else ``None``.
+
+    The demo runs every service on a free port unless one was configured (environment,
+    settings file or an override): then that port, even when it equals the default.
+    """
+    if name not in type(settings).model_fields or not name.endswith("_port"):
+        raise ValueError(f"{name!r} is not a port setting")
+    return int(getattr(settings, name)) if name in settings.model_fields_set else None
 
 
 @lru_cache(maxsize=1)

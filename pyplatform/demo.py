@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pyplatform.config import Settings, get_settings
+from pyplatform.config import Settings, configured_port, get_settings
 
 __all__ = ["run_demo", "DemoReport"]
 
@@ -198,6 +198,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     else:
         sim_token = secrets.token_urlsafe(16)
         sim = await start_simulator(symbols=tuple(symbols), token=sim_token, rate=400.0, depth=True,
+                                    port=configured_port(settings, "simulator_port") or 0,
                                     sessions=False, start_prices=_last_closes(settings, symbols), seed=42)
         url, token = sim.ws_url, sim_token
         console.print(f"[bold]2/6 feed[/]: exchange simulator on {sim.ws_url} streaming {len(symbols)} symbols")
@@ -242,7 +243,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
 
     # 5. signal service with Redis, and a token for the example subscriber
     redis = _Redis(settings.path("streams", "demo", "redis"))
-    svc_port = _free_port()
+    svc_port = configured_port(settings, "signal_port") or _free_port()  # PYPLATFORM_SIGNAL_PORT wins
     secret_file = settings.jwt_secret_file
     if secret_file is None and not os.environ.get("PYPLATFORM_JWT_SECRET"):
         # the demo makes its own signing secret (a file only the user can read), never one in code
@@ -276,7 +277,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     console.print(f"    subscribe: {rep.subscribe_example}   (token in {token_file})")
 
     # 6. Dash research app
-    rep.dash_url, dash_server = _start_dash(svc_settings, _free_port() if settings.dash_port == 8050 else settings.dash_port, console)
+    rep.dash_url, dash_server = _start_dash(svc_settings, configured_port(settings, "dash_port") or _free_port(), console)
     live_feed = None
     if rep.dash_url:
         from pyplatform.dashboard.live_feed import LiveFeed

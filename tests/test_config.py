@@ -170,3 +170,15 @@ def test_itick_ws_paths_defaults_partial_override_and_errors(monkeypatch):
 def test_audit_path_default_and_override(tmp_path):
     assert Settings(data_dir=tmp_path).audit_path == tmp_path / "audit" / "audit.log"
     assert Settings(audit_log=tmp_path / "a.log").audit_path == tmp_path / "a.log"
+
+
+def test_configured_port_only_when_set(monkeypatch):
+    from pyplatform.config import configured_port
+
+    assert configured_port(Settings(), "signal_port") is None
+    monkeypatch.setenv("PYPLATFORM_SIGNAL_PORT", "8765")  # the default value, but chosen
+    assert configured_port(Settings(), "signal_port") == 8765
+    assert configured_port(Settings(dash_port=7001), "dash_port") == 7001
+    assert configured_port(Settings(), "simulator_port") is None
+    with pytest.raises(ValueError, match="not a port"):
+        configured_port(Settings(), "data_dir")

@@ -23,6 +23,7 @@ _EXPORTS = {
     "RestError": "rest",
     "backfill_bars": "rest",
     "run_feed": "runner",
+    "FeedFailed": "runner",
     "run_market_feed": "runner",
     "DEPTH": "schemas",
     "ExchangeSimulator": "simulator",
@@ -35,7 +36,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
     "ITickClient", "FeedConfig", "FeedStats", "AuthenticationFailed", "SubscriptionError",
     "SubscriptionLimitError", "DeadConnection", "FeedDecoder", "Decoded", "Ingestor", "Gap",
-    "RecentCache", "RestClient", "RestError", "backfill_bars", "run_feed", "run_market_feed", "encode_batch",
+    "RecentCache", "RestClient", "RestError", "backfill_bars", "run_feed", "FeedFailed", "run_market_feed", "encode_batch",
     "decode_batch", "CodecError", "DEPTH", "ExchangeSimulator", "SimulatorConfig", "FaultPlan",
     "start_simulator",
 ]

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.feeds.decoder import FeedDecoder
@@ -40,7 +40,16 @@ log = logging.getLogger(__name__)
 
 
 class AuthenticationFailed(RuntimeError):
-    """The server answered ``resAc=auth`` with ``code`` 0: the token is wrong or not entitled."""
+    """The token was refused: ``resAc=auth`` with ``code`` 0, a close with 1008 before the
+    auth result, or the WebSocket upgrade answered HTTP 401/403 (``status`` says which)."""
+
+    def __init__(self, msg: str, status: int | None = None) -> None:
+        super().__init__(msg)
+        self.status = status
+
+
+#: HTTP statuses of a refused upgrade that mean "this key will not do": never retried.
+AUTH_STATUSES = frozenset({401, 403})
 
 
 class SubscriptionError(RuntimeError):
@@ -138,6 +147,9 @@ class FeedStats:
     dead_connections: int = 0
     gaps: list[Gap] = field(default_factory=list)
     last_error: str | None = None
+    #: ``idle`` -> ``running`` -> ``stopped`` (stop requested) or ``failed`` (``fatal`` says why)
+    state: str = "idle"
+    fatal: BaseException | None = None
     errors: list[str] = field(default_factory=list)  #: the most recent connection errors (up to 20)
     latency_ns: list[np.ndarray] = field(default_factory=list)
 
@@ -198,11 +210,27 @@ class ITickClient:
         SubscriptionError
             The subscription was refused (e.g. :class:`SubscriptionLimitError`).
         """
+        self.stats.state = "running"
+        try:
+            await self._run(stop)
+        except BaseException as exc:
+            self.stats.state, self.stats.fatal = ("stopped", None) if isinstance(exc, asyncio.CancelledError) else ("failed", exc)
+            raise
+        self.stats.state = "stopped"
+
+    async def _run(self, stop: asyncio.Event) -> None:
         attempt = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
-                await self._session(stop)
+                try:
+                    await self._session(stop)
+                except InvalidStatus as exc:
+                    status = exc.response.status_code
+                    if status in AUTH_STATUSES:
+                        # a gateway refusing the key at the handshake: the same key fails again
+                        raise AuthenticationFailed(f"HTTP {status} at the WebSocket handshake", status) from None
+                    raise
             except AuthenticationFailed as exc:
                 self.stats.auth_failures += 1
                 self.stats.last_error = str(exc)

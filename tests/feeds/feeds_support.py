@@ -48,7 +48,7 @@ def one_url(sim) -> str:
 
 async def feed_session(tmp_path, seconds: float, sim_config: SimulatorConfig | None = None, *, sim=None,
                        tables=None, token: str = TOKEN, symbols=SYMBOLS, cache_dir=None, settle: float = 0.1,
-                       **feed_kw) -> Session:
+                       settings_kw: dict | None = None, **feed_kw) -> Session:
     """Run a client against a simulator for ``seconds``, quiesce the market, drain, stop.
 
     The market stays paused afterwards (``sim.resume()`` to go on with a shared simulator).
@@ -64,7 +64,7 @@ async def feed_session(tmp_path, seconds: float, sim_config: SimulatorConfig | N
     stop = asyncio.Event()
     opts = {**FAST, **feed_kw}
     task = asyncio.create_task(run_feed(
-        get_settings(data_dir=tmp_path), tables, symbols, stop, url=opts.pop("url", one_url(sim)), token=token,
+        get_settings(data_dir=tmp_path, **(settings_kw or {})), tables, symbols, stop, url=opts.pop("url", one_url(sim)), token=token,
         rest_url=sim.rest_url, cache_dir=cache_dir or tmp_path / "cache", bar_writer=session.bars.append,
         clients_out=session.clients, **opts))
     try:

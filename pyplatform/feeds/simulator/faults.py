@@ -41,6 +41,12 @@ class FaultPlan:
     malformed_every, duplicate_every, reorder_every : int
         Every N-th data message: insert a malformed message after it / send it twice /
         swap it with the one before. 0 disables.
+    handshake_status : int or None
+        Refuse the WebSocket upgrade with this HTTP status (401 and 403 are what a gateway
+        answers a bad or unentitled key with) on ``handshake_paths`` (empty: every path).
+    limit_paths : tuple of str
+        Connections on these paths get ``exceeding the maximum subscription limit`` for any
+        subscription (one endpoint of several failing, as a plan limit per class does).
     """
 
     reject_auth: bool = False
@@ -52,6 +58,15 @@ class FaultPlan:
     malformed_every: int = 0
     duplicate_every: int = 0
     reorder_every: int = 0
+    handshake_status: int | None = None
+    handshake_paths: tuple[str, ...] = ()
+    limit_paths: tuple[str, ...] = ()
+
+    def refuses_handshake(self, path: str) -> int | None:
+        """The HTTP status the upgrade on ``path`` is refused with, or ``None``."""
+        if self.handshake_status is None:
+            return None
+        return self.handshake_status if not self.handshake_paths or path in self.handshake_paths else None
 
 
 def mangle(messages: list[bytes], rows: np.ndarray, plan: FaultPlan, counter: int

@@ -92,6 +92,7 @@ class ExchangeSimulator:
         self._history: list[pa.Table] = []
         self._live: set[_Conn] = set()
         self.connections: list[ConnectionRecord] = []
+        self.refused_handshakes = 0  #: WebSocket upgrades refused by ``FaultPlan.handshake_status``
         self.published = 0
         self._drops = 0
         self._stalls = 0
@@ -294,7 +295,8 @@ class ExchangeSimulator:
             return subscribe_result_message(False)
         mask = conn.mask.copy()
         mask[idx] = True
-        if mask.sum() > self.config.max_subscriptions:
+        path = conn.ws.request.path.partition("?")[0] if conn.ws.request is not None else ""
+        if mask.sum() > self.config.max_subscriptions or path in self.config.faults.limit_paths:
             return subscribe_result_message(False, SUBSCRIPTION_LIMIT_MSG)
         conn.mask = mask
         conn.types |= types
@@ -355,6 +357,10 @@ class ExchangeSimulator:
         parts = path.strip("/").split("/")
         if len(parts) == 2 and parts[1] == "kline" and parts[0] in _REST_KINDS:
             return self._kline(connection, request, parse_qs(query))
+        refused = self.config.faults.refuses_handshake(path)
+        if refused is not None:
+            self.refused_handshakes += 1
+            return _json_response(connection, HTTPStatus(refused), {"code": refused, "msg": "unauthorized", "data": None})
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return _json_response(connection, HTTPStatus.NOT_FOUND, {"code": 404, "msg": f"no route {path}", "data": None})
         return None

@@ -69,6 +69,9 @@ class TradingNode:
         again -- after the next logon.
     on_sequence_reset : {"report", "follow"}
         Passed to ``FixBroker``: what to do when the venue resets its sequence numbers.
+    fix_logon_wait_s : float
+        How long construction waits for the first logon before giving up (TimeoutError,
+        with everything it started stopped and the journal closed).
     """
 
     def __init__(self, settings=None, tables: Mapping[str, Any] | None = None, clock: Clock | None = None,
@@ -76,7 +79,8 @@ class TradingNode:
                  risk_config: RiskConfig | None = None, account: str = "main", capital: float = 1_000_000,
                  fill_model: FillModel | None = None, journal: str | Path | None = None, fix_port: int | None = None,
                  aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True,
-                 fix_session=None, on_session_down: str = "refuse", on_sequence_reset: str = "report") -> None:
+                 fix_session=None, on_session_down: str = "refuse", on_sequence_reset: str = "report",
+                 fix_logon_wait_s: float = 10.0) -> None:
         if on_session_down not in ("refuse", "queue"):
             raise ValueError(f"on_session_down must be 'refuse' or 'queue', got {on_session_down!r}")
         self.on_session_down = on_session_down
@@ -122,7 +126,7 @@ class TradingNode:
                                    on_event=self._on_async_event, clock=self.clock,
                                    on_sequence_reset=on_sequence_reset)
             try:
-                self.broker = broker_obj.start()  # a start that fails stops what it started
+                self.broker = broker_obj.start(fix_logon_wait_s)  # a start that fails stops what it started
             except BaseException:
                 if self.oms.journal is not None:
                     self.oms.journal.close()

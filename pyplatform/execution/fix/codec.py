@@ -32,7 +32,7 @@ from pyplatform.execution.messages import (
 
 __all__ = ["new_order_single", "cancel_request", "replace_request", "execution_report", "cancel_reject",
            "read_execution_report", "read_cancel_reject", "read_new_order", "read_cancel", "read_replace",
-           "read_business_reject", "order_status_request", "fix_time", "FixFormatError", "use_dictionary",
+           "read_business_reject", "business_reject", "order_status_request", "fix_time", "FixFormatError", "use_dictionary",
            "is_required", "is_poss_dup", "MSG_NEW_ORDER", "MSG_CANCEL", "MSG_REPLACE", "MSG_EXEC_REPORT",
            "MSG_CANCEL_REJECT", "MSG_REJECT", "MSG_BUSINESS_REJECT", "MSG_STATUS_REQUEST", "NO_EVENT_EXEC_TYPES"]
 
@@ -286,15 +286,39 @@ def execution_report(event, *, symbol: str, side: Side, order_id: str, cum_qty: 
     return msg
 
 
-def cancel_reject(event: OrderCancelRejected | OrderReplaceRejected, request_id: str, order_id: str) -> fix.Message:
-    """OrderCancelReject (35=9) answering a cancel (434=1) or a replace (434=2)."""
+def cancel_reject(event: OrderCancelRejected | OrderReplaceRejected, request_id: str, order_id: str,
+                  with_exec_id: bool = True) -> fix.Message:
+    """OrderCancelReject (35=9) answering a cancel (434=1) or a replace (434=2).
+
+    35=9 has no ExecID; the simulator appends ``[exec ID]`` to Text so a replayed reject
+    keeps its identity. ``with_exec_id=False`` sends what an outside venue sends (plain
+    text, CxlRejReason 102=2).
+    """
     msg = _new(MSG_CANCEL_REJECT)
     _set(msg, ORDER_ID, order_id or "NONE")
     _set(msg, CL_ORD_ID, request_id)
     _set(msg, ORIG_CL_ORD_ID, event.client_order_id)
     _set(msg, ORD_STATUS, "8" if order_id == "NONE" else "0")
     _set(msg, CXL_REJ_RESPONSE_TO, "1" if isinstance(event, OrderCancelRejected) else "2")
-    _set(msg, TEXT, f"{event.reason} [exec {event.exec_id}]")
+    if with_exec_id:
+        _set(msg, TEXT, f"{event.reason} [exec {event.exec_id}]")
+    else:
+        _set(msg, 102, "2")
+        if event.reason:
+            _set(msg, TEXT, event.reason)
+    return msg
+
+
+def business_reject(ref_seq: int, ref_msg_type: str, ref_id: str, reason_code: str, text: str = "") -> fix.Message:
+    """BusinessMessageReject (35=j) refusing message ``ref_seq`` of type ``ref_msg_type``."""
+    msg = _new(MSG_BUSINESS_REJECT)
+    _set(msg, REF_SEQ_NUM, ref_seq)
+    _set(msg, REF_MSG_TYPE, ref_msg_type)
+    if ref_id:
+        _set(msg, BUSINESS_REJECT_REF_ID, ref_id)
+    _set(msg, BUSINESS_REJECT_REASON, reason_code)
+    if text:
+        _set(msg, TEXT, text)
     return msg
 
 

@@ -46,13 +46,30 @@ class FixExchange:
     fill_model : FillModel, optional
     clock : Clock, optional
         Stamps commands as they arrive.
+    reset_on_logon : bool
+        Start sequence numbers again at 1 on every logon (a venue that resets daily or on
+        reconnect; its logon answer then carries MsgSeqNum 1).
+
+    Attributes
+    ----------
+    refuse_cancels : str or None
+        When set, every OrderCancelRequest is answered with an OrderCancelReject (35=9,
+        CxlRejReason 2) carrying this text -- a venue that refuses to cancel.
+    refuse_orders : str or None
+        When set, every NewOrderSingle is answered with a BusinessMessageReject (35=j,
+        reason 4 "application not available") carrying this text.
+    Messages it does not handle (e.g. OrderStatusRequest 35=H) get quickfix's own 35=j
+    "unsupported message type", as QuickFIX's example executor answers them.
     """
 
     def __init__(self, directory: str | Path, port: int = 0, fill_model: FillModel | None = None,
                  clock: Clock | None = None, host: str = "127.0.0.1", sender_comp_id: str = "SIMEX",
-                 target_comp_id: str = "PYPLATFORM") -> None:
+                 target_comp_id: str = "PYPLATFORM", reset_on_logon: bool = False) -> None:
         self.port = port or free_port(host)
-        self.config = FixSessionConfig(Path(directory), "acceptor", self.port, host, sender_comp_id, target_comp_id)
+        self.config = FixSessionConfig(Path(directory), "acceptor", self.port, host, sender_comp_id, target_comp_id,
+                                       reset_on_logon=reset_on_logon)
+        self.refuse_cancels: str | None = None
+        self.refuse_orders: str | None = None
         self.engine = MatchingEngine(fill_model, venue="SIMEX")
         self.clock = clock or LiveClock()
         self.session_id = None
@@ -80,6 +97,10 @@ class FixExchange:
             self._acceptor = None
         self.logged_on.clear()
 
+    def send_message(self, msg: fix.Message) -> None:
+        """Send a prepared message to the client (tests: late fills, crafted reports)."""
+        self._send(msg)
+
     def drop_connection(self) -> None:
         """Cut the TCP connection without a logout (the client reconnects by itself)."""
         s = fix.Session.lookupSession(self.session_id)
@@ -106,7 +127,15 @@ class FixExchange:
         now = self.clock.now_ns()
         try:
             with self._lock:
-                if mtype == codec.MSG_NEW_ORDER:
+                if mtype == codec.MSG_NEW_ORDER and self.refuse_orders is not None:
+                    self._send(codec.business_reject(int(message.getHeader().getField(34)), mtype,
+                                                     message.getField(codec.CL_ORD_ID), "4", self.refuse_orders))
+                elif mtype == codec.MSG_CANCEL and self.refuse_cancels is not None:
+                    cmd, request_id = codec.read_cancel(message)
+                    self._send(codec.cancel_reject(OrderCancelRejected(cmd.client_order_id, now, self.refuse_cancels),
+                                                   request_id, self._order_ids.get(cmd.client_order_id, "NONE"),
+                                                   with_exec_id=False))
+                elif mtype == codec.MSG_NEW_ORDER:
                     cmd = codec.read_new_order(message)
                     known = self.engine.order_reports(cmd.client_order_id)
                     if known is not None:  # a client resending after a restart: replay, never re-enter
@@ -124,7 +153,8 @@ class FixExchange:
                     for ev in self.engine.send(cmd, now):
                         self._report(ev, cmd.new_client_order_id)
                 else:
-                    self.errors.append(f"unsupported message 35={mtype}")
+                    # quickfix answers with BusinessMessageReject 380=3, as real venues do
+                    raise fix.UnsupportedMessageType()
         except codec.FixFormatError as exc:
             self.errors.append(str(exc))
 

@@ -37,6 +37,7 @@ _SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("dolphindb", "dolphindb", "Deploy to / undeploy from a DolphinDB server."),
     ("models", "models", "Train, export and serve model factors."),
     ("trade", "trade", "Strategies, risk and order routing (paper or FIX)."),
+    ("audit", "audit", "Verify and query the hash-chained audit log."),
 ]
 
 

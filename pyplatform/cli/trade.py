@@ -31,7 +31,16 @@ def _print_status(status: dict, title: str) -> None:
 
 @app.command()
 def run(
-    broker: str = typer.Option("paper", help="paper, or fix (starts the exchange simulator on loopback)."),
+    broker: str = typer.Option("paper", help="paper, or fix (the exchange simulator on loopback, or --venue)."),
+    venue: str = typer.Option(None, help="With --broker fix: an outside venue, as a quickfix session file or "
+                                         "HOST:PORT; no simulator is started."),
+    sender_comp_id: str = typer.Option(None, help="SenderCompID (overrides the session file; default PYPLATFORM)."),
+    target_comp_id: str = typer.Option(None, help="TargetCompID (overrides the session file; default SIMEX)."),
+    reset_on_logon: bool = typer.Option(None, "--reset-on-logon/--no-reset-on-logon",
+                                        help="Start sequence numbers at 1 on every logon (match the venue)."),
+    on_sequence_reset: str = typer.Option("report", help="When the venue resets its sequence numbers: report "
+                                                         "(refuse the session, visibly) or follow."),
+    on_session_down: str = typer.Option("refuse", help="Orders while the session is down: refuse or queue."),
     symbols: int = typer.Option(5, help="Symbols in the generated market."),
     days: int = typer.Option(1, help="Trading days of 1-minute bars to run through."),
     start: str = typer.Option("2024-01-02", help="First session date."),
@@ -58,7 +67,19 @@ def run(
 
     if broker not in ("paper", "fix"):
         raise typer.BadParameter(f"broker must be 'paper' or 'fix', got {broker!r}", param_hint="--broker")
+    if venue is not None and broker != "fix":
+        raise typer.BadParameter("--venue needs --broker fix", param_hint="--venue")
     settings = get_settings()
+    session_cfg = None
+    if venue is not None:
+        from pyplatform.execution.fix.session import parse_venue
+
+        overrides = {k: v for k, v in (("sender_comp_id", sender_comp_id), ("target_comp_id", target_comp_id),
+                                       ("reset_on_logon", reset_on_logon)) if v is not None}
+        try:
+            session_cfg = parse_venue(venue, settings.path("trading", "main", "fix"), **overrides)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--venue") from None
     strats = [build({"kind": k}) for k in strategy]
     end = (pd.Timestamp(start) + pd.tseries.offsets.BDay(days)).date()
     bars = generate_bars(symbols, start, str(end), seed=seed)
@@ -69,7 +90,9 @@ def run(
     clock = SimClock(int(rows["ts"].iloc[0]))
     exchange = None
     kwargs = {}
-    if broker == "fix":
+    if broker == "fix" and session_cfg is not None:
+        kwargs.update(fix_session=session_cfg, on_sequence_reset=on_sequence_reset, on_session_down=on_session_down)
+    elif broker == "fix":
         import tempfile
 
         from pyplatform.execution.fix.exchange import FixExchange
@@ -77,7 +100,13 @@ def run(
         exchange = FixExchange(Path(tempfile.mkdtemp(prefix="pyplatform-simex-")), clock=clock).start()
         kwargs["fix_port"] = exchange.port
     journal = journal or settings.path("trading", "main", "orders.journal")
-    node = TradingNode(settings, tables, clock, broker, strategies=strats, capital=capital, journal=journal, **kwargs)
+    try:
+        node = TradingNode(settings, tables, clock, broker, strategies=strats, capital=capital, journal=journal,
+                           **kwargs)
+    except TimeoutError as exc:  # the venue never logged us on: say why, in its words
+        if exchange is not None:
+            exchange.stop()
+        raise typer.BadParameter(str(exc), param_hint="--venue") from None
     b = bars.reset_index()
     b["ts"] = b["datetime"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     if minutes:
@@ -103,12 +132,17 @@ def run(
             if len(r):
                 tables["factors"].append(pa.Table.from_pandas(r, preserve_index=False).cast(tables["factors"].schema))
             node.step()
-            if exchange is not None:
+            if broker == "fix":
                 time.sleep(0.001)  # let FIX reports arrive
-        if exchange is not None:
+        if broker == "fix":
             time.sleep(0.5)
             node.step()
         _print_status(node.status(), f"account main after {len(b['ts'].unique())} minutes ({broker})")
+        sess = node.status().get("session")
+        if sess:
+            typer.echo(f"FIX session {sess['session']} at {sess['venue']}: {sess['state']}"
+                       + (f" ({sess['down_reason']})" if sess["down_reason"] else "")
+                       + f", logons {sess['logons']}, errors {len(sess['errors'])}")
         typer.echo(f"signals: {tables['signals'].next_offset}  orders: {len(node.oms.orders)}  journal: {journal}")
     finally:
         node.close()
@@ -137,6 +171,11 @@ def status(
         "open_orders": [{"id": o.client_order_id, "symbol": o.symbol, "side": o.side.name, "qty": str(o.quantity),
                          "filled": str(o.cum_qty), "status": o.status.value} for o in oms.open_orders()],
         "orders": len(oms.orders),
+        # what the venue/session said (logons refused, resets, unreadable reports), newest last
+        "session_notices": [{"ts": n.ts, "session": n.session, "kind": n.kind, "text": n.text}
+                            for n in oms.notices[-20:]],
+        "late_fills": {o.client_order_id: str(o.late_fill_qty) for o in oms.orders.values() if o.late_fill_qty},
+        "stale_rejects": len(oms.stale),
     }
     if as_json:
         typer.echo(json.dumps(out, indent=2))
@@ -151,6 +190,12 @@ def status(
         t.add_row(*(p[c] for c in ("account", "symbol", "quantity", "avg_price", "realised")))
     Console().print(t)
     typer.echo(f"{out['orders']} orders, {len(out['open_orders'])} open")
+    for o in out["open_orders"]:
+        typer.echo(f"  open {o['id']} {o['side']} {o['qty']} {o['symbol']} filled {o['filled']} ({o['status']})")
+    for cl, q in out["late_fills"].items():
+        typer.echo(f"  late fill: {cl} filled {q} after its cancel")
+    for n in out["session_notices"]:
+        typer.echo(f"  session {n['session']} {n['kind']}: {n['text']}")
 
 
 @app.command()

@@ -42,3 +42,15 @@ def test_run_status_and_kill(tmp_path, monkeypatch):
 def test_status_without_journal_names_the_path(tmp_path):
     r = runner.invoke(app, ["status", "--journal", str(tmp_path / "none.journal")])
     assert r.exit_code != 0 and "none.journal" in r.output
+
+
+def test_run_with_a_bad_venue_says_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(tmp_path))
+    reset_settings_cache()
+    try:
+        r = runner.invoke(app, ["run", "--broker", "fix", "--venue", "nowhere", "--minutes", "1"])
+        assert r.exit_code != 0 and "HOST:PORT" in r.output
+        r = runner.invoke(app, ["run", "--venue", "127.0.0.1:1", "--minutes", "1"])
+        assert r.exit_code != 0 and "--venue needs --broker fix" in r.output
+    finally:
+        reset_settings_cache()

@@ -151,3 +151,36 @@ def test_trading_node_against_quickfix_executor(tmp_path, executor_cache):
     finally:
         node.close()
         ex.kill()
+
+
+def test_trade_run_reaches_an_outside_venue_from_a_session_file(tmp_path, executor_cache, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pyplatform.cli.trade import app
+    from pyplatform.config import reset_settings_cache
+
+    port = free_port()
+    ex = Executor(executor_cache, tmp_path / "venue", port, data_dictionary()).start()
+    session_file = tmp_path / "executor-session.cfg"
+    session_file.write_text("[DEFAULT]\nConnectionType=initiator\nHeartBtInt=5\n\n[SESSION]\nBeginString=FIX.4.4\n"
+                            f"SenderCompID=PYPLATFORM\nTargetCompID=EXECUTOR\nSocketConnectHost=127.0.0.1\n"
+                            f"SocketConnectPort={port}\n")
+    monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(tmp_path / "data"))
+    reset_settings_cache()
+    runner = CliRunner()
+    try:
+        r = runner.invoke(app, ["run", "--broker", "fix", "--venue", str(session_file), "--symbols", "2",
+                                "--minutes", "120", "--strategy", "ma_cross"])
+        assert r.exit_code == 0, r.output
+        assert "FIX session FIX.4.4:PYPLATFORM->EXECUTOR at 127.0.0.1:" in r.output and ": logged_on" in r.output
+        r = runner.invoke(app, ["status", "--json"])
+        status = json.loads(r.output)
+        venue = ex.positions()
+        assert venue, "the strategy traded nothing: the test proves nothing"
+        assert {p["symbol"]: D(p["quantity"]) for p in status["positions"] if D(p["quantity"])} == venue
+        assert status["open_orders"] == []  # the executor fills every limit order at once
+    finally:
+        reset_settings_cache()
+        ex.kill()

@@ -166,7 +166,8 @@ def _start_dash(settings: Settings, port: int, console: Console):
 
 
 async def _main(settings: Settings, symbols: list[str], seconds: float, keep_running: bool,
-                console: Console, rep: DemoReport, live_table: bool, broker: str = "paper") -> None:
+                console: Console, rep: DemoReport, live_table: bool, broker: str = "paper",
+                venue: str | None = None) -> None:
     from pyplatform.clock import LiveClock
     from pyplatform.domain.schemas import QUOTES, SIGNALS
     from pyplatform.execution.node import TradingNode
@@ -221,7 +222,12 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     # 4. trading: strategies -> risk -> paper broker -> OMS
     exchange = quote_sub = None
     fix_kw = {}
-    if broker == "fix":
+    if broker == "fix" and venue is not None:
+        # an outside venue (quickfix session file or host:port): no simulator is started
+        from pyplatform.execution.fix.session import parse_venue
+
+        fix_kw["fix_session"] = parse_venue(venue, settings.path("trading", "demo", "fix"))
+    elif broker == "fix":
         # a FIX 4.4 exchange simulator (quickfix acceptor) on loopback, matching like the paper
         # broker against the live quotes; the node talks to it through its quickfix initiator
         import tempfile
@@ -239,7 +245,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     rep.broker = broker
     console.print("[bold]4/6 trading[/]: " + ", ".join(s.name for s in strategies) + " -> risk -> "
                   + ("FIX 4.4 initiator -> exchange simulator on 127.0.0.1:%d" % exchange.port if exchange
-                     else "paper broker"))
+                     else f"FIX 4.4 initiator -> {venue}" if venue else "paper broker"))
 
     # 5. signal service with Redis, and a token for the example subscriber
     redis = _Redis(settings.path("streams", "demo", "redis"))
@@ -394,8 +400,13 @@ def configure_logging(settings: Settings) -> None:
 
 
 def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = False,
-             settings: Settings | None = None, live_table: bool | None = None, broker: str = "paper") -> DemoReport:
-    """Run the platform end to end; returns what it saw (see :class:`DemoReport`)."""
+             settings: Settings | None = None, live_table: bool | None = None, broker: str = "paper",
+             venue: str | None = None) -> DemoReport:
+    """Run the platform end to end; returns what it saw (see :class:`DemoReport`).
+
+    ``venue`` (with ``broker="fix"``): a quickfix session file or ``host:port`` of an
+    outside FIX venue instead of the built-in exchange simulator.
+    """
     settings = settings or get_settings()
     console = Console()
     if live_table is None:
@@ -405,7 +416,9 @@ def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = Fa
     try:
         if broker not in ("paper", "fix"):
             raise ValueError(f"broker must be 'paper' or 'fix', got {broker!r}")
-        asyncio.run(_main(settings, symbols, seconds, keep_running, console, rep, live_table, broker))
+        if venue is not None and broker != "fix":
+            raise ValueError("venue needs broker='fix'")
+        asyncio.run(_main(settings, symbols, seconds, keep_running, console, rep, live_table, broker, venue))
     except KeyboardInterrupt:
         console.print("stopped by Ctrl-C")
     console.print(_render(rep, seconds, seconds))

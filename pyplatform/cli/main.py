@@ -81,6 +81,8 @@ def demo(
     keep_running: bool = typer.Option(False, "--keep-running", help="Keep services up until Ctrl-C."),
     broker: str = typer.Option("paper", help="paper, or fix: orders go over a real FIX 4.4 session (quickfix) "
                                "to an exchange simulator on loopback."),
+    venue: str = typer.Option(None, help="With --broker fix: an outside FIX venue (quickfix session file or "
+                              "HOST:PORT) instead of the simulator."),
 ) -> None:
     """Run the whole platform end to end on the embedded backend with a simulated market."""
     from pyplatform.demo import configure_logging, run_demo
@@ -88,7 +90,9 @@ def demo(
     configure_logging(get_settings())
     if broker not in ("paper", "fix"):
         raise typer.BadParameter(f"broker must be 'paper' or 'fix', got {broker!r}", param_hint="--broker")
-    run_demo(seconds=seconds, n_symbols=symbols, keep_running=keep_running, broker=broker)
+    if venue is not None and broker != "fix":
+        raise typer.BadParameter("--venue needs --broker fix", param_hint="--venue")
+    run_demo(seconds=seconds, n_symbols=symbols, keep_running=keep_running, broker=broker, venue=venue)
 
 
 _register()

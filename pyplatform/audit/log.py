@@ -89,6 +89,9 @@ class AuditLog:
     fsync : bool
         fsync the log and the head on every append (default True: an acknowledged
         audit record survives a crash of the machine, not only of the process).
+    verify_first : bool
+        Verify the whole chain before this object's first append (default True); later
+        appends check only that the log still ends at its head, which costs O(1).
 
     Examples
     --------
@@ -96,8 +99,10 @@ class AuditLog:
     >>> log.append("token.issue", actor="cli:alice", subject="bob", details={"jti": "j1"})
     """
 
-    def __init__(self, path: str | Path, clock: Clock | None = None, fsync: bool = True) -> None:
+    def __init__(self, path: str | Path, clock: Clock | None = None, fsync: bool = True,
+                 verify_first: bool = True) -> None:
         self.path = Path(path)
+        self._verified = not verify_first
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.head_path = _head_path(self.path)
         self.clock = clock or LiveClock()
@@ -149,6 +154,13 @@ class AuditLog:
         with os.fdopen(fd, "r+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
             head = self._tail_matches_head(f)
+            if not self._verified:
+                f.seek(0)
+                report = verify_lines(f, expected_head=head)
+                if not report.ok:
+                    raise AuditError(f"{self.path} fails verification ({report.summary()}); nothing appended: "
+                                     "run `pyplatform audit verify`")
+                self._verified = True
             lines, h, seq = [], head.hash, head.seq
             for ev in events:
                 seq += 1

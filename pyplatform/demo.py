@@ -326,7 +326,11 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
                 if dash_server is not None:
                     from pyplatform.dashboard.node_bridge import push_node_status
 
-                    push_node_status(dash_server.app.pyplatform.live, node.status(), clock.now_ns())
+                    st = node.status()
+                    push_node_status(dash_server.app.pyplatform.live, st, clock.now_ns())
+                    if st.get("session"):  # the FIX session's state on the Live page, next to risk
+                        buf = dash_server.app.pyplatform.live
+                        buf.on_risk({**buf.risk(), "fix_session": st["session"]})
                 if live:
                     live.update(_render(rep, now - t0, seconds))
                 else:

@@ -368,3 +368,17 @@ def test_start_that_times_out_stops_everything(tmp_path):
     with pytest.raises(TimeoutError):
         TradingNode(None, {}, LiveClock(), "fix", journal=tmp_path / "j", fix_logon_wait_s=1.0,
                     fix_session=FixSessionConfig(tmp_path / "fix2", "initiator", port))
+
+
+def test_live_page_shows_the_session_in_the_venues_words():
+    from pyplatform.dashboard.pages.live import risk_panel
+
+    down = {"session": "FIX.4.4:PYPLATFORM->EXECUTOR", "venue": "127.0.0.1:9", "state": "no_logon",
+            "logged_on": False, "logons": 2, "down_reason": "not logged on for 12s: venue's logon refused: "
+            "MsgSeqNum too low, expecting 7 but received 1", "last_problem": ""}
+    panel = risk_panel({"kill_switch": False, "fix_session": down})
+    line = next(c for c in panel.children if getattr(c, "id", None) == "fix-session")
+    assert line.children == ("FIX FIX.4.4:PYPLATFORM->EXECUTOR at 127.0.0.1:9: no_logon · 2 logon(s) · not logged "
+                             "on for 12s: venue's logon refused: MsgSeqNum too low, expecting 7 but received 1")
+    assert "kill-on" in line.className
+    assert not any("fix_session" in str(getattr(c, "children", "")) for c in panel.children)

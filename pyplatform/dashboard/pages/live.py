@@ -10,7 +10,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from pyplatform.dashboard.context import AppContext
 from pyplatform.plots.theme import empty_figure, register_template
 
-__all__ = ["layout", "register", "table", "risk_panel"]
+__all__ = ["layout", "register", "table", "risk_panel", "session_status"]
 
 _MAX_ROWS = 30
 
@@ -40,6 +40,19 @@ def table(frame: pd.DataFrame, columns: list[str], empty: str, table_id: str) ->
     ])
 
 
+def session_status(session: dict) -> html.Component:
+    """One line on the FIX session (``FixBroker.status()``): state, logons, and the venue's
+    own words when it is down -- a refused logon must be seen where the orders are."""
+    up = bool(session.get("logged_on"))
+    text = f"FIX {session.get('session', '?')} at {session.get('venue', '?')}: {session.get('state', '?')}"
+    text += f" · {session.get('logons', 0)} logon(s)"
+    if not up and session.get("down_reason"):
+        text += f" · {session['down_reason']}"
+    elif session.get("last_problem"):
+        text += f" · last: {session['last_problem']}"
+    return html.Div(text, id="fix-session", className="status kill-off" if up else "status kill-on")
+
+
 def risk_panel(state: dict) -> html.Component:
     """Kill-switch state and how much of each limit is used."""
     if not state:
@@ -47,9 +60,11 @@ def risk_panel(state: dict) -> html.Component:
     kill = bool(state.get("kill_switch"))
     items = [html.Div(["kill switch: ", html.Span("ENGAGED" if kill else "off",
                                                   className="kill-on" if kill else "kill-off", id="kill-switch")])]
+    if state.get("fix_session"):
+        items.append(session_status(state["fix_session"]))
     # other plain facts the risk side reports (mode, reason, loss-limit flag, refusals)
     for key, value in state.items():
-        if key not in ("kill_switch", "limits") and value not in ("", None):
+        if key not in ("kill_switch", "limits", "fix_session") and value not in ("", None):
             items.append(html.Div(f"{key.replace('_', ' ')}: {value}", className="status"))
     for name, lim in (state.get("limits") or {}).items():
         used, limit = float(lim.get("used", 0.0)), float(lim.get("limit", 0.0))

@@ -34,6 +34,7 @@ def init_secret(
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")
     os.chmod(path, 0o600)
+    _audit("secret.rotate", str(path), {"replaced": bool(force)})
     typer.echo(f"wrote {path}\nexport PYPLATFORM_JWT_SECRET_FILE={path.resolve()}")
 
 
@@ -50,6 +51,10 @@ def issue(
     from pyplatform.signals.service import build_issuer
 
     tok = build_issuer(_settings()).issue(subject, topics=topic, symbols=symbol, now_ns=time.time_ns(), ttl_s=ttl)
+    claims = decode_unverified(tok)
+    # recorded before the token is shown: a token the audit log does not know never leaves
+    _audit("token.issue", subject, {"jti": claims.get("jti"), "topics": topic, "symbols": symbol, "ttl_s": ttl,
+                                    "exp": claims.get("exp")})
     if as_json:
         typer.echo(json.dumps({"token": tok, "claims": decode_unverified(tok)}, indent=2))
     else:
@@ -80,7 +85,20 @@ def revoke(
     path = revocation_path(settings)
     RevocationList(path).revoke(jti, exp, now)
     shared = _revoke_in_redis(settings.redis_url, jti, exp)
+    _audit("token.revoke", jti, {"until": exp, "shared": shared.startswith("shared")})
     typer.echo(f"revoked {jti} (listed in {path} until {exp}; {shared})")
+
+
+def _audit(kind: str, subject: str, details: dict) -> None:
+    """Record a token operation in the audit log (docs/audit.md); refuse to go on if it cannot."""
+    from pyplatform.audit import AuditError, audit
+
+    try:
+        audit(kind, f"cli:{os.environ.get('USER', 'unknown')}", subject, "ok", details, settings=_settings(),
+              strict=True)
+    except (AuditError, OSError) as exc:
+        typer.echo(f"error: the audit log refused the record ({exc}); run `pyplatform audit verify`", err=True)
+        raise typer.Exit(2) from None
 
 
 def _revoke_in_redis(url: str, jti: str, exp: int) -> str:

@@ -382,3 +382,26 @@ def test_live_page_shows_the_session_in_the_venues_words():
                              "on for 12s: venue's logon refused: MsgSeqNum too low, expecting 7 but received 1")
     assert "kill-on" in line.className
     assert not any("fix_session" in str(getattr(c, "children", "")) for c in panel.children)
+
+
+def test_after_a_restart_the_node_asks_the_venue_about_orders_it_cannot_know(tmp_path):
+    ex = FixExchange(tmp_path / "venue").start()
+    node = node_for(tmp_path, ex)
+    try:
+        with node._lock:
+            node.oms.submit(limit("lost", 10, "99.00"))  # journaled, then the process dies before sending
+        node.close()
+        node = node_for(tmp_path, ex)
+        assert status_of(node, "lost") is OrderStatus.PENDING_NEW
+        node.step()  # the first step after a logon reconciles
+        wait_for(lambda: any(n.kind == "reconcile" and "lost" in n.text for n in node.oms.notices),
+                 what="reconcile notice for the unknown order")
+        assert any("reconcile: order lost" in n for n in node.status()["notices"])
+        # the order manager then lists it for sending again, under the same id
+        rec = node.oms.reconcile(node.broker)
+        assert [c.client_order_id for c in rec.resend] == ["lost"]
+        node.broker.send(rec.resend[0])
+        wait_for(lambda: status_of(node, "lost") is OrderStatus.NEW, what="resent order accepted")
+    finally:
+        node.close()
+        ex.stop()

@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _VERBS = {
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
     "draft_strategy", "subscribe", "backtest", "sweep", "compute_factor", "chart", "factor_figures",
+    "universe", "save_universe", "Timedelta", "Timestamp",
 }
 
 __all__ = sorted(_VERBS) + ["__version__"]

@@ -19,7 +19,12 @@ from pyplatform.store.frames import symbol_list as _symbols
 __all__ = [
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
     "draft_strategy", "subscribe", "backtest", "sweep", "chart", "factor_figures",
+    "universe", "save_universe", "Timedelta", "Timestamp",
 ]
+
+#: Re-exported so notebook code says ``pp.Timedelta`` rather than reaching into ``pp.api.pd``.
+Timedelta = pd.Timedelta
+Timestamp = pd.Timestamp
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,38 @@ def _store(settings: Settings):
     return open_store(settings)
 
 
+def _checked_read(store, table: str, symbols, start, end, *, source: str | None = None,
+                  freq: str | None = None, columns=None) -> pd.DataFrame:
+    """Read (or resample) with loud errors: unknown symbols, start >= end, an empty result."""
+    from pyplatform.research.universe import check_range, check_symbols
+
+    lo, hi = check_range(start, end)
+    syms = _symbols(symbols)
+    src = source or table
+    check_symbols(syms, store.symbols(src), src)
+    if freq is not None:
+        out = store.resample(src, freq, symbols=syms, start=lo, end=hi)
+    else:
+        out = store.read(table, symbols=syms, start=lo, end=hi, columns=columns)
+    if len(out) == 0:
+        raise ValueError(f"no {src} rows for {'all symbols' if syms is None else syms} in "
+                         f"[{lo or 'the beginning'}, {hi or 'the end'}){_span(store, src)}")
+    return out
+
+
+def _span(store, table: str) -> str:
+    """'; the table covers A to B' where the store can say so cheaply (its manifest)."""
+    try:
+        files = store.manifest(table).files()
+    except Exception:  # noqa: BLE001 - a backend without manifests just says less
+        return ""
+    if not files:
+        return f"; {table} is empty: generate or import data first"
+    lo = pd.Timestamp(min(f.min_ts for f in files), unit="ns")
+    hi = pd.Timestamp(max(f.max_ts for f in files), unit="ns")
+    return f"; {table} covers {lo} to {hi}"
+
+
 def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=None, *,
             settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
     """Rows of a history table (``ticks``, ``bars_1m``, ``bars_1d``, ``factors``).
@@ -45,9 +82,16 @@ def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=
     Returns
     -------
     DataFrame indexed by (datetime, symbol).
+
+    Raises
+    ------
+    UnknownSymbolError
+        For symbols the table does not hold (with the nearest known ones).
+    ValueError
+        For start >= end or a range with no rows (with the range the table covers).
     """
     s = _settings(settings, data_dir)
-    return _store(s).read(table, symbols=_symbols(symbols), start=start, end=end, columns=columns)
+    return _checked_read(_store(s), table, symbols, start, end, columns=columns)
 
 
 def bars(symbols=None, start=None, end=None, freq: str = "1min", *, settings: Settings | None = None,
@@ -56,15 +100,30 @@ def bars(symbols=None, start=None, end=None, freq: str = "1min", *, settings: Se
 
     Parameters
     ----------
+    symbols : str or list of str, optional
+        ``CODE.REGION`` symbols; all when omitted.
+    start, end : date-like, optional
+        ``start <= t < end``.
     freq : str
-        ``"1min"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"``, ... (pandas-style offsets).
+        ``"1min"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"``, ... (pandas-style widths).
+
+    Raises
+    ------
+    UnknownSymbolError
+        For symbols the store does not hold (the message lists the nearest known ones, e.g.
+        ``EURUSD.GB`` for ``EURUSD``).
+    ValueError
+        For a bad ``freq``, start >= end, or a range with no rows.
     """
+    from pyplatform.research.universe import check_freq
+
     s = _settings(settings, data_dir)
     store = _store(s)
     table = _FREQ_TABLE.get(freq)
     if table:
-        return store.read(table, symbols=_symbols(symbols), start=start, end=end)
-    return store.resample("bars_1m", freq, symbols=_symbols(symbols), start=start, end=end)
+        return _checked_read(store, table, symbols, start, end)
+    check_freq(freq)
+    return _checked_read(store, "bars_1m", symbols, start, end, freq=freq)
 
 
 def ticks(symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
@@ -82,10 +141,16 @@ def library() -> pd.DataFrame:
 
 
 def _resolve_expression(expr_or_name: str, settings: Settings) -> tuple[str, str]:
-    """(name, expression) for a library name, a published name, or an expression."""
+    """(name, expression) for a library name, a published name, or an expression.
+
+    Library names are reserved (publishing refuses them), so a name resolves the same way
+    here, in the live engine and in the app.
+    """
     from pyplatform.factors import load_library
     from pyplatform.registry import FactorRegistry, RegistryError
 
+    if not isinstance(expr_or_name, str) or not expr_or_name.strip():
+        raise ValueError(f"a factor is an expression, a library name or a published name, got {expr_or_name!r}")
     lib = {f.name: f.expression for f in load_library()}
     if expr_or_name in lib:
         return expr_or_name, lib[expr_or_name]
@@ -120,6 +185,9 @@ def factor(expr_or_name: str, symbols=None, start=None, end=None, freq: str = "1
 
     lookback = parse(text).lookback
     if bars_frame is None:
+        from pyplatform.research.universe import check_range
+
+        check_range(start, end)
         warm_start = None
         if start is not None and lookback:
             # conservatively widen by calendar time: daily bars -> 2x days, minutes -> days
@@ -133,17 +201,40 @@ def factor(expr_or_name: str, symbols=None, start=None, end=None, freq: str = "1
 
 
 def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 10), quantiles: int = 5,
-             freq: str = "1d", *, settings: Settings | None = None, data_dir=None):
+             freq: str = "1d", *, universe="stocks", min_names: int | None = None,
+             settings: Settings | None = None, data_dir=None):
     """Evaluate a factor (expression, name, or a Series) against forward returns of close prices.
+
+    Parameters
+    ----------
+    symbols : list of str, optional
+        Explicit symbols; when given they are the universe.
+    universe : str or list of str
+        Which symbols are compared on a date when ``symbols`` is not given: an asset class
+        (``"stocks"``, the default, ``"forex"``, ``"crypto"``, ``"indices"``), a region suffix
+        (``".US"``), a saved list (``pp.save_universe``), or ``"all"`` (calendars mixed on
+        purpose). Stocks are the default so weekends of 24/7 crypto never enter a stock IC.
+    horizons : sequence of int
+        Forward periods in each symbol's own trading sessions (5 = five trading days).
+    min_names : int, optional
+        Dates with fewer names are left out (default 5, or fewer if the universe is smaller).
 
     Returns
     -------
-    FactorEvaluation (rank IC and t-stat, decay, quantile returns and spread, turnover, coverage).
+    FactorEvaluation
+        Rank IC and t-stat, decay, quantile returns (per-date averaged as alphalens, and
+        pooled), spread, turnover, coverage, and the ``window`` the metrics cover.
     """
+    from pyplatform.research.evaluation import MIN_NAMES
     from pyplatform.research.evaluation import evaluate as _evaluate
+    from pyplatform.research.universe import resolve_universe
 
     s = _settings(settings, data_dir)
-    px = bars(symbols, start, end, freq=freq, settings=s)
+    if symbols is None:
+        table = _FREQ_TABLE.get(freq, "bars_1m")
+        symbols = resolve_universe(universe, _store(s).symbols(table), settings=s)
+    syms = _symbols(symbols)
+    px = bars(syms, start, end, freq=freq, settings=s)
     if isinstance(expr_or_name, pd.Series):
         f, name = expr_or_name, expr_or_name.name or "factor"
     elif isinstance(expr_or_name, pd.DataFrame):
@@ -153,23 +244,46 @@ def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 1
         name, text = _resolve_expression(expr_or_name, s)
         f = compute_factor(text, px, name)
     prices = px["close"].unstack("symbol")
-    return _evaluate(f, prices, horizons=horizons, quantiles=quantiles, name=str(name))
+    if min_names is None:
+        min_names = max(2, min(MIN_NAMES, prices.shape[1]))
+    return _evaluate(f, prices, horizons=horizons, quantiles=quantiles, name=str(name), min_names=min_names)
 
 
-def publish(name: str, expression: str, *, author: str | None = None, description: str = "",
-            tags: Iterable[str] = (), symbols=None, recent_days: int = 60, freq: str = "1d",
+def universe(name="stocks", *, settings: Settings | None = None, data_dir=None) -> list[str]:
+    """The symbols of a universe (asset class, region suffix, ``"all"`` or a saved list)."""
+    from pyplatform.research.universe import resolve_universe
+
+    s = _settings(settings, data_dir)
+    return resolve_universe(name, _store(s).symbols("bars_1d"), settings=s)
+
+
+def save_universe(name: str, symbols, *, settings: Settings | None = None, data_dir=None) -> list[str]:
+    """Save a named watchlist/universe for ``pp.evaluate(universe=name)`` and the app."""
+    from pyplatform.research.universe import check_symbols
+    from pyplatform.research.universe import save_universe as _save
+
+    s = _settings(settings, data_dir)
+    syms = _symbols(symbols) or []
+    check_symbols(syms, _store(s).symbols("bars_1d"), "bars_1d")
+    return _save(name, syms, settings=s)
+
+
+def publish(name: str, expression: str, *, author: str | None = None, description: str | None = None,
+            tags: Iterable[str] | None = None, symbols=None, recent_days: int = 60, freq: str = "1d",
             settings: Settings | None = None, data_dir=None, tolerance: float = 1e-9):
     """Validate a factor and publish it as a new immutable version in the registry.
 
     Validation: the expression parses; the stream runtime fed row by row in micro-batches
     equals the batch runtime on recent history (to ``tolerance``); an evaluation summary is
-    attached. Any failure raises ``PublishError`` and changes nothing.
+    attached, computed on the whole daily history (stocks, or ``symbols``) with its window
+    recorded. ``description``/``tags`` left out keep the previous version's. Built-in library
+    names are reserved. Any failure raises ``PublishError`` and changes nothing.
     """
     from pyplatform.research.publishing import publish_factor
 
     s = _settings(settings, data_dir)
     return publish_factor(name, expression, author=author or getpass.getuser(), description=description,
-                          tags=tuple(tags), symbols=_symbols(symbols), recent_days=recent_days, freq=freq,
+                          tags=None if tags is None else tuple(tags), symbols=_symbols(symbols), recent_days=recent_days, freq=freq,
                           settings=s, tolerance=tolerance)
 
 
@@ -181,17 +295,22 @@ def retire(name: str, reason: str = "", *, settings: Settings | None = None, dat
 
 
 def published(*, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
-    """All published factors: latest version, author, status."""
+    """All published factors: latest version, author, status, and the 1-period rank IC with
+    the window it was measured on (``ic_window``: first and last date, number of dates)."""
     from pyplatform.registry import FactorRegistry
 
     reg = FactorRegistry.from_settings(_settings(settings, data_dir))
     rows = []
+    cols = ["version", "expression", "description", "tags", "author", "retired", "ic_mean_1p", "ic_window"]
     for n in reg.names():
         v = reg.versions(n)[-1]
-        rows.append({"name": n, "version": v.version, "expression": v.expression, "author": v.author,
-                     "retired": reg.is_retired(n), "ic_mean_1p": v.evaluation.get("ic", {}).get("1p", {}).get("ic_mean")})
-    return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame(
-        columns=["version", "expression", "author", "retired", "ic_mean_1p"])
+        w = v.evaluation.get("window") or {}
+        window = (f"{str(w.get('start'))[:10]} to {str(w.get('end'))[:10]} ({w.get('n_dates')} dates, "
+                  f"{w.get('scope', '?')})") if w.get("start") else "unknown (published before windows were recorded)"
+        rows.append({"name": n, "version": v.version, "expression": v.expression, "description": v.description,
+                     "tags": ", ".join(v.tags), "author": v.author, "retired": reg.is_retired(n),
+                     "ic_mean_1p": v.evaluation.get("ic", {}).get("1p", {}).get("ic_mean"), "ic_window": window})
+    return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame(columns=cols)
 
 
 def draft_strategy(text: str):
@@ -248,9 +367,21 @@ def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None 
 def backtest(config, symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None, **kwargs):
     """Event-driven backtest of a strategy configuration over history (see ``pyplatform.backtest``)."""
     from pyplatform.backtest import run_backtest
+    from pyplatform.backtest.config import BacktestConfig
+    from pyplatform.research.universe import check_range
 
-    return run_backtest(config, symbols=_symbols(symbols), start=start, end=end,
-                        settings=_settings(settings, data_dir), **kwargs)
+    valid = set(BacktestConfig.model_fields) | {"bars", "backtest", "save", "progress"}
+    wrong = sorted(set(kwargs) - valid)
+    if wrong:
+        raise TypeError(f"backtest() got unknown keyword(s) {wrong}; valid: {', '.join(sorted(valid))}")
+    check_range(start, end)
+    s = _settings(settings, data_dir)
+    if symbols is not None and kwargs.get("bars") is None:
+        from pyplatform.research.universe import check_symbols
+
+        check_symbols(_symbols(symbols), _store(s).symbols(
+            "bars_1d" if kwargs.get("freq", "1d") in ("1d", "1D", "D") else "bars_1m"))
+    return run_backtest(config, symbols=_symbols(symbols), start=start, end=end, settings=s, **kwargs)
 
 
 def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: str = "1d", *,

@@ -76,14 +76,31 @@ def agreement(batch: pd.Series, stream: pd.Series, tolerance: float) -> dict:
             "first_mismatch": None if not bad.any() else str(stream.index[bad.to_numpy()][0])}
 
 
-def publish_factor(name: str, expression: str, *, author: str, description: str = "", tags=(),
+def reserved_names() -> set[str]:
+    """Names a published factor may not take: the built-in library's (so ``pp.factor(name)``,
+    the live engine and the app can never disagree about what a name means)."""
+    from pyplatform.factors import load_library
+
+    return {f.name for f in load_library()}
+
+
+def publish_factor(name: str, expression: str, *, author: str, description: str | None = None, tags=None,
                    symbols=None, recent_days: int = 60, freq: str = "1d", settings=None,
                    tolerance: float = 1e-9, frame: pd.DataFrame | None = None):
-    """Validate and publish; see the module docstring. Returns the new ``FactorVersion``."""
+    """Validate and publish; see the module docstring. Returns the new ``FactorVersion``.
+
+    ``description`` and ``tags`` left out (None, empty) keep the previous version's; a
+    library name is refused. The attached evaluation covers the whole daily history (or the
+    validation window for minute bars or a given ``frame``) and records that window in
+    ``evaluation["window"]``.
+    """
     from pyplatform.factors import FactorError, parse
     from pyplatform.registry import FactorRegistry, RegistryError
-    from pyplatform.research.evaluation import evaluate
+    from pyplatform.research.evaluation import MIN_NAMES, evaluate
 
+    if name in reserved_names():
+        raise PublishError(f"{name!r} is a built-in library factor name (pp.library()); publish under another "
+                           f"name, e.g. {name + '_v2'!r} or 'my_{name}'")
     try:
         expr = parse(expression)
     except FactorError as exc:
@@ -95,16 +112,21 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     except RegistryError as exc:
         raise PublishError(str(exc)) from exc
 
+    eval_frame, scope = frame, "given frame"
     if frame is None:
         from pyplatform.api import bars
 
-        store_bars = bars(symbols, settings=settings, freq=freq)
-        if store_bars.empty:
-            raise PublishError("no history to validate on: generate or import data first")
+        try:
+            store_bars = bars(symbols, settings=settings, freq=freq)
+        except (KeyError, ValueError) as exc:
+            raise PublishError(f"no history to validate on ({exc}): generate or import data first") from exc
         last = store_bars.index.get_level_values(0).max()
         warm_days = min(2 * expr.lookback, 3650)  # cap: a look-back beyond history fails below anyway
         span = pd.Timedelta(days=recent_days + warm_days) if freq in ("1d", "1D", "D") else pd.Timedelta(days=recent_days)
         frame = store_bars[store_bars.index.get_level_values(0) >= last - span]
+        # daily history is small enough to evaluate whole; minute history is evaluated on
+        # the validation window only (and says so)
+        eval_frame, scope = (store_bars, "full history") if freq in ("1d", "1D", "D") else (frame, "validation window")
     try:
         parse(expression, columns=set(frame.columns))
     except FactorError as exc:
@@ -120,10 +142,33 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
                            f"{expr.lookback} rows); not published")
     from pyplatform.api import compute_factor
 
-    values = compute_factor(canonical, frame, name)
-    try:
-        evaluation = evaluate(values, frame["close"].unstack("symbol"), horizons=(1, 5), name=name).to_dict()
-    except ValueError as exc:
-        evaluation = {"error": str(exc)}
-    return registry.add_version(name, canonical, author, description=description, tags=tuple(tags),
+    evaluation = _evaluation(canonical, name, eval_frame, symbols, MIN_NAMES, evaluate, compute_factor)
+    evaluation.setdefault("window", {})["scope"] = scope
+    previous = registry.versions(name) if name in registry.names() else []
+    if previous:
+        description = description or previous[-1].description
+        tags = tags or previous[-1].tags
+    return registry.add_version(name, canonical, author, description=description or "", tags=tuple(tags or ()),
                                 evaluation=evaluation, validation=check)
+
+
+def _evaluation(canonical: str, name: str, frame: pd.DataFrame, symbols, min_names_default: int,
+                evaluate, compute_factor) -> dict:
+    """The evaluation summary on stocks (or the given symbols), never weekends of crypto."""
+    from pyplatform.research.universe import resolve_universe
+
+    known = sorted(frame.index.get_level_values("symbol").unique())
+    try:
+        universe = list(symbols) if symbols else resolve_universe("stocks", known)
+    except ValueError:
+        universe = known  # no stocks: the one calendar there is
+    frame = frame[frame.index.get_level_values("symbol").isin(universe)]
+    values = compute_factor(canonical, frame, name)
+    prices = frame["close"].unstack("symbol")
+    try:
+        out = evaluate(values, prices, horizons=(1, 5), name=name,
+                       min_names=max(2, min(min_names_default, prices.shape[1]))).to_dict()
+    except ValueError as exc:
+        out = {"error": str(exc), "window": {}}
+    out["window"]["universe"] = "stocks" if not symbols and universe != known else ",".join(universe)
+    return out

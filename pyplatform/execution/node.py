@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_price
 from pyplatform.domain.schemas import to_columns
 from pyplatform.execution.matching import FillModel
@@ -56,6 +56,7 @@ class TradingNode:
         Stream tables by role: ``factors`` (input rows: ts, symbol, factor columns),
         ``quotes`` (input, ``QUOTES`` schema), ``signals`` (output, ``SIGNALS`` schema).
     clock : Clock
+        Required: ``LiveClock()`` live, ``SimClock`` in a backtest (nothing else reads time).
     broker : "paper" | "fix" | object
         ``fix`` starts a FIX initiator: to ``fix_session`` (any venue: comp ids, host, port,
         reset policy; see ``pyplatform.execution.fix.session.parse_venue``) or, without it,
@@ -86,7 +87,11 @@ class TradingNode:
         self.on_session_down = on_session_down
         self._held: list[SubmitOrder] = []
         self._logons_seen = 0
-        self.clock = clock or LiveClock()
+        if clock is None:
+            # time is an input: a live node and a backtest differ in the clock they are handed,
+            # so a node never picks the wall clock behind its caller's back
+            raise ValueError("TradingNode needs a clock: LiveClock() to trade live, SimClock(...) in a backtest")
+        self.clock = clock
         self.settings = settings
         self.tables = dict(tables or {})
         self.strategies = list(strategies or [])

@@ -163,3 +163,10 @@ def test_positions_are_reduced_to_the_overnight_limit_near_the_close(tmp_path):
     (o,) = [o for o in node.oms.orders.values() if o.client_order_id.startswith("overnight-")]
     assert o.side.name == "SELL" and o.quantity == 2000
     node.close()
+
+
+def test_node_needs_a_clock(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="TradingNode needs a clock"):
+        TradingNode(None, {}, None, "paper", journal=tmp_path / "j")

@@ -73,6 +73,12 @@ class TradingNode:
     fix_logon_wait_s : float
         How long construction waits for the first logon before giving up (TimeoutError,
         with everything it started stopped and the journal closed).
+    oms, risk : OrderManager, RiskManager, optional
+        Objects to compose instead of building them from ``journal``/``risk_config`` (a
+        backtest's own risk policy, a recovered order manager); see
+        ``pyplatform.execution.builder.build_trading_node`` for the settings-driven graph.
+    kill_file : Path, optional
+        The file ``pyplatform trade kill`` writes (default: from ``settings``).
     """
 
     def __init__(self, settings=None, tables: Mapping[str, Any] | None = None, clock: Clock | None = None,
@@ -81,7 +87,8 @@ class TradingNode:
                  fill_model: FillModel | None = None, journal: str | Path | None = None, fix_port: int | None = None,
                  aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True,
                  fix_session=None, on_session_down: str = "refuse", on_sequence_reset: str = "report",
-                 fix_logon_wait_s: float = 10.0) -> None:
+                 fix_logon_wait_s: float = 10.0, oms: OrderManager | None = None,
+                 risk: RiskManager | None = None, kill_file: str | Path | None = None) -> None:
         if on_session_down not in ("refuse", "queue"):
             raise ValueError(f"on_session_down must be 'refuse' or 'queue', got {on_session_down!r}")
         self.on_session_down = on_session_down
@@ -99,15 +106,21 @@ class TradingNode:
         self.capital = Decimal(str(capital))
         self.aggression = aggression
         self.max_participation = max_participation
-        self.risk = RiskManager(risk_config, self.clock)
+        self.risk = risk if risk is not None else RiskManager(risk_config, self.clock)
         self._lock = threading.RLock()
         jpath = journal
         if jpath is None and settings is not None:
             jpath = settings.path("trading", account, "orders.journal")
         if settings is not None and getattr(settings, "fsync", "always") == "never":
             fsync = False  # PYPLATFORM_FSYNC=never: throwaway sessions; "batch"/"always" keep fsync per record
-        self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
-        self.kill_file = settings.path("trading", account, "kill.json") if settings is not None else None
+        if oms is not None:
+            self.oms = oms
+        else:
+            self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
+        if kill_file is not None:
+            self.kill_file = Path(kill_file)
+        else:
+            self.kill_file = settings.path("trading", account, "kill.json") if settings is not None else None
         self._kill_seen: float | None = None
         self.slices = SliceScheduler()
         self._overnight_done: set[tuple[int, str]] = set()

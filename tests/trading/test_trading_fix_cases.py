@@ -267,6 +267,17 @@ def test_late_fill_cancel_reject_business_reject_and_unreadable_report(tmp_path)
         kinds = [m.kind for m in Journal.read(tmp_path / "client" / "j") if isinstance(m, VenueNotice)]
         assert "unparseable" in kinds and "reconcile" in kinds
         assert status_of(node, "o2") is OrderStatus.NEW  # nothing applied from it
+
+        # a report missing a tag the dictionary requires is refused by quickfix itself (35=3
+        # back to the venue) before the adapter sees it: that is surfaced too
+        incomplete = codec.execution_report(OrderCanceled("o2", time.time_ns(), "", "X10"), symbol="AAPL.US",
+                                            side=Side.BUY, order_id="SIMEX-2", cum_qty=D(0), leaves_qty=D(0),
+                                            avg_px=D(0))
+        incomplete.removeField(39)  # OrdStatus, required in a FIX 4.4 ExecutionReport
+        ex.send_message(incomplete)
+        wait_for(lambda: any("we rejected the venue's 35=8" in e and "tag 39" in e for e in node.broker.errors),
+                 what="quickfix's own reject visible")
+        assert status_of(node, "o2") is OrderStatus.NEW
     finally:
         node.close()
         ex.stop()

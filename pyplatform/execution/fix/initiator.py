@@ -325,6 +325,16 @@ class FixBroker:
 
     def _on_admin_out(self, message) -> None:
         mtype = message.getHeader().getField(35)
+        if mtype == codec.MSG_REJECT:
+            # quickfix refused one of the venue's messages before the application saw it (a
+            # tag the dictionary requires is missing, a bad value): whatever it said is lost to
+            # the order manager, so it must at least be seen
+            ref = message.getField(codec.REF_SEQ_NUM) if message.isSetField(codec.REF_SEQ_NUM) else "?"
+            ref_type = message.getField(codec.REF_MSG_TYPE) if message.isSetField(codec.REF_MSG_TYPE) else "?"
+            text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else "rejected"
+            tag = f" (tag {message.getField(codec.REF_TAG_ID)})" if message.isSetField(codec.REF_TAG_ID) else ""
+            self._notice("unparseable", f"we rejected the venue's 35={ref_type} seq {ref}: {text}{tag}")
+            return
         if mtype == "5" and message.isSetField(codec.TEXT):
             text = message.getField(codec.TEXT)
             m = _TOO_LOW.search(text)

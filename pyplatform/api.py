@@ -313,11 +313,23 @@ def published(*, settings: Settings | None = None, data_dir=None) -> pd.DataFram
     return pd.DataFrame(rows).set_index("name") if rows else pd.DataFrame(columns=cols)
 
 
-def draft_strategy(text: str):
-    """Draft a strategy configuration from a plain-English rule (offline; nothing guessed)."""
+def draft_strategy(text: str, *, settings: Settings | None = None, data_dir=None, check_symbols: bool = True):
+    """Draft a strategy configuration from a plain-English rule (offline; nothing guessed).
+
+    With ``check_symbols`` (and a store that holds daily bars) a symbol the store does not
+    know is reported in ``draft.unparsed`` with the nearest known ones, never invented.
+    ``pp.backtest(draft.to_config())`` runs the reviewed draft.
+    """
     from pyplatform.research.drafting import draft_strategy as _draft
 
-    return _draft(text)
+    known = None
+    if check_symbols:
+        s = _settings(settings, data_dir)
+        try:
+            known = _store(s).symbols("bars_1d") or None
+        except Exception:  # noqa: BLE001 - no store yet: drafting still works offline
+            known = None
+    return _draft(text, known_symbols=known)
 
 
 def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None = None,
@@ -376,12 +388,32 @@ def backtest(config, symbols=None, start=None, end=None, *, settings: Settings |
         raise TypeError(f"backtest() got unknown keyword(s) {wrong}; valid: {', '.join(sorted(valid))}")
     check_range(start, end)
     s = _settings(settings, data_dir)
+    kwargs = _rule_risk(config, kwargs)
+    if symbols is None and isinstance(config, dict) and config.get("symbols") and kwargs.get("bars") is None:
+        symbols = list(config["symbols"])  # a draft names its symbols: replay only those
     if symbols is not None and kwargs.get("bars") is None:
         from pyplatform.research.universe import check_symbols
 
         check_symbols(_symbols(symbols), _store(s).symbols(
             "bars_1d" if kwargs.get("freq", "1d") in ("1d", "1D", "D") else "bars_1m"))
     return run_backtest(config, symbols=_symbols(symbols), start=start, end=end, settings=s, **kwargs)
+
+
+def _rule_risk(config, kwargs: dict) -> dict:
+    """A drafted (``kind: "rule"``) strategy's sizing as the run's risk limits, unless the
+    caller passed their own ``risk``/``backtest``; see ``strategies.rule.risk_overrides``."""
+    if not isinstance(config, dict) or config.get("kind") != "rule" or "risk" in kwargs:
+        return kwargs
+    from pyplatform.risk.config import AccountLimits, RiskConfig
+    from pyplatform.strategies.rule import risk_overrides
+
+    over = risk_overrides(config.get("params", {}), config.get("symbols") or ())
+    if not over:
+        return kwargs
+    base = kwargs.get("backtest")
+    if base is not None:
+        return kwargs  # an explicit BacktestConfig is the caller's word
+    return {**kwargs, "risk": RiskConfig(default=AccountLimits(**over))}
 
 
 def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: str = "1d", *,

@@ -36,6 +36,8 @@ class StrategyConfig(BaseModel):
     name: str = ""
     params: dict[str, float] = Field(default_factory=dict)
     symbols: tuple[str, ...] | None = None  # None: every symbol in the factor stream
+    #: kind "rule" only: entry_long / exit_long / entry_short / exit_short expressions
+    rules: dict[str, str] = Field(default_factory=dict)
 
 
 class Strategy:
@@ -50,6 +52,9 @@ class Strategy:
     """
 
     KIND: ClassVar[str] = ""
+    #: Regime assumed before a symbol's first row: KEEP (no signal until a regime is known)
+    #: or 0 (flat, so the first long/short regime is a signal).
+    INITIAL: ClassVar[np.int8] = KEEP
     PARAMS: ClassVar[dict[str, float]] = {}
     #: factor key -> DolphinDB-style expression template with ``{param}`` placeholders
     FACTORS: ClassVar[dict[str, str]] = {}
@@ -82,6 +87,11 @@ class Strategy:
         """Row-wise regime (int8: 1 long, -1 short, 0 flat, KEEP) from factor arrays keyed by FACTORS keys."""
         raise NotImplementedError
 
+    def _regime_rows(self, f: dict[str, np.ndarray], symbols: np.ndarray) -> np.ndarray:
+        """Regime per row; strategies whose regime depends on a symbol's earlier rows (the
+        rule kind) override this and see the rows' symbols. Default: :meth:`regime`."""
+        return self.regime(f)
+
     def strength(self, f: dict[str, np.ndarray]) -> np.ndarray:
         return np.ones(len(next(iter(f.values()))))
 
@@ -100,10 +110,10 @@ class Strategy:
             raise KeyError(f"strategy {self.name}: factor column(s) {missing} missing from the batch "
                            f"(columns: {sorted(cols)})")
         f = {k: np.asarray(cols[self.column(k)], dtype=np.float64) for k in self.FACTORS}
-        regime = np.asarray(self.regime(f), dtype=np.int8)
-        strength = np.asarray(self.strength(f), dtype=np.float64)
         ts = np.asarray(cols["ts"], dtype=np.int64)
         symbols = np.asarray(cols["symbol"]).astype(str)
+        regime = np.asarray(self._regime_rows(f, symbols), dtype=np.int8)
+        strength = np.asarray(self.strength(f), dtype=np.float64)
         uniq, inverse = np.unique(symbols, return_inverse=True)
         # Group rows by symbol (stable: time order kept inside a group) and forward-fill the
         # regime within each group, seeded by the regime carried from earlier batches --
@@ -111,7 +121,7 @@ class Strategy:
         order = np.argsort(inverse, kind="stable")
         code = inverse[order]
         r = regime[order]
-        carry = np.array([self._last.get(sym, KEEP) for sym in uniq], dtype=np.int8)
+        carry = np.array([self._last.get(sym, self.INITIAL) for sym in uniq], dtype=np.int8)
         m = len(order)
         pos = np.arange(m)
         first = np.ones(m, dtype=bool)

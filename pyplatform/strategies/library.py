@@ -102,11 +102,17 @@ STRATEGIES: dict[str, type[Strategy]] = {c.KIND: c for c in (DualMACrossover, ZS
 
 
 def build(config: StrategyConfig | dict) -> Strategy:
-    """A strategy from its configuration (``kind`` picks the class)."""
+    """A strategy from its configuration (``kind`` picks the class; ``"rule"`` takes ``rules``)."""
     if isinstance(config, dict):
         config = StrategyConfig(**config)
+    if config.kind == "rule":
+        from pyplatform.strategies.rule import rule_class
+
+        return rule_class(dict(config.rules))(name=config.name or None, symbols=config.symbols, **config.params)
+    if config.rules:
+        raise ValueError(f"strategy kind {config.kind!r} takes no rules (only kind 'rule' does)")
     try:
         cls = STRATEGIES[config.kind]
     except KeyError:
-        raise ValueError(f"unknown strategy kind {config.kind!r} (known: {sorted(STRATEGIES)})") from None
+        raise ValueError(f"unknown strategy kind {config.kind!r} (known: {sorted(STRATEGIES) + ['rule']})") from None
     return cls(name=config.name or None, symbols=config.symbols, **config.params)

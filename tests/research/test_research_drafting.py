@@ -31,7 +31,8 @@ def test_understood(text, expected):
     for k, v in expected.items():
         assert getattr(d, k) == v, k
     cfg = d.to_config()
-    assert cfg["entry_long" if d.entry_long else "entry_short"]
+    assert cfg["kind"] == "rule"
+    assert cfg["rules"]["entry_long" if d.entry_long else "entry_short"]
 
 
 REFUSED = [

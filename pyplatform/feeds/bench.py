@@ -310,7 +310,7 @@ def format_feed(results: list[FeedResult]) -> str:
 
 # ------------------------------------------------------------------------------ CLI
 def register(bench_app: typer.Typer) -> None:
-    """Add ``feed`` and ``codec`` to the ``pyplatform bench`` app."""
+    """Add ``feed``, ``soak`` and ``codec`` to the ``pyplatform bench`` app."""
 
     @bench_app.command("feed")
     def feed(seconds: float = typer.Option(3.0, help="Measured seconds per run (after 0.5 s warm-up)."),
@@ -323,6 +323,22 @@ def register(bench_app: typer.Typer) -> None:
         typer.echo(format_feed(run_feed_bench(seconds, max_rate, latency_rate, repeat, symbols, frame_batch)))
         cap = statistics.median(simulator_capacity(max_rate, 2.0, symbols) for _ in range(repeat))
         typer.echo(f"simulator alone (no client): generates and renders {cap:,.0f} ticks/s (offered {max_rate:,.0f})")
+
+    @bench_app.command("soak")
+    def soak(seconds: float = typer.Option(180.0, help="How long to run (CI: a few minutes; longer on demand)."),
+             rate: float = typer.Option(5_000, help="Offered ticks/s (steady)."),
+             symbols: int = typer.Option(50, help="Symbols in the simulated market."),
+             window_s: float = typer.Option(10.0, help="Seconds per sampled window."),
+             quick: bool = typer.Option(False, "--quick", help="20 s with 4 s windows (a smoke run).")) -> None:
+        """Feed -> durable tables -> consumer + audit for minutes: RSS/latency drift and zero loss."""
+        from pyplatform.feeds.soak import format_soak, run_soak
+
+        if quick:
+            seconds, window_s = 20.0, 4.0
+        res = run_soak(seconds, rate, symbols, window_s)
+        typer.echo(format_soak(res))
+        if res.missing or res.duplicates_stored or not res.audit_ok:
+            raise typer.Exit(1)
 
     @bench_app.command("codec")
     def codec(symbols: int = typer.Option(20, help="Symbols of generated ticks."),

@@ -51,7 +51,18 @@ def _store_sources(settings: Settings, unavailable: dict[str, str]):
         return bars, None
     from pyplatform.dashboard.factor_data import FactorData
 
-    universes = {"all": symbols}
+    # one calendar per universe by default: stocks first (the default), then each other asset
+    # class; "all" mixes 24/7 crypto with stock sessions and so comes last, named as such
+    from pyplatform.research.universe import resolve_universe
+
+    universes: dict[str, list[str]] = {}
+    for label, spec in (("stocks", "stocks"), ("forex", "forex"), ("crypto", "crypto"), ("indices", "indices")):
+        try:
+            members = resolve_universe(spec, symbols)
+        except ValueError:
+            continue
+        if len(members) >= 2:
+            universes[label] = members
     try:
         inst = store.instruments()
         for sector, group in inst[inst["symbol"].isin(symbols)].groupby("sector"):
@@ -59,6 +70,7 @@ def _store_sources(settings: Settings, unavailable: dict[str, str]):
                 universes[f"sector: {sector}"] = sorted(group["symbol"])
     except Exception:  # noqa: BLE001 - sectors are optional; "all" always works
         pass
+    universes["all"] = symbols
     fd = FactorData(lambda syms: store.read("bars_1d", symbols=syms), universes, library())
     return bars, fd
 

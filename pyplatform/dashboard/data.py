@@ -19,7 +19,8 @@ import pandas as pd
 
 from pyplatform.plots.downsample import DAY_NS, LADDER, Timeframe, aggregate_ohlcv, choose_timeframe, timeframe
 
-__all__ = ["BarSource", "FrameBarSource", "StoreBarSource", "MarketView", "market_view", "to_ts_frame"]
+__all__ = ["BarSource", "FrameBarSource", "StoreBarSource", "MarketView", "market_view", "to_ts_frame",
+           "DAILY_CAP", "warmup_bars"]
 
 _COLS = ["ts", "open", "high", "low", "close", "volume"]
 
@@ -190,9 +191,14 @@ class MarketView:
         return text
 
 
+#: Candle budget for daily (and coarser) candles: daily bars are already stored, so sending a
+#: decade of them (2,500-4,400 candles) costs little and the user asked for days, not weeks.
+DAILY_CAP = 20_000
+
+
 def market_view(source: BarSource, symbol: str, requested: str | Timeframe = "1d",
                 start_ns: int | None = None, end_ns: int | None = None, *, cap: int = 3000,
-                max_source_rows: int = 120_000) -> MarketView:
+                max_source_rows: int = 120_000, daily_cap: int = DAILY_CAP) -> MarketView:
     """Candles for ``symbol`` in ``[start_ns, end_ns)`` at the finest timeframe that fits.
 
     Parameters
@@ -204,7 +210,10 @@ def market_view(source: BarSource, symbol: str, requested: str | Timeframe = "1d
     start_ns, end_ns : int, optional
         Window (ns UTC, half-open); the whole history when omitted.
     cap : int
-        Most candles returned.
+        Most intraday candles returned.
+    daily_cap : int
+        Most candles when daily or coarser candles are requested (a per-timeframe budget:
+        twelve years of daily bars stay daily).
     max_source_rows : int
         Most one-minute rows read for intraday candles (see :func:`choose_timeframe`).
     """
@@ -222,6 +231,8 @@ def market_view(source: BarSource, symbol: str, requested: str | Timeframe = "1d
     d_lo = np.searchsorted(dts, lo_ns // DAY_NS * DAY_NS, "left")
     d_hi = np.searchsorted(dts, hi_ns, "left")
     window_days = dts[d_lo:d_hi]
+    if not req.intraday:
+        cap = max(cap, daily_cap)
     shown = choose_timeframe(req, window_days, source.minutes_per_day(symbol), cap=cap,
                              max_source_rows=max_source_rows)
     if shown.intraday:
@@ -239,3 +250,31 @@ def market_view(source: BarSource, symbol: str, requested: str | Timeframe = "1d
         shown = ladder.pop(0)
         bars = aggregate_ohlcv(bars, shown)
     return MarketView(symbol, req, shown, lo_ns, hi_ns, bars)
+
+
+def warmup_bars(source: BarSource, symbol: str, view: MarketView, n: int) -> pd.DataFrame:
+    """Up to ``n`` candles of ``view.shown`` that end where the view starts, so indicators
+    drawn on the view start warmed up instead of blank at the window's left edge.
+
+    Daily and coarser candles come from the cached daily bars; intraday ones from the
+    minutes just before the window (a bounded read: ``n`` candles plus calendar slack).
+    """
+    if n <= 0 or len(view.bars) == 0:
+        return to_ts_frame(None)
+    first = int(view.bars["ts"].iloc[0])
+    if not view.shown.intraday:
+        daily = source.daily(symbol)
+        dts = daily["ts"].to_numpy(np.int64)
+        hi = int(np.searchsorted(dts, first, "left"))
+        # a weekly/monthly candle spans several days: take enough days for n candles
+        days = n * max(1, int(round(view.shown.nominal_ns / DAY_NS)))
+        prior = daily.iloc[max(0, hi - days):hi].reset_index(drop=True)
+        out = prior if view.shown.name == "1d" else aggregate_ohlcv(prior, view.shown)
+    else:
+        span = n * view.shown.minutes * 60 * 1_000_000_000
+        # nights and weekends: look back up to three times the span, at most 10 days
+        lo = first - min(3 * span + DAY_NS, 10 * DAY_NS)
+        prior = source.minutes(symbol, lo, first)
+        out = prior if view.shown.name == "1m" else aggregate_ohlcv(prior, view.shown)
+    out = out[out["ts"].to_numpy(np.int64) < first]
+    return out.iloc[-n:].reset_index(drop=True)

@@ -81,7 +81,10 @@ class FactorData:
             raise ValueError(f"no daily bars for universe {universe!r}")
         values = self._values(frame, name)
         prices = frame["close"].unstack("symbol")
-        ev = evaluate(values.dropna(), prices, horizons=self.horizons, quantiles=self.quantiles, name=name)
+        # a floor of names per date (5, or the whole universe when smaller) keeps dates with a
+        # handful of names -- crypto weekends in a mixed universe -- out of the IC chart
+        ev = evaluate(values.dropna(), prices, horizons=self.horizons, quantiles=self.quantiles, name=name,
+                      min_names=max(2, min(5, prices.shape[1])))
         others = [n for n in self.library if n != name][: self.max_correlated - 1]
         series = {name: values}
         for other in others:

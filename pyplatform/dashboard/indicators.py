@@ -2,7 +2,10 @@
 
 A factor expression is compiled with the factor language's batch compiler and evaluated on
 the candles being shown, so ``mavg(close, 20)`` on 1-hour candles is a 20-hour average, as on
-any charting terminal. The first ``lookback`` candles of a window are warm-up (NaN).
+any charting terminal. The page prepends ``lookback`` earlier candles so values start warmed
+up at the window's edge (:func:`pyplatform.dashboard.data.warmup_bars`). An overlay whose
+values are not on the price's scale (RSI, z-scores, MACD) is drawn on its own axis
+(:func:`on_price_scale`) instead of flattening the candles.
 When ``pyplatform.factors`` is not importable the page offers no indicators and says why.
 """
 
@@ -13,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-__all__ = ["library", "library_error", "indicator_values"]
+__all__ = ["library", "library_error", "indicator_values", "on_price_scale", "lookback_of"]
 
 
 def _factors():
@@ -59,3 +62,25 @@ def indicator_values(bars: pd.DataFrame, symbol: str, expression: str) -> np.nda
     frame = pd.DataFrame({c: bars[c].to_numpy() for c in bars.columns if c != "ts"}, index=idx)
     out = _compiled(expression)(frame)
     return np.asarray(pd.Series(out).reindex(idx).to_numpy(dtype=float))
+
+
+def lookback_of(expression: str) -> int:
+    """Rows of history the expression needs before its first value (0 when unknown)."""
+    try:
+        f = _factors()
+        return int(f.parse(expression).lookback or 0)
+    except Exception:  # noqa: BLE001 - an expression that does not parse fails later, with its error
+        return 0
+
+
+def on_price_scale(values: np.ndarray, bars: pd.DataFrame) -> bool:
+    """Whether an indicator lives on the price's scale (a moving average, a band) rather than
+    its own (an oscillator): its values stay inside the candles' range widened by half."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size or len(bars) == 0:
+        return True
+    lo, hi = float(np.nanmin(bars["low"])), float(np.nanmax(bars["high"]))
+    pad = 0.5 * max(hi - lo, abs(hi) * 1e-3)
+    inside = (v >= lo - pad) & (v <= hi + pad)
+    return bool(inside.mean() >= 0.95)

@@ -32,7 +32,8 @@ def layout(actx: AppContext) -> html.Div:
                 id="factor-name", options=[{"label": f"{n}: {fd.library[n]}", "value": n} for n in names],
                 value=names[0] if names else None, clearable=False)]),
             html.Div(className="control", children=[html.Label("universe"), dcc.Dropdown(
-                id="factor-universe", options=unis, value=unis[0] if unis else None, clearable=False)]),
+                id="factor-universe", value=unis[0] if unis else None, clearable=False,
+                options=[{"label": "all (calendars mixed)" if u == "all" else u, "value": u} for u in unis])]),
         ]),
         html.Div(id="factor-status", className="status"),
         dcc.Loading(type="dot", children=html.Div(className="grid-2", children=[graph(g) for g in _GRAPHS])),

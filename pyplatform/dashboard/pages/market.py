@@ -14,8 +14,8 @@ import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from pyplatform.dashboard.context import AppContext
-from pyplatform.dashboard.data import MarketView, market_view
-from pyplatform.dashboard.indicators import indicator_values, library, library_error
+from pyplatform.dashboard.data import MarketView, market_view, warmup_bars
+from pyplatform.dashboard.indicators import indicator_values, library, library_error, lookback_of, on_price_scale
 from pyplatform.dashboard.live import merge_live_bars
 from pyplatform.plots.downsample import DAY_NS, LADDER, MINUTE_NS, timeframe
 from pyplatform.plots.market import candlestick_figure, depth_figure, intraday_figure
@@ -50,6 +50,8 @@ def layout(actx: AppContext) -> html.Div:
                 placeholder=lib_note or "add a panel")]),
             html.Div(className="control", children=[html.Label("mode"), dcc.Checklist(
                 id="market-live", options=[{"label": " live", "value": "live"}], value=[])]),
+            html.Div(className="control", children=[html.Label("price axis"), dcc.Checklist(
+                id="market-log", options=[{"label": " log", "value": "log"}], value=[])]),
         ]),
         html.Div(className="grid-main", children=[
             html.Div(className="card", children=[
@@ -130,7 +132,7 @@ def _live_window(actx: AppContext, symbol: str) -> tuple[int | None, int | None]
 
 
 def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], panels: list[str],
-                start: int | None, end: int | None, live: bool):
+                start: int | None, end: int | None, live: bool, log_scale: bool = False):
     """Figure, status text and view store for one K-line request (the callback's pure core)."""
     if not symbol:
         return empty_figure("pick a symbol"), "", None
@@ -147,6 +149,10 @@ def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], pan
         view = MarketView(symbol, timeframe(tf), timeframe(tf), start, end, actx.bars.minutes(symbol, 0, 0))
     else:
         view = market_view(actx.bars, symbol, tf, start, end_hist, cap=actx.cap)
+        if len(view.bars) == 0 and start is not None and len(daily):
+            # a window kept from another symbol that this one has no bars in: show its history
+            start = end = None
+            view = market_view(actx.bars, symbol, tf, None, None, cap=actx.cap)
     bars = view.bars
     status = view.note
     if live:
@@ -159,6 +165,10 @@ def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], pan
             status += " · live: waiting for ticks"
     lib = library()
     failed: list[str] = []
+    # indicators are computed on earlier candles too, so they start warmed up at the left edge
+    need = max([lookback_of(lib[n]) for n in (overlays or []) + (panels or []) if n in lib] or [0])
+    warm = warmup_bars(actx.bars, symbol, view, need) if need else bars.iloc[:0]
+    calc = pd.concat([warm, bars], ignore_index=True) if len(warm) else bars
 
     def _values(names):
         out = {}
@@ -167,15 +177,23 @@ def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], pan
                 failed.append(f"{n}: not in the factor library")
                 continue
             try:
-                out[n] = indicator_values(bars, symbol, lib[n])
+                out[n] = indicator_values(calc, symbol, lib[n])[len(warm):]
             except Exception as exc:  # noqa: BLE001 - e.g. a tick factor needing bid/ask on bars
                 failed.append(f"{n}: {exc}")
         return out
 
     over, pans = _values(overlays), _values(panels)
+    # an oscillator chosen as an overlay would squash the candles: give it its own axis
+    moved = [n for n, v in over.items() if not on_price_scale(v, bars)]
+    for n in moved:
+        pans[n] = over.pop(n)
+    if moved:
+        status += " · on their own axis (not price-scaled): " + ", ".join(moved)
     if failed:
         status += " · not drawn: " + "; ".join(failed)
     fig = candlestick_figure(bars, view.shown, symbol=symbol, overlays=over, panels=pans)
+    if log_scale and len(bars):
+        fig.layout.yaxis.type = "log"
     store = {"symbol": symbol, "tf": tf, "shown": view.shown.name, "start": start, "end": end,
              "ts": bars["ts"].astype(np.int64).tolist() if len(bars) else [],
              "live": live, "live_version": actx.live.version, "n": len(bars)}
@@ -209,14 +227,16 @@ def register(app, actx: AppContext) -> None:
         Output("market-chart", "figure"), Output("market-status", "children"), Output("market-view", "data"),
         Input("market-symbol", "value"), Input("market-tf", "value"), Input("market-overlays", "value"),
         Input("market-panels", "value"), Input("market-chart", "relayoutData"), Input("market-live", "value"),
-        Input("market-live-version", "data"), State("market-view", "data"),
+        Input("market-live-version", "data"), Input("market-log", "value"), State("market-view", "data"),
     )
-    def _chart(symbol, tf, overlays, panels, relayout, live_value, _n, view):
+    def _chart(symbol, tf, overlays, panels, relayout, live_value, _n, log_value, view):
         trig = ctx.triggered_id
         live = "live" in (live_value or [])
         start = end = None
         same_symbol = bool(view) and view.get("symbol") == symbol
-        if same_symbol:
+        if view:
+            # the window is kept across symbol changes: comparing two names over the same
+            # dates is what a zoom is for
             start, end = view.get("start"), view.get("end")
         if trig == "market-chart":
             win = window_from_relayout(relayout, view)
@@ -229,11 +249,11 @@ def register(app, actx: AppContext) -> None:
             start, end = _live_window(actx, symbol)
         elif trig == "market-live" and live:
             start, end = _live_window(actx, symbol)
-        elif not same_symbol:
-            start = end = None
         if live and trig not in ("market-chart",) and symbol:
             start, end = _live_window(actx, symbol)
-        return build_chart(actx, symbol, tf or "1d", overlays or [], panels or [], start, end, live)
+        del same_symbol
+        return build_chart(actx, symbol, tf or "1d", overlays or [], panels or [], start, end, live,
+                           log_scale="log" in (log_value or []))
 
     @app.callback(Output("market-poll", "disabled"), Input("market-live", "value"))
     def _poll(live_value):

@@ -167,3 +167,88 @@ class SimulatorThread:
         self.call(self.sim.stop)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def service_child(data_dir: str, port: str, secret_file: str, produce_s: str, linger_s: str) -> None:
+    """A persisted ``signals`` table fed by a producer, served by the signal service.
+
+    The producer appends 20 rows every 20 ms whose ``strength`` is the row's own offset (so a
+    subscriber can tell a row delivered under the wrong sequence number); each append's
+    offsets are printed once it returned (fsync=always: durable). ``produce_s`` 0 means
+    until killed; then the service lingers ``linger_s`` so subscribers catch up.
+    """
+    import asyncio
+    import time as _time
+
+    from pyplatform.config import Settings
+    from pyplatform.domain.schemas import SIGNALS
+    from pyplatform.signals.service import serve
+    from pyplatform.stream import StreamTable
+
+    settings = Settings(data_dir=data_dir, signal_port=int(port), jwt_secret_file=secret_file)
+    table = StreamTable("signals", SIGNALS, Path(data_dir) / "stream", fsync="always")
+
+    async def produce(until: float) -> None:
+        while until <= 0 or _time.monotonic() < until:
+            first = table.next_offset
+            idx = np.arange(first, first + 20)
+            table.append({"ts": np.full(20, _time.time_ns(), np.int64), "symbol": [f"S{i % 5}.US" for i in idx],
+                          "strategy": ["momo"] * 20, "direction": np.ones(20, np.int8),
+                          "strength": idx.astype(float), "reason": [""] * 20, "factors": ["{}"] * 20})
+            print(f"{first} {first + 19}", flush=True)
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        svc = asyncio.create_task(serve(settings, {"signals": table}, stop, use_redis=False,
+                                        ready=lambda s: ready.set()))
+        await asyncio.wait_for(ready.wait(), 30)
+        p = float(produce_s)
+        await produce(_time.monotonic() + p if p > 0 else 0)
+        await asyncio.sleep(float(linger_s))
+        stop.set()
+        await svc
+        table.close()
+        print("stopped", flush=True)
+
+    asyncio.run(main())
+
+
+class SubscriberThread:
+    """A :class:`~pyplatform.client.SignalClient` in a thread, resuming by sequence across
+    service restarts; ``messages`` holds (seq, strength) of every data row delivered."""
+
+    def __init__(self, url: str, token: str, topic: str) -> None:
+        import asyncio
+
+        from pyplatform.client import SignalClient
+
+        self.messages: list[tuple[int, float]] = []
+        self.client = SignalClient(url, token, [topic], "*", from_seq=0, backoff_s=0.05, backoff_max_s=0.2,
+                                   jitter=0.0, ping_interval_s=None)
+        self.loop = asyncio.new_event_loop()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            async for msg in self.client:
+                if msg.kind == "data":
+                    self.messages.append((msg.seq, float(msg.row["strength"])))
+        try:
+            self.loop.run_until_complete(main())
+        except BaseException as exc:  # the test reports it
+            self.error = exc
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < n and time.monotonic() < deadline and self.error is None:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.client.close(), self.loop).result(10)
+        self.thread.join(10)

@@ -292,3 +292,38 @@ def test_saved_backtest_runs_appear_in_the_list_and_compare(session, market_sett
     time.sleep(0.5)
     screenshot(duo.driver, "backtests")
     assert duo.get_logs() == []
+
+
+def test_oscillator_overlay_gets_its_own_axis_log_scale_and_kept_zoom(session, screenshot):
+    """Issue 20 item 9: an RSI chosen as an *overlay* is drawn on its own axis (the candles keep
+    their scale), the log toggle switches the price axis, and a zoom survives a symbol change."""
+    duo, app, _ = session.open("/")
+    _wait_status(duo, lambda t: t.startswith("AAA.US") and "candles of 1 day" in t)
+    lib = app.pyplatform.factors.library
+    _choose(duo, "#market-overlays", f"rsi_14: {lib['rsi_14']}")
+    text = _wait_status(duo, lambda t: "own axis" in t)
+    assert "rsi_14" in text
+    names = duo.driver.execute_script(f"return {GD}.data.map(t => t.name + '@' + (t.yaxis || 'y'))")
+    rsi_axis = [n.split("@")[1] for n in names if n.startswith("rsi_14")]
+    assert rsi_axis and rsi_axis[0] != "y", names  # not on the price axis
+    # price axis range stays on the candles' scale (RSI 0..100 would stretch it)
+    rng = duo.driver.execute_script(f"return {GD}._fullLayout.yaxis.range")
+    closes = app.pyplatform.bars.daily("AAA.US")["close"]
+    assert rng[0] > closes.min() * 0.8 and rng[1] < closes.max() * 1.2, rng
+    # indicators are warmed up: the first candle of a zoomed window already has an RSI value
+    duo.driver.execute_script(f"Plotly.relayout({GD}, {{'xaxis.range[0]': 19.5, 'xaxis.range[1]': 35.4}})")
+    _wait_status(duo, lambda t: "AAA.US · 16 candles" in t)
+    first_rsi = duo.driver.execute_script(
+        f"var d = {GD}._fullData.filter(t => t.name === 'rsi_14')[0]; return d.y[0]")
+    assert first_rsi is not None and 0 < first_rsi < 100
+    window = _status(duo).split(" · ")[2]
+    _choose(duo, "#market-symbol", "BBB.US")
+    kept = _wait_status(duo, lambda t: t.startswith("BBB.US"))
+    assert kept.split(" · ")[2] == window and "16 candles" in kept  # same dates, other symbol
+    duo.find_element("#market-log input").click()
+    end = time.time() + 10
+    while time.time() < end and duo.driver.execute_script(f"return {GD}.layout.yaxis.type") != "log":
+        time.sleep(0.1)
+    assert duo.driver.execute_script(f"return {GD}.layout.yaxis.type") == "log"
+    screenshot(duo.driver, "market-oscillator-log")
+    assert duo.get_logs() == []

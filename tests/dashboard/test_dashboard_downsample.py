@@ -94,3 +94,35 @@ def test_choose_timeframe_never_finer_than_asked_and_within_cap(bars):
     assert choose_timeframe("1w", daily, 390, cap=3000).name == "1w"
     # the source-row budget sends wide windows to daily bars even when the cap would allow 1h
     assert choose_timeframe("1m", daily, 390, cap=3000, max_source_rows=1000).name == "1d"
+
+
+def test_daily_candles_over_a_decade_stay_daily():
+    """3,100 daily bars (more than the 3,000-candle intraday budget) are still drawn as days."""
+    from pyplatform.dashboard.data import FrameBarSource, market_view
+
+    days = pd.bdate_range("2012-01-02", periods=3100)
+    idx = pd.MultiIndex.from_arrays([days, np.full(len(days), "AAA.US", dtype=object)], names=["datetime", "symbol"])
+    close = 100 + np.arange(len(days)) * 0.01
+    daily = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
+                          "volume": np.ones(len(days))}, index=idx)
+    minutes = daily.iloc[-2:].copy()
+    v = market_view(FrameBarSource(minutes, daily), "AAA.US", "1d", cap=3000)
+    assert v.shown.name == "1d" and len(v.bars) == 3100
+    # an intraday request over the same decade is still capped
+    v = market_view(FrameBarSource(minutes, daily), "AAA.US", "1h", cap=3000)
+    assert len(v.bars) <= 3100 and v.shown.name != "1h"
+
+
+def test_warmup_bars_precede_the_window():
+    from pyplatform.dashboard.data import FrameBarSource, market_view, warmup_bars
+
+    days = pd.bdate_range("2020-01-01", periods=200)
+    idx = pd.MultiIndex.from_arrays([days, np.full(len(days), "AAA.US", dtype=object)], names=["datetime", "symbol"])
+    close = 100 + np.arange(len(days), dtype=float)
+    daily = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
+    src = FrameBarSource(daily.iloc[-1:], daily)
+    start = int(days[100].value)
+    v = market_view(src, "AAA.US", "1d", start, int(days[150].value))
+    w = warmup_bars(src, "AAA.US", v, 14)
+    # exactly the 14 daily bars before the window (days 86..99, closes 186..199), in order
+    assert w["close"].tolist() == [100.0 + i for i in range(86, 100)]

@@ -291,7 +291,12 @@ def retire(name: str, reason: str = "", *, settings: Settings | None = None, dat
     """Stop a published factor live; its versions and history are kept."""
     from pyplatform.registry import FactorRegistry
 
-    FactorRegistry.from_settings(_settings(settings, data_dir)).retire(name, reason)
+    settings = _settings(settings, data_dir)
+    FactorRegistry.from_settings(settings).retire(name, reason)
+    from pyplatform.audit import audit  # recorded (docs/audit.md); a failure is logged, not fatal
+
+    audit("factor.retire", f"user:{getpass.getuser()}", name, "ok", {"reason": reason},
+          settings=settings)
 
 
 def published(*, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:

@@ -148,8 +148,13 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     if previous:
         description = description or previous[-1].description
         tags = tags or previous[-1].tags
-    return registry.add_version(name, canonical, author, description=description or "", tags=tuple(tags or ()),
-                                evaluation=evaluation, validation=check)
+    version = registry.add_version(name, canonical, author, description=description or "", tags=tuple(tags or ()),
+                                   evaluation=evaluation, validation=check)
+    from pyplatform.audit import audit  # recorded (docs/audit.md); a failure is logged, not fatal
+
+    audit("factor.publish", f"user:{author}", name, "ok", {"version": version.version, "expression": canonical},
+          settings=settings)
+    return version
 
 
 def _evaluation(canonical: str, name: str, frame: pd.DataFrame, symbols, min_names_default: int,

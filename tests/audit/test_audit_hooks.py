@@ -41,3 +41,17 @@ def test_token_cli_records_secret_issue_and_revoke(tmp_path, monkeypatch):
         assert out.exit_code == 2 and "audit log refused" in out.output and "eyJ" not in out.output
     finally:
         reset_settings_cache()
+
+
+def test_factor_publish_and_retire_are_recorded(market_settings):
+    import pyplatform as pp
+
+    s = market_settings
+    v = pp.publish("mom5", "close / move(close, 5) - 1", author="ana", description="five-day momentum", settings=s)
+    pp.retire("mom5", "superseded", settings=s)
+    assert verify_file(s.audit_path).ok
+    f = read_audit(s.audit_path)
+    assert f["kind"].tolist() == ["factor.publish", "factor.retire"]
+    assert f["subject"].tolist() == ["mom5", "mom5"] and f.iloc[0]["actor"] == "user:ana"
+    assert f.iloc[0]["details"] == {"version": v.version, "expression": v.expression}
+    assert f.iloc[1]["details"] == {"reason": "superseded"}

@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from pyplatform.clock import Clock, LiveClock
+from pyplatform.config import mask_value
 from pyplatform.feeds.decoder import FeedDecoder
 from pyplatform.feeds.ingest import Gap, Ingestor
 from pyplatform.feeds.logsafe import RedactingLogger
@@ -195,9 +196,11 @@ class ITickClient:
         self._outstanding: dict[str, float] = {}
         self._last_rx = 0.0
         self.connected = asyncio.Event()
+        #: the URL as logs and reprs show it (a proxy URL with user:password@ is masked)
+        self.safe_url = mask_value(config.url)
 
     def __repr__(self) -> str:
-        return f"ITickClient(url={self.config.url!r}, symbols={len(self.config.symbols)}, token=***)"
+        return f"ITickClient(url={self.safe_url!r}, symbols={len(self.config.symbols)}, token=***)"
 
     # -- main loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -235,7 +238,7 @@ class ITickClient:
                 self.stats.auth_failures += 1
                 self.stats.last_error = str(exc)
                 log.error("feed: authentication failed at %s: %s; not retrying (check PYPLATFORM_ITICK_TOKEN)",
-                          self.config.url, exc)
+                          self.safe_url, exc)
                 raise
             except SubscriptionError as exc:
                 self.stats.last_error = str(exc)
@@ -244,7 +247,7 @@ class ITickClient:
             except (OSError, ConnectionClosed, TimeoutError, InvalidHandshake, DeadConnection) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self.stats.errors = (self.stats.errors + [self.stats.last_error])[-20:]
-                log.warning("feed: connection to %s lost (%s)", self.config.url, self.stats.last_error)
+                log.warning("feed: connection to %s lost (%s)", self.safe_url, self.stats.last_error)
             except InvalidURI:
                 raise
             finally:
@@ -305,10 +308,10 @@ class ITickClient:
                         if isinstance(ev, AuthResult):
                             if not ev.ok:
                                 raise AuthenticationFailed(ev.msg or "auth failed")
-                            log.info("feed: authenticated at %s", self.config.url)
+                            log.info("feed: authenticated at %s", self.safe_url)
                             return
                         if isinstance(ev, Connected):
-                            log.info("feed: connected to %s", self.config.url)
+                            log.info("feed: connected to %s", self.safe_url)
                     self._apply(decoded, [time.monotonic_ns()])
         except TimeoutError:
             raise DeadConnection(f"no auth result within {self.config.auth_timeout_s}s") from None

@@ -183,7 +183,7 @@ async def run_feed(settings: Settings, tables, symbols: Iterable[str], stop_even
         except Exception as exc:
             # this endpoint is done for; its siblings are not (they share the ingestor and
             # the cache, which therefore stay open until every client has returned)
-            log.error("feed: endpoint %s failed: %s: %s", client.config.url, type(exc).__name__, exc)
+            log.error("feed: endpoint %s failed: %s: %s", client.safe_url, type(exc).__name__, exc)
             if on_error is not None:
                 try:
                     on_error(client, exc)

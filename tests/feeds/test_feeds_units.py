@@ -240,3 +240,12 @@ def test_deduper_caps_its_memory_keeping_the_newest():
     assert len(d) <= 1100
     assert not d.filter(keys[-10:], np.full(10, 6000)).any()  # newest remembered
     assert d.filter(keys[:10], np.full(10, 6000)).all()  # oldest forgotten
+
+
+def test_client_repr_and_logs_mask_credentials_in_the_url():
+    from pyplatform.feeds.client import FeedConfig, ITickClient
+
+    c = ITickClient(FeedConfig(url="wss://user:pr0xypw@proxy.example/stock", token="tkn-abcdef", symbols=("AAPL.US",)),
+                    ingestor=None)
+    assert repr(c) == "ITickClient(url='wss://***@proxy.example/stock', symbols=1, token=***)"
+    assert c.safe_url == "wss://***@proxy.example/stock"

@@ -268,6 +268,24 @@ def test_late_fill_cancel_reject_business_reject_and_unreadable_report(tmp_path)
         assert "unparseable" in kinds and "reconcile" in kinds
         assert status_of(node, "o2") is OrderStatus.NEW  # nothing applied from it
 
+        # a venue that answers OrderStatusRequest (ExecType I): compared with our view, reported
+        def status_report(ord_status, cum):
+            m = codec.execution_report(OrderAccepted("o2", time.time_ns(), "SIMEX-2", f"I-{ord_status}"),
+                                       symbol="AAPL.US", side=Side.BUY, order_id="SIMEX-2", cum_qty=D(cum),
+                                       leaves_qty=D(10 - cum), avg_px=D(0))
+            m.setField(fix.StringField(150, "I"))
+            m.setField(fix.StringField(39, ord_status))
+            return m
+
+        ex.send_message(status_report("0", 0))
+        wait_for(lambda: any("venue says new, CumQty 0; here: new, CumQty 0" in h for h in node.broker.history),
+                 what="status answer recorded")
+        assert not any("venue says new" in e for e in node.broker.errors)  # agreement is no error
+        ex.send_message(status_report("2", 10))
+        wait_for(lambda: any("venue says filled, CumQty 10; here: new, CumQty 0" in e for e in node.broker.errors),
+                 what="status disagreement is an error")
+        assert status_of(node, "o2") is OrderStatus.NEW  # reported, not guessed at
+
         # a report missing a tag the dictionary requires is refused by quickfix itself (35=3
         # back to the venue) before the adapter sees it: that is surfaced too
         incomplete = codec.execution_report(OrderCanceled("o2", time.time_ns(), "", "X10"), symbol="AAPL.US",

@@ -29,6 +29,7 @@ import queue
 import re
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
@@ -304,12 +305,12 @@ class FixBroker:
 
     def _notice(self, kind: str, text: str, error: bool = True) -> None:
         """Record a session problem everywhere it must be seen (once per distinct text)."""
-        if text == self._last_problem:
-            return
-        self._last_problem = text
-        self.history.append(f"{kind}: {text}")
         if error:
+            if text == self._last_problem:
+                return  # quickfix retries a refused logon every ReconnectInterval: say it once
+            self._last_problem = text
             self.errors.append(f"{kind}: {text}")
+        self.history.append(f"{kind}: {text}")
         log.warning("FIX %s %s: %s", self.session, kind, text)
         self._deliver(VenueNotice(self.clock.now_ns(), self.session, kind, text))
 
@@ -387,6 +388,10 @@ class FixBroker:
         mtype = message.getHeader().getField(35)
         now = self.clock.now_ns()
         try:
+            if mtype == codec.MSG_EXEC_REPORT and message.isSetField(codec.EXEC_TYPE) and \
+                    message.getField(codec.EXEC_TYPE) == "I":
+                self._on_order_status(message)
+                return
             if mtype == codec.MSG_EXEC_REPORT:
                 event = codec.read_execution_report(message, now, session=self.session, prior=self._prior,
                                                     client_order_id_of=self._by_order_id.get)
@@ -407,6 +412,27 @@ class FixBroker:
             self._notice("unparseable", f"{exc} -- message {message.toString().replace(chr(1), '|')}")
             return
         self._deliver(event)
+
+    _ORD_STATUS = {"0": "new", "1": "partially_filled", "2": "filled", "4": "cancelled", "6": "pending_cancel",
+                   "8": "rejected", "A": "pending_new", "C": "expired", "E": "pending_replace"}
+
+    def _on_order_status(self, message) -> None:
+        """An answer to OrderStatusRequest (ExecType I): compared with our order, reported.
+
+        It carries no execution of its own (the venue resends missed fills through the
+        session), so nothing is applied; a difference is an error notice naming both views.
+        """
+        cl = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else "?"
+        venue_status = self._ORD_STATUS.get(message.getField(codec.ORD_STATUS), message.getField(codec.ORD_STATUS))
+        venue_cum = message.getField(codec.CUM_QTY)
+        order = self._prior(cl)
+        ours = "unknown here" if order is None else f"{order.status.value}, CumQty {order.cum_qty}"
+        try:
+            same = order is not None and order.status.value == venue_status and order.cum_qty == Decimal(venue_cum)
+        except ArithmeticError:
+            same = False
+        self._notice("reconcile", f"order {cl}: venue says {venue_status}, CumQty {venue_cum}; here: {ours}",
+                     error=not same)
 
     def _reject_event(self, sent, ref: int, prefix: str, reason: str):
         mtype, cl = sent

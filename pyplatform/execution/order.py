@@ -10,7 +10,7 @@ from pyplatform.execution.messages import (
     OrderPendingReplace, OrderRejected, OrderReplaced, OrderReplaceRejected, OrdType, Side, SubmitOrder,
     TimeInForce,
 )
-from pyplatform.execution.states import EventKind, OrderStatus, next_status
+from pyplatform.execution.states import TERMINAL, EventKind, OrderStatus, next_status
 
 __all__ = ["Order", "event_kind", "OverFill"]
 
@@ -89,8 +89,6 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        from pyplatform.execution.states import TERMINAL
-
         return self.status not in TERMINAL
 
     def apply(self, event) -> "Order":

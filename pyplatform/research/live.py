@@ -158,18 +158,29 @@ class LocalService:
         from pyplatform.factors import FactorEngine
         from pyplatform.research.publishing import _engine_input
 
+        import pyarrow.compute as pc
+
         frame = bars(self.symbols, freq="1d", settings=self.settings)
         table = _engine_input(frame)
         engine = FactorEngine(factors=self.factors)
+        names = list(self.factors)
         step = max(1, int(self.rate / 10))
         for i in range(0, table.num_rows, step):
             if self._halt.is_set():
                 return
             out = engine.feed(table.slice(i, step))
-            # stamp rows with the time they are published, as a live engine would
-            now = time.time_ns()
-            out = out.set_column(0, "ts", pa.array(np.full(out.num_rows, now, np.int64)))
-            self.table.append(out)
+            # Rows keep their bar's time (a replay of history, not "now"), and warm-up rows
+            # where no factor has a value yet are not published: a subscriber sees what a live
+            # engine would publish for those bars.
+            valid = None
+            for n in names:
+                ok = pc.is_valid(out.column(n)) if not pa.types.is_floating(out.schema.field(n).type) else \
+                    pc.invert(pc.is_nan(pc.fill_null(out.column(n), np.nan)))
+                valid = ok if valid is None else pc.or_(valid, ok)
+            if valid is not None:
+                out = out.filter(valid)
+            if out.num_rows:
+                self.table.append(out)
             time.sleep(0.1)
 
     def stop(self) -> None:

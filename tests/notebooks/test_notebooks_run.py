@@ -35,3 +35,14 @@ def test_notebook_runs(name, market_dir, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError with the failing cell's traceback
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_ship_with_their_outputs(name):
+    """Readers on GitHub see results: `python notebooks/build_notebooks.py --execute` saved them."""
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    with_output = [c for c in code if c.get("outputs")]
+    assert len(with_output) >= len(code) - 1, f"{name}: {len(with_output)} of {len(code)} code cells have outputs"
+    assert not [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert "pp.api.pd" not in "".join(c.source for c in code)  # user code needs no reach into the module

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pyplatform as pp
@@ -70,3 +71,24 @@ def test_subscribe_needs_a_token(service):
     s, _ = service
     with pytest.raises(ValueError, match="no token"):
         pp.subscribe("factors:mom", settings=s)
+
+
+def test_local_service_rows_carry_bar_time_not_wall_time(market_settings):
+    """Notebook 04's local service replays history: rows keep their bar's time, and rows still
+    warming up (no factor value yet) are not published."""
+    import pyplatform as pp
+    from pyplatform.research.live import LocalService
+
+    bars = pp.bars(freq="1d", settings=market_settings)
+    days = bars.index.get_level_values("datetime")
+    svc = LocalService({"z_10": "zscore(close, 10)"}, settings=market_settings).start()
+    try:
+        view = pp.subscribe(["factors:z_10"], "*", url=svc.url, token=svc.token, settings=market_settings)
+        assert view.wait(20, timeout=60)
+        df = view.frame()
+        view.stop()
+    finally:
+        svc.stop()
+    t = df.index.get_level_values("datetime") if "datetime" in df.index.names else pd.to_datetime(df["datetime"])
+    assert t.min() >= days.min() and t.max() <= days.max()  # history's dates, not today
+    assert df["z_10"].notna().all()

@@ -5,8 +5,11 @@ period: ``kid = "k<period index>"`` and ``key = HMAC-SHA256(master, kid)``. Ever
 process derives the same keys without coordination, a key rotates every
 ``rotation_s`` (daily by default), and the previous key stays accepted for ``grace_s``
 after a rotation so tokens issued just before it keep working until they expire.
-A leaked signing key is good for one period only; rotating the master secret itself
-invalidates every outstanding token.
+A leaked signing key is good for one period only. The master secret is re-read while
+the service runs (:class:`SecretKeys` polls the file): tokens signed under the replaced
+secret stay accepted for ``secret_grace_s`` after the change was noticed, then are refused
+and connections using them are closed (``grace 0`` invalidates them at once).
+Every token carries ``iss`` and ``aud`` and both are verified.
 
 Time is an input (``now_ns``) so expiry and rotation are testable without sleeping.
 """
@@ -22,18 +25,22 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 
 from pyplatform.signals.topics import Topic
 
-__all__ = ["AuthError", "Claims", "KeyRing", "RevocationList", "TokenIssuer", "TokenVerifier", "load_master_secret"]
+__all__ = ["AuthError", "Claims", "KeyRing", "RevocationList", "SecretKeys", "TokenIssuer", "TokenVerifier",
+           "load_master_secret", "ISSUER", "AUDIENCE"]
 
 log = logging.getLogger(__name__)
 _ALG = "HS256"
 _NS = 1_000_000_000
 MIN_SECRET_BYTES = 32
+ISSUER = "pyplatform"  # ``iss`` of every token this platform issues
+AUDIENCE = "pyplatform-signals"  # ``aud``: a token for another service of ours is refused here
 
 
 class AuthError(Exception):
@@ -97,6 +104,11 @@ class KeyRing:
     def key(self, kid: str) -> bytes:
         return hmac.new(self.master, b"pyplatform-signals-jwt/" + kid.encode(), hashlib.sha256).digest()
 
+    @property
+    def fingerprint(self) -> str:
+        """Short, non-secret id of the master secret (which secret signed a connection's token)."""
+        return hashlib.sha256(b"pyplatform-fp/" + self.master).hexdigest()[:12]
+
     def accepted_kids(self, now_ns: int) -> tuple[str, ...]:
         p = self.period(now_ns)
         since_rotation = now_ns // _NS - p * self.rotation_s
@@ -114,6 +126,9 @@ class Claims:
     expires_ns: int
     topics: tuple[str, ...]
     symbols: tuple[str, ...]
+    kid: str = ""  # key period the token was signed with
+    key_fp: str = ""  # fingerprint of the master secret that signed it
+
 
     def allows_topic(self, topic: Topic) -> bool:
         """Topic patterns use shell wildcards: ``factors:*`` allows every factor, one by one or all at once."""
@@ -154,7 +169,7 @@ class TokenIssuer:
             raise ValueError("a token needs at least one topic and one symbol entitlement")
         now_s = now_ns // _NS
         kid = self.keys.current_kid(now_ns)
-        payload = {"sub": subject, "jti": uuid.uuid4().hex, "iat": now_s, "nbf": now_s, "exp": now_s + int(ttl_s),
+        payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "jti": uuid.uuid4().hex, "iat": now_s, "nbf": now_s, "exp": now_s + int(ttl_s),
                    "topics": list(topics), "symbols": list(symbols)}
         return jwt.encode(payload, self.keys.key(kid), algorithm=_ALG, headers={"kid": kid})
 
@@ -217,37 +232,156 @@ class RevocationList:
         self._load()
 
 
-class TokenVerifier:
-    """Checks signature, key id, expiry, revocation and the entitlement claims."""
+class SecretKeys:
+    """Key rings of the master secret, re-read when its file changes.
 
-    def __init__(self, keys: KeyRing, revocations: RevocationList | None = None, leeway_s: int = 5) -> None:
-        self.keys = keys
+    Parameters
+    ----------
+    load : callable
+        ``() -> bytes``, the current master secret (:func:`load_master_secret`).
+    path : path, optional
+        The secret file; its (mtime, size, inode) is polled at most every ``poll_s`` of
+        ``now_ns``. ``None`` (secret from the environment) never reloads.
+    rotation_s, grace_s : int
+        Per-period key rotation, as :class:`KeyRing`.
+    secret_grace_s : int
+        How long after a changed secret was noticed tokens signed by the previous one are
+        still accepted (0: refused at once, e.g. after a leak).
+
+    A secret file that becomes unreadable or invalid keeps the last good secret (logged):
+    a half-written file must not lock everybody out.
+    """
+
+    def __init__(self, load: Callable[[], bytes], path: Path | None = None, *, rotation_s: int = 86_400,
+                 grace_s: int = 3_600, secret_grace_s: int = 300, poll_s: float = 1.0) -> None:
+        if secret_grace_s < 0:
+            raise ValueError(f"secret_grace_s must be >= 0, got {secret_grace_s}")
+        self._load, self.path = load, None if path is None else Path(path)
+        self.rotation_s, self.grace_s, self.secret_grace_s = rotation_s, grace_s, secret_grace_s
+        self._poll_ns = int(poll_s * _NS)
+        self.current = KeyRing(load(), rotation_s, grace_s)
+        self._retired: list[tuple[KeyRing, int]] = []  # (ring, accepted until ns)
+        self._stamp = self._file_stamp()
+        self._checked_ns: int | None = None
+        self.reloads = 0
+
+    @classmethod
+    def static(cls, ring: KeyRing) -> "SecretKeys":
+        """A fixed ring (tests, benchmarks, a secret from the environment)."""
+        return cls(lambda: ring.master, None, rotation_s=ring.rotation_s, grace_s=ring.grace_s)
+
+    def _file_stamp(self) -> tuple | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def refresh(self, now_ns: int, *, force: bool = False) -> bool:
+        """Re-read the secret if its file changed; returns whether the secret changed."""
+        if self.path is None:
+            return False
+        if not force and self._checked_ns is not None and now_ns - self._checked_ns < self._poll_ns:
+            return False
+        self._checked_ns = now_ns
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return False
+        try:
+            master = self._load()
+        except (AuthError, OSError) as exc:
+            log.error("jwt secret %s changed but cannot be used (%s); keeping the previous secret", self.path, exc)
+            return False
+        self._stamp = stamp
+        if master == self.current.master:
+            return False
+        self._retired.append((self.current, now_ns + self.secret_grace_s * _NS))
+        self.current = KeyRing(master, self.rotation_s, self.grace_s)
+        self.reloads += 1
+        log.warning("jwt master secret changed: tokens signed by the previous one are accepted for %d s more",
+                    self.secret_grace_s)
+        return True
+
+    def rings(self, now_ns: int) -> list[KeyRing]:
+        """The current ring first, then replaced ones still inside their grace."""
+        self.refresh(now_ns)
+        self._retired = [(r, until) for r, until in self._retired if until > now_ns]
+        return [self.current] + [r for r, _ in self._retired]
+
+
+class TokenVerifier:
+    """Checks signature, key id, issuer, audience, expiry, revocation and the entitlement claims.
+
+    ``keys`` is a fixed :class:`KeyRing` or a :class:`SecretKeys` that follows the secret file.
+    """
+
+    def __init__(self, keys: KeyRing | SecretKeys, revocations: RevocationList | None = None, leeway_s: int = 5,
+                 *, issuer: str = ISSUER, audience: str = AUDIENCE) -> None:
+        self.secrets = keys if isinstance(keys, SecretKeys) else SecretKeys.static(keys)
         self.revocations = revocations
         self.leeway_s = leeway_s
+        self.issuer, self.audience = issuer, audience
+
+    @property
+    def keys(self) -> KeyRing:
+        """The current key ring (backward compatible attribute)."""
+        return self.secrets.current
 
     def verify(self, token: str, now_ns: int) -> Claims:
-        """Verified claims of ``token`` at time ``now_ns``; raises :class:`AuthError` saying why not."""
+        """Verified claims of ``token`` at time ``now_ns``; raises :class:`AuthError` saying why not.
+
+        Never raises anything else: every hostile token (bad base64, wrong claim types,
+        huge numbers) is a refusal with a reason.
+        """
+        if not isinstance(token, str) or len(token) > 8192:
+            raise AuthError("malformed token: not a string of at most 8192 characters")
+        try:
+            return self._verify(token, now_ns)
+        except AuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything unexpected in a hostile token is a refusal
+            raise AuthError(f"malformed token ({type(exc).__name__})") from None
+
+    def _verify(self, token: str, now_ns: int) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"malformed token: {exc}") from None
         kid = header.get("kid")
         if header.get("alg") != _ALG:
-            raise AuthError(f"token algorithm {header.get('alg')!r} not accepted (expected {_ALG})")
-        accepted = self.keys.accepted_kids(now_ns)
+            raise AuthError(f"token algorithm {str(header.get('alg'))[:20]!r} not accepted (expected {_ALG})")
+        rings = self.secrets.rings(now_ns)
+        accepted = rings[0].accepted_kids(now_ns)
         if not isinstance(kid, str) or kid not in accepted:
-            raise AuthError(f"token key id {kid!r} is not current (accepted: {', '.join(accepted)}); get a new token")
-        try:
-            # PyJWT would read the wall clock for exp/nbf: we check them against now_ns below
-            payload: dict[str, Any] = jwt.decode(
-                token, self.keys.key(kid), algorithms=[_ALG],
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                         "require": ["exp", "sub", "jti", "topics", "symbols"]},
-            )
-        except jwt.InvalidSignatureError:
-            raise AuthError("token signature is invalid") from None
-        except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
+            raise AuthError(f"token key id {str(kid)[:20]!r} is not current (accepted: {', '.join(accepted)}); "
+                            "get a new token")
+        payload: dict[str, Any] | None = None
+        used = rings[0]
+        for ring in rings:  # the current secret first, then replaced ones still in their grace
+            try:
+                # PyJWT would read the wall clock for exp/nbf: we check them against now_ns below
+                payload = jwt.decode(
+                    token, ring.key(kid), algorithms=[_ALG], issuer=self.issuer, audience=self.audience,
+                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                             "require": ["exp", "sub", "jti", "iss", "aud", "topics", "symbols"]},
+                )
+                used = ring
+                break
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.InvalidTokenError as exc:
+                raise AuthError(f"invalid token: {exc}") from None
+        if payload is None:
+            raise AuthError("token signature is invalid")
+        for name in ("exp", "nbf"):
+            v = payload.get(name, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**40:
+                raise AuthError(f"token claim {name!r} must be an integer number of seconds")
+        for name in ("sub", "jti"):
+            if not isinstance(payload[name], str) or not payload[name] or len(payload[name]) > 256:
+                raise AuthError(f"token claim {name!r} must be a non-empty string of at most 256 characters")
         now_s = now_ns // _NS
         if int(payload["exp"]) + self.leeway_s <= now_s:
             raise AuthError(f"token expired at {payload['exp']} (now {now_s})")
@@ -261,7 +395,21 @@ class TokenVerifier:
         if not (isinstance(symbols, list) and all(isinstance(s, str) for s in symbols)):
             raise AuthError("token claim 'symbols' must be a list of strings")
         return Claims(subject=str(payload["sub"]), token_id=str(payload["jti"]), expires_ns=int(payload["exp"]) * _NS,
-                      topics=tuple(topics), symbols=tuple(symbols))
+                      topics=tuple(topics), symbols=tuple(symbols), kid=kid, key_fp=used.fingerprint)
+
+    def retired(self, claims: Claims, now_ns: int) -> str | None:
+        """Why an open connection's key is no longer accepted (``None`` while it still is).
+
+        Claims without a key id (built by hand, not by :meth:`verify`) are never retired.
+        """
+        if not claims.kid:
+            return None
+        rings = self.secrets.rings(now_ns)
+        if claims.kid not in rings[0].accepted_kids(now_ns):
+            return f"signing key {claims.kid} retired; reconnect with a fresh token"
+        if claims.key_fp and claims.key_fp not in {r.fingerprint for r in rings}:
+            return "signing secret rotated; reconnect with a fresh token"
+        return None
 
 
 def decode_unverified(token: str) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 The fan-out reads each new stream-table batch once, projects it per topic, encodes the
 rows once per wire encoding (grouped by symbol), and assembles each subscriber's frame
 by concatenating the shared row bytes of its symbols; subscribers with identical symbol
-sets share the whole frame. Frames go to a bounded per-subscriber queue: a subscriber
-whose queue is full is marked *lagged* (the adapter tells it the last delivered
+sets share the whole frame. Frames go to a per-subscriber queue bounded in bytes (and
+frames): a subscriber whose queue is full is marked *lagged* (the adapter tells it the last delivered
 sequence and drops it) and the publisher never waits.
 
 ``naive=True`` serialises each message once per client (dicts + msgpack/json), the
@@ -51,7 +51,9 @@ class Subscriber:
     codec : Codec
         The connection's wire encoding (shared instance: frames are shared).
     max_frames : int
-        Queue bound; reaching it marks the subscriber lagged.
+        Queue bound in frames; reaching it marks the subscriber lagged.
+    max_bytes : int
+        Queue bound in bytes (default 8 MiB): the memory a client that stops reading can pin.
     wake : callable
         Called after frames were queued (the adapter wakes its writer task).
     direct : callable, optional
@@ -62,14 +64,19 @@ class Subscriber:
         while its writer is blocked on a full socket).
     """
 
-    __slots__ = ("sid", "codec", "max_frames", "wake", "on_lag", "direct", "queue", "lagged", "delivered", "subs",
-                 "sent_frames")
+    __slots__ = ("sid", "codec", "max_frames", "max_bytes", "queued_bytes", "wake", "on_lag", "direct", "queue",
+                 "lagged", "delivered", "subs", "sent_frames")
 
     def __init__(self, sid: str, codec: Codec, max_frames: int = 1_000, wake: Callable[[], None] = lambda: None,
-                 on_lag: Callable[[], None] | None = None, direct: Callable[[bytes], bool] | None = None) -> None:
+                 on_lag: Callable[[], None] | None = None, direct: Callable[[bytes], bool] | None = None,
+                 max_bytes: int = 8 * 1024 * 1024) -> None:
+        if max_frames < 1 or max_bytes < 1:
+            raise ValueError(f"need max_frames >= 1 and max_bytes >= 1, got {max_frames}, {max_bytes}")
         self.sid = sid
         self.codec = codec
         self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.wake = wake
         self.on_lag = on_lag or wake
         self.direct = direct
@@ -85,13 +92,21 @@ class Subscriber:
         if not self.queue and self.direct is not None and self.direct(frame):
             self.mark_sent(topic, seq)  # written straight to an idle, uncongested socket
             return
-        if len(self.queue) >= self.max_frames:
+        if len(self.queue) >= self.max_frames or self.queued_bytes + len(frame) > self.max_bytes:
             self.lagged = True
             self.queue.clear()  # the client resumes by sequence; keeping stale frames helps nobody
+            self.queued_bytes = 0
             self.on_lag()
             return
         self.queue.append((frame, topic, seq))
+        self.queued_bytes += len(frame)
         self.wake()
+
+    def pop(self) -> tuple[bytes, str | None, int]:
+        """The oldest queued frame (the writer's side of the queue)."""
+        item = self.queue.popleft()
+        self.queued_bytes -= len(item[0])
+        return item
 
     def mark_sent(self, topic: str | None, seq: int) -> None:
         self.sent_frames += 1
@@ -100,7 +115,8 @@ class Subscriber:
 
     def lag_notice(self) -> dict[str, Any]:
         return {"type": "lagged", "delivered": dict(self.delivered),
-                "message": f"slow consumer: more than {self.max_frames} frames queued; resume from delivered + 1"}
+                "message": f"slow consumer: more than {self.max_frames} frames or {self.max_bytes} bytes queued; "
+                           "resume from delivered + 1"}
 
 
 class Fanout:
@@ -273,14 +289,15 @@ class Fanout:
 
     def _read(self, name: str, start: int, end: int | None) -> pa.Table:
         table = self.tables[name]
+        # ``end`` goes to the table: a replay slice must cost its own rows, not the whole tail
         try:
-            rows = table.read(start)
+            rows = table.read(start) if end is None else table.read(start, end)
         except Exception as exc:
             if type(exc).__name__ != "RetentionError":
                 raise
             oldest = int(table.oldest_offset)
             log.error("fan-out of %s fell behind retention at %d; skipping to %d", name, start, oldest)
-            rows = table.read(oldest)
+            rows = table.read(oldest) if end is None else table.read(oldest, max(end, oldest))
         if not isinstance(rows, pa.Table):
             rows = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else pa.table(rows)
         if end is not None:

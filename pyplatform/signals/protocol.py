@@ -121,9 +121,18 @@ class Session:
             req = json.loads(text)
         except json.JSONDecodeError as exc:
             return self._close(CloseCode.INVALID_PAYLOAD, f"invalid JSON at position {exc.pos}: {exc.msg}")
+        except RecursionError:  # e.g. 60,000 '[': refused, not a crash
+            return self._close(CloseCode.INVALID_PAYLOAD, "invalid JSON: nested too deeply")
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            return self._close(CloseCode.INVALID_PAYLOAD, f"invalid JSON: {exc}"[:120])
         if not isinstance(req, dict):
             return self._close(CloseCode.INVALID_PAYLOAD, f"a request must be a JSON object, got {type(req).__name__}")
         rid = req.get("id")
+        if not (rid is None or (isinstance(rid, str) and len(rid) <= 64)
+                or (isinstance(rid, int) and not isinstance(rid, bool) and -2**53 <= rid <= 2**53)):
+            # the id is echoed in replies: keep it something every client can decode
+            return [SendControl({"type": "error", "code": "bad_request", "id": None,
+                                 "message": "field 'id': expected a string of at most 64 characters or an integer"})]
         kind = req.get("type")
         try:
             if kind == "subscribe":
@@ -144,6 +153,10 @@ class Session:
 
     def revoke(self) -> list[Action]:
         return self._close(CloseCode.POLICY_VIOLATION, "token revoked")
+
+    def close_retired(self, why: str) -> list[Action]:
+        """The token's signing key was retired (rotation past its grace, or a new master secret)."""
+        return self._close(CloseCode.POLICY_VIOLATION, why)
 
     # ------------------------------------------------------------------ helpers
     def _close(self, code: int, reason: str) -> list[Action]:
@@ -186,7 +199,7 @@ class Session:
         seqs: dict[str, int | None] = {}
         for t in topics:
             v = from_seq.get(t.name) if isinstance(from_seq, dict) else from_seq
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63):
                 raise TopicError(f"field 'from_seq' for {t.name}: expected a non-negative integer, got {v!r}")
             seqs[t.name] = v
         # entitlements are checked for the whole request before anything is subscribed

@@ -120,15 +120,40 @@ class RedisHotCache:
         if not values:
             return None
         full = schema.append(pa.field("offset", pa.int64())) if "offset" not in schema.names else schema
-        rows = [json.loads(v) for v in values]
-        for r in rows:  # JSON has no NaN: the encoder wrote null
-            for k, v in r.items():
-                if v is None and pa.types.is_floating(full.field(k).type):
-                    r[k] = float("nan")
-        out = pa.Table.from_pylist(rows, schema=full)
+        try:
+            rows = [json.loads(v) for v in values]
+            rows = [{k: v for k, v in r.items() if k in full.names} for r in rows if isinstance(r, dict)]
+            for r in rows:  # JSON has no NaN: the encoder wrote null
+                for k, v in r.items():
+                    if v is None and pa.types.is_floating(full.field(k).type):
+                        r[k] = float("nan")
+            out = pa.Table.from_pylist(rows, schema=full)
+        except (ValueError, TypeError, pa.ArrowException) as exc:
+            # rows that do not fit the schema were not written by us: serve from memory
+            log.warning("ignoring malformed snapshot rows in redis %s: %s", self._key(table), exc)
+            return None
         if symbols is not None:
             out = out.filter(pc.is_in(out.column("symbol"), value_set=pa.array(sorted(symbols))))
         return out
+
+    @staticmethod
+    def validate_rows(rows: pa.Table, cursor: int, oldest: int) -> pa.Table | None:
+        """Keep only snapshot rows from Redis whose ``offset`` the table can have produced.
+
+        Redis is outside the trust boundary of the stream tables: a row with an offset at or
+        past the table's cursor (it would win every merge) or a null offset/symbol is dropped
+        and logged rather than sent to subscribers.
+        """
+        off = rows.column("offset")
+        # an empty table (a fresh in-memory process) has no offsets to check against yet
+        limit = cursor if cursor > 0 else 2**62
+        ok = pc.and_(pc.and_(pc.is_valid(off), pc.less(pc.fill_null(off, -1), limit)),
+                     pc.and_(pc.greater_equal(pc.fill_null(off, -1), 0), pc.is_valid(rows.column("symbol"))))
+        good = rows.filter(ok)
+        if good.num_rows != rows.num_rows:
+            log.warning("dropped %d snapshot rows from redis with offsets outside [0, %d)",
+                        rows.num_rows - good.num_rows, cursor)
+        return good if good.num_rows else None
 
     async def subscriptions(self) -> list[dict[str, Any]]:
         """Every live instance's subscriptions (raises ``RedisError`` when Redis is down)."""

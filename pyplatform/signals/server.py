@@ -48,7 +48,10 @@ class ServiceConfig:
     max_message_bytes : int
         Largest client message accepted (bigger closes with 1009).
     queue_frames : int
-        Per-connection queue bound; a client this far behind is dropped (1013).
+        Per-connection queue bound in frames; a client this far behind is dropped (1013).
+    queue_bytes : int
+        Per-connection queue bound in bytes (default 8 MiB); past it the client is dropped
+        (1013). A replay is paced to keep its client's queue under a quarter of this.
     compress_min_bytes : int
         msgpack frames at least this long are zstd-compressed.
     check_interval_s : float
@@ -57,8 +60,12 @@ class ServiceConfig:
         When a client has a backlog, queued messages up to this size share one WebSocket
         message (0 disables).
     replay_chunk_rows : int
-        Replays longer than this are read and queued in chunks, yielding to the event loop
-        between chunks.
+        A replay is read, encoded and queued this many rows at a time (a few ms of work),
+        yielding to the event loop between slices and waiting for the client to drain.
+    max_conns_per_subject, max_conns_per_ip : int
+        Open connections one token subject / one remote address may hold; more get HTTP 429.
+    redis_snapshot_timeout_s : float
+        How long a snapshot waits for Redis before serving from memory alone.
     """
 
     host: str = "127.0.0.1"
@@ -67,13 +74,17 @@ class ServiceConfig:
     ping_timeout_s: float | None = 30.0
     max_message_bytes: int = 64 * 1024
     queue_frames: int = 1_000
+    queue_bytes: int = 8 * 1024 * 1024
     compress_min_bytes: int = 4096
     max_rows_per_frame: int = 2_000
     write_limit: int = 256 * 1024
     check_interval_s: float = 1.0
     close_timeout_s: float = 2.0
     coalesce_bytes: int = 256 * 1024
-    replay_chunk_rows: int = 100_000
+    replay_chunk_rows: int = 4_000
+    max_conns_per_subject: int = 64
+    max_conns_per_ip: int = 256
+    redis_snapshot_timeout_s: float = 0.25
     session: SessionConfig = field(default_factory=SessionConfig)
 
 
@@ -104,11 +115,22 @@ def _direct_writer(ws: ServerConnection, text: bool) -> Any:
 
 
 class _Conn:
-    __slots__ = ("ws", "sub", "session", "wake", "cid", "closing", "writer")
+    __slots__ = ("ws", "sub", "session", "wake", "cid", "closing", "writer", "drained", "ip")
 
-    def __init__(self, ws: ServerConnection, sub: Subscriber, session: Session, wake: asyncio.Event, cid: str) -> None:
+    def __init__(self, ws: ServerConnection, sub: Subscriber, session: Session, wake: asyncio.Event, cid: str,
+                 ip: str = "") -> None:
         self.ws, self.sub, self.session, self.wake, self.cid, self.closing = ws, sub, session, wake, cid, False
         self.writer: asyncio.Task | None = None
+        self.drained = asyncio.Event()  # set by the writer when the queue falls under the replay low-water mark
+        self.ip = ip
+
+
+def _peer_ip(conn: ServerConnection) -> str:
+    try:
+        addr = conn.remote_address
+        return str(addr[0]) if addr else ""
+    except Exception:  # noqa: BLE001 - a transport already gone has no address
+        return ""
 
 
 class SignalService:
@@ -141,6 +163,7 @@ class SignalService:
         self.instance = instance or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         codecs = {JSON_SUBPROTOCOL: JsonCodec(), MSGPACK_SUBPROTOCOL: MsgpackZstdCodec(self.config.compress_min_bytes)}
         self.fanout = Fanout(tables, codecs, max_rows_per_frame=self.config.max_rows_per_frame, naive=naive)
+        self._pending_ips: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self.redis: RedisHotCache | None = None
         if redis_url:
             self.redis = RedisHotCache(redis_url, self.instance, full_state=self._full_state)
@@ -198,13 +221,22 @@ class SignalService:
         if self.redis is not None:
             await self.redis.close()
 
-    def health(self) -> dict[str, Any]:
-        """``{"status": "ok" | "degraded", ...}``; degraded while Redis is configured but unreachable."""
+    def health(self, detail: bool = True) -> dict[str, Any]:
+        """``{"status": "ok" | "degraded", ...}``; degraded while Redis is configured but unreachable.
+
+        ``connections`` counts open connections that are not being closed (a dropped slow
+        consumer leaves the count at once). ``detail=False`` is what unauthenticated
+        ``GET /health`` shows: no instance (host name, PID), cursors or Redis error text.
+        """
         redis_status = "disabled" if self.redis is None else self.redis.status
         status = "degraded" if redis_status == "degraded" else "ok"
-        return {"status": status, "redis": redis_status, "redis_error": None if self.redis is None else self.redis.last_error,
-                "connections": len(self._conns), "subscribers": self.fanout.subscriber_count(),
-                "cursors": dict(self.fanout.cursor), "dropped_slow": self.dropped_slow, "instance": self.instance}
+        out = {"status": status, "redis": redis_status,
+               "connections": sum(1 for c in self._conns.values() if not c.closing),
+               "subscribers": self.fanout.subscriber_count(), "dropped_slow": self.dropped_slow}
+        if detail:
+            out.update({"redis_error": None if self.redis is None else self.redis.last_error,
+                        "cursors": dict(self.fanout.cursor), "instance": self.instance})
+        return out
 
     # ------------------------------------------------------------------ stream bridge
     def _notify(self, name: str) -> None:
@@ -241,43 +273,88 @@ class SignalService:
         return None  # no (known) subprotocol offered: JSON
 
     def _authenticate(self, conn: ServerConnection, request: Any) -> Any:
+        """Answer ``/health`` or refuse/accept the upgrade; every refusal is a 4xx with a reason, never a 500."""
+        try:
+            return self._authenticate_checked(conn, request)
+        except Exception:  # noqa: BLE001 - a hostile request must get a refusal, not a traceback and a 500
+            log.exception("handshake refused after an unexpected error")
+            return conn.respond(HTTPStatus.BAD_REQUEST, "malformed request\n")
+
+    def _bearer(self, request: Any) -> tuple[str | None, str]:
+        """The bearer token of a request, or ``(None, why not)``."""
+        values = request.headers.get_all("Authorization")
+        if len(values) > 1:
+            return None, "more than one Authorization header"
+        scheme, _, token = (values[0] if values else "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, "missing 'Authorization: Bearer <token>' header"
+        return token.strip(), ""
+
+    def _authenticate_checked(self, conn: ServerConnection, request: Any) -> Any:
         path = request.path.split("?", 1)[0]
         if path == "/health":
-            h = self.health()
+            token, _ = self._bearer(request)
+            detail = False
+            if token is not None:  # the details (instance, cursors) only for a valid token
+                try:
+                    self.verifier.verify(token, self.clock.now_ns())
+                    detail = True
+                except AuthError:
+                    pass
+            h = self.health(detail=detail)
             return conn.respond(HTTPStatus.OK if h["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE, json.dumps(h) + "\n")
         if "token=" in request.path or "access_token=" in request.path:
             return conn.respond(HTTPStatus.BAD_REQUEST, "tokens in the URL are refused (they end up in logs); "
                                 "send 'Authorization: Bearer <token>'\n")
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "missing 'Authorization: Bearer <token>' header\n")
+        token, why = self._bearer(request)
+        if token is None:
+            status = HTTPStatus.BAD_REQUEST if why.startswith("more") else HTTPStatus.UNAUTHORIZED
+            return conn.respond(status, why + "\n")
         try:
-            claims = self.verifier.verify(token.strip(), self.clock.now_ns())
+            claims = self.verifier.verify(token, self.clock.now_ns())
         except AuthError as exc:
             return conn.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
+        ip = _peer_ip(conn)
+        live = [c for c in self._conns.values() if not c.closing]
+        by_subject = sum(1 for c in live if c.session.claims.subject == claims.subject) + \
+            sum(1 for c in list(self._claims.values()) if c.subject == claims.subject)
+        if by_subject >= self.config.max_conns_per_subject:
+            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, f"subject {claims.subject[:64]!r} already holds "
+                                f"{self.config.max_conns_per_subject} connections (the limit)\n")
+        by_ip = sum(1 for c in live if c.ip == ip) + sum(1 for v in list(self._pending_ips.values()) if v == ip)
+        if ip and by_ip >= self.config.max_conns_per_ip:
+            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, f"address already holds {self.config.max_conns_per_ip} "
+                                "connections (the limit)\n")
         self._claims[conn] = claims
+        self._pending_ips[conn] = ip
         return None
 
     # ------------------------------------------------------------------ connections
     async def _handle(self, ws: ServerConnection) -> None:
         claims = self._claims.pop(ws)
+        ip = self._pending_ips.pop(ws, "")
         cid = f"c{next(self._ids)}"
         wake = asyncio.Event()
         codec = self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL]
         sub = Subscriber(cid, codec, self.config.queue_frames, wake.set, on_lag=lambda: self._on_lag(cid),
-                         direct=_direct_writer(ws, codec.text))
-        conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid)
+                         direct=_direct_writer(ws, codec.text), max_bytes=self.config.queue_bytes)
+        conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid, ip)
         self._conns[cid] = conn
         writer = conn.writer = asyncio.create_task(self._writer(conn), name=f"writer-{cid}")
         try:
             async for msg in ws:
+                if conn.closing:
+                    continue  # drain what the peer still sends until the close completes
                 now = self.clock.now_ns()
                 actions = conn.session.receive_text(msg, now) if isinstance(msg, str) else conn.session.receive_bytes(msg, now)
                 for action in actions:
                     await self._apply(conn, action)
         except ConnectionClosed:
             pass
+        except Exception:  # noqa: BLE001 - a bug must still end in a close with a reason, and be logged
+            ref = uuid.uuid4().hex[:8]
+            log.exception("connection %s failed (ref %s)", cid, ref)
+            await self._close(conn, CloseCode.INTERNAL_ERROR, f"internal error (ref {ref})")
         finally:
             self._conns.pop(cid, None)
             self.fanout.detach(sub)
@@ -295,20 +372,25 @@ class SignalService:
             if action.from_seq is None and self.redis is not None and action.topic.table in self.fanout.tables:
                 # awaited BEFORE the synchronous subscribe so nothing interleaves between the
                 # snapshot's cursor and the live stream
-                extra = await self.redis.snapshot(action.topic.table, self.fanout.tables[action.topic.table].schema,
-                                                  action.symbols, action.topic.arg if action.topic.kind == "signals" else None)
+                extra = await self._redis_snapshot(action)
             if conn.closing:
                 return
             try:
                 pos, ack = action.from_seq, True
                 table = action.topic.table
                 chunk = self.config.replay_chunk_rows
-                # a long replay goes chunk by chunk, yielding in between, so it cannot stall other clients
+                low_water = self.config.queue_bytes // 4
+                # a long replay goes slice by slice (a few ms each), yielding in between and waiting
+                # while the client has not drained the previous slices: it cannot stall other
+                # clients, and a client that does not read pins at most queue_bytes
                 while pos is not None and table in self.fanout.cursor and self.fanout.cursor[table] - pos > chunk:
                     pos = self.fanout.replay_chunk(sub, action.topic, action.symbols, pos, chunk,
                                                    request_id=action.request_id, ack=ack)
                     ack = False
                     await asyncio.sleep(0)
+                    while sub.queued_bytes > low_water and not (conn.closing or sub.lagged):
+                        conn.drained.clear()
+                        await conn.drained.wait()
                     if conn.closing or sub.lagged:
                         return
                 self.fanout.subscribe(sub, action.topic, action.symbols, pos, request_id=action.request_id,
@@ -327,6 +409,25 @@ class SignalService:
             sub.push(sub.codec.control({"type": "unsubscribed", "topic": action.topic.name, "id": action.request_id}))
         elif isinstance(action, Close):
             await self._close(conn, action.code, action.reason)
+
+    async def _redis_snapshot(self, action: Subscribe) -> Any:
+        """Latest rows from Redis, or ``None`` (degraded, slow or bad): memory alone serves then."""
+        assert self.redis is not None
+        if self.redis.status == "degraded":
+            return None  # do not make every subscriber wait on a Redis known to be down
+        table = self.fanout.tables[action.topic.table]
+        try:
+            rows = await asyncio.wait_for(
+                self.redis.snapshot(action.topic.table, table.schema, action.symbols,
+                                    action.topic.arg if action.topic.kind == "signals" else None),
+                self.config.redis_snapshot_timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("redis snapshot of %s took more than %.2fs; serving from memory",
+                        action.topic.table, self.config.redis_snapshot_timeout_s)
+            return None
+        if rows is None:
+            return None
+        return self.redis.validate_rows(rows, self.fanout.cursor[action.topic.table], int(table.oldest_offset))
 
     async def _close(self, conn: _Conn, code: int, reason: str) -> None:
         if conn.closing:
@@ -352,12 +453,30 @@ class SignalService:
             conn.writer.cancel()
             await asyncio.gather(conn.writer, return_exceptions=True)
         notice = sub.lag_notice()
-        try:
-            await asyncio.wait_for(ws.send(sub.codec.control(notice), text=sub.codec.text), timeout=self.config.close_timeout_s)
-        except (asyncio.TimeoutError, ConnectionClosed):
-            pass
         seqs = ",".join(f"{k}={v}" for k, v in notice["delivered"].items())
-        await self._close(conn, CloseCode.TRY_AGAIN_LATER, f"slow consumer; delivered {seqs}")
+        reason = f"slow consumer; delivered {seqs}".encode()[:120].decode(errors="ignore")
+        conn.closing = True
+        log.info("dropping slow consumer %s (%s): %s", conn.cid, conn.session.claims.subject, reason)
+        # The notice and the close frame go into the transport's buffer now, without waiting
+        # for the full socket to drain (that wait is what lost the notice): whatever the peer
+        # reads next is the rest of its data, then the notice, then the close.
+        protocol = ws.protocol
+        try:
+            if protocol.state is State.OPEN and getattr(ws, "send_in_progress", None) is None:
+                frame = sub.codec.control(notice)
+                if sub.codec.text:
+                    protocol.send_text(frame if isinstance(frame, bytes) else frame.encode())
+                else:
+                    protocol.send_binary(frame)
+                protocol.send_close(CloseCode.TRY_AGAIN_LATER, reason)
+                ws.send_data()
+        except Exception:  # noqa: BLE001 - the connection is already going away
+            log.debug("could not queue the lagged notice for %s", conn.cid, exc_info=True)
+        # a peer that never reads again is cut after close_timeout: nothing waits on it
+        try:
+            await asyncio.wait_for(asyncio.shield(ws.wait_closed()), self.config.close_timeout_s)
+        except asyncio.TimeoutError:
+            ws.transport.abort()
 
     async def _writer(self, conn: _Conn) -> None:
         sub, ws, codec = conn.sub, conn.ws, conn.sub.codec
@@ -365,16 +484,17 @@ class SignalService:
         try:
             while True:
                 if not sub.queue:
+                    conn.drained.set()
                     conn.wake.clear()
                     await conn.wake.wait()
                     continue
-                frame, topic, seq = sub.queue.popleft()
+                frame, topic, seq = sub.pop()
                 sent = [(topic, seq)]
                 if sub.queue and coalesce and codec.mergeable(frame):
                     # a backlog: let several messages share one WebSocket message
                     parts, size = [frame], len(frame)
                     while sub.queue and size < coalesce and codec.mergeable(sub.queue[0][0]):
-                        f, t, q = sub.queue.popleft()
+                        f, t, q = sub.pop()
                         parts.append(f)
                         sent.append((t, q))
                         size += len(f)
@@ -386,7 +506,10 @@ class SignalService:
                     # writer cancelled there (slow-consumer drop) has still handed this frame over
                     for t, q in sent:
                         sub.mark_sent(t, q)
+                if sub.queued_bytes <= self.config.queue_bytes // 4:
+                    conn.drained.set()  # a paced replay may queue its next slice
         except ConnectionClosed:
+            conn.drained.set()
             return
 
     async def _checker(self) -> None:
@@ -400,11 +523,16 @@ class SignalService:
                 if remote is not None:
                     revs.set_remote(remote)
             revoked = revs.current() if revs is not None else frozenset()
+            self.verifier.secrets.refresh(now)  # a replaced secret file is noticed within a tick
             for conn in list(self._conns.values()):
                 if conn.closing:
                     continue
                 actions = conn.session.tick(now)
                 if not actions and conn.session.claims.token_id in revoked:
                     actions = conn.session.revoke()
+                if not actions:
+                    why = self.verifier.retired(conn.session.claims, now)
+                    if why is not None:  # its key was retired (rotation past grace, or a new secret)
+                        actions = conn.session.close_retired(why)
                 for a in actions:
                     await self._apply(conn, a)

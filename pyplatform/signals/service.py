@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl as ssl_mod
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,10 +14,10 @@ from typing import Any
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.config import Settings
-from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier, load_master_secret
+from pyplatform.signals.auth import KeyRing, RevocationList, SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
 from pyplatform.signals.server import ServiceConfig, SignalService
 
-__all__ = ["keyring_from_settings", "revocation_path", "build_verifier", "build_issuer", "tls_context", "serve",
+__all__ = ["keyring_from_settings", "revocation_path", "build_verifier", "build_issuer", "secret_keys_from_settings", "tls_context", "serve",
            "subscribe_example"]
 
 
@@ -29,8 +30,17 @@ def revocation_path(settings: Settings) -> Path:
     return settings.path("signals", "revoked.json")
 
 
+def secret_keys_from_settings(settings: Settings, *, rotation_s: int = 86_400, grace_s: int = 3_600,
+                              secret_grace_s: int = 300) -> SecretKeys:
+    """Keys that follow ``jwt_secret_file`` while running (a secret from the environment is fixed)."""
+    path = None if os.environ.get("PYPLATFORM_JWT_SECRET") else settings.jwt_secret_file
+    return SecretKeys(lambda: load_master_secret(settings.jwt_secret_file), path, rotation_s=rotation_s,
+                      grace_s=grace_s, secret_grace_s=secret_grace_s)
+
+
 def build_verifier(settings: Settings, **key_kw: Any) -> TokenVerifier:
-    return TokenVerifier(keyring_from_settings(settings, **key_kw), RevocationList(revocation_path(settings)))
+    """A verifier that re-reads the secret file when it changes (``secret_grace_s`` for the old one)."""
+    return TokenVerifier(secret_keys_from_settings(settings, **key_kw), RevocationList(revocation_path(settings)))
 
 
 def build_issuer(settings: Settings, **key_kw: Any) -> TokenIssuer:
@@ -56,7 +66,7 @@ def subscribe_example(url: str, topic: str = "factors:*", symbols: str = "AAPL.U
 async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: asyncio.Event, *,
                 config: ServiceConfig | None = None, use_redis: bool = True, clock: Clock | None = None,
                 ready: Callable[[SignalService], None] | None = None, rotation_s: int = 86_400,
-                grace_s: int = 3_600) -> None:
+                grace_s: int = 3_600, secret_grace_s: int = 300) -> None:
     """Run the signal service until ``stop_event`` is set.
 
     Parameters
@@ -71,7 +81,8 @@ async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: async
         Called with the started :class:`SignalService` (its ``url``, ``health()``).
     """
     cfg = config or ServiceConfig(host=settings.signal_host, port=settings.signal_port)
-    service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s), cfg,
+    service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s,
+                                                   secret_grace_s=secret_grace_s), cfg,
                             clock=clock or LiveClock(), redis_url=settings.redis_url if use_redis else None,
                             ssl=tls_context(settings))
     await service.start()

@@ -1,0 +1,70 @@
+"""Issue #18 findings as tests: hostile tokens and frames get refusals, secrets rotate live, queues bound bytes."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from signals_support import SECRET
+from pyplatform.signals.auth import AuthError, Claims, KeyRing, SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
+from pyplatform.signals.fanout import Subscriber
+from pyplatform.signals.protocol import Close, Session
+from pyplatform.signals.wire import JsonCodec
+
+NS = 1_000_000_000
+T0 = 1_700_000_000 * NS
+
+
+def _forge(ring: KeyRing, **claims) -> str:
+    kid = ring.current_kid(T0)
+    base = {"iss": "pyplatform", "aud": "pyplatform-signals", "sub": "u", "jti": "j", "exp": T0 // NS + 60,
+            "topics": ["*"], "symbols": ["*"]}
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, ring.key(kid), algorithm="HS256",
+                      headers={"kid": kid})
+
+
+@pytest.mark.parametrize("claims, why", [({"exp": "abc"}, "integer"), ({"iss": None}, "iss"),
+                                         ({"aud": "other-service"}, "(?i)audience"), ({"iss": "someone"}, "(?i)issuer"),
+                                         ({"sub": ["x"]}, "(?i)sub")])
+def test_validly_signed_hostile_claims_are_refused_with_a_reason(claims, why):
+    ring = KeyRing(SECRET)
+    with pytest.raises(AuthError, match=why):
+        TokenVerifier(ring).verify(_forge(ring, **claims), T0)
+
+
+def test_secret_file_change_is_picked_up_with_grace_then_old_tokens_retired(tmp_path):
+    path = tmp_path / "jwt.secret"
+    path.write_bytes(b"a" * 40)
+    keys = SecretKeys(lambda: load_master_secret(path, env={}), path, secret_grace_s=60, poll_s=0)
+    verifier = TokenVerifier(keys)
+    old = TokenIssuer(keys.current).issue("u", topics=["*"], symbols=["*"], now_ns=T0)
+    claims = verifier.verify(old, T0)
+    path.write_bytes(b"b" * 41)  # what `tokens init-secret --force` does
+    new = TokenIssuer(KeyRing(b"b" * 41)).issue("u", topics=["*"], symbols=["*"], now_ns=T0)
+    assert verifier.verify(new, T0 + NS).subject == "u"  # new secret accepted without a restart
+    assert verifier.verify(old, T0 + 2 * NS).subject == "u"  # old one inside its 60 s grace
+    assert verifier.retired(claims, T0 + 30 * NS) is None
+    with pytest.raises(AuthError, match="signature is invalid"):
+        verifier.verify(old, T0 + 62 * NS)
+    assert "rotated" in verifier.retired(claims, T0 + 62 * NS)
+
+
+def _session():
+    return Session(Claims("u", "j", T0 + 600 * NS, ("*",), ("*",)), T0)
+
+
+@pytest.mark.parametrize("text", ["[" * 60_000, '{"type":"subscribe","topics":["quotes"],"from_seq":' + "9" * 5001 + "}"])
+def test_deep_or_huge_json_closes_1007_with_a_reason(text):
+    actions = _session().receive_text(text, T0)
+    assert len(actions) == 1 and isinstance(actions[0], Close)
+    assert actions[0].code == 1007 and actions[0].reason
+
+
+def test_queue_is_bounded_in_bytes_not_only_frames():
+    lagged = []
+    sub = Subscriber("c1", JsonCodec(), max_frames=1_000, max_bytes=1_000, on_lag=lambda: lagged.append(1))
+    sub.push(b"x" * 600, "quotes", 1)
+    assert sub.queued_bytes == 600 and not sub.lagged
+    sub.push(b"y" * 600, "quotes", 2)  # 1,200 bytes > 1,000: dropped though only 2 frames
+    assert sub.lagged and lagged == [1] and sub.queued_bytes == 0 and not sub.queue

@@ -68,3 +68,42 @@ def test_queue_is_bounded_in_bytes_not_only_frames():
     assert sub.queued_bytes == 600 and not sub.lagged
     sub.push(b"y" * 600, "quotes", 2)  # 1,200 bytes > 1,000: dropped though only 2 frames
     assert sub.lagged and lagged == [1] and sub.queued_bytes == 0 and not sub.queue
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), _json.map(__import__("json").dumps),
+                 st.fixed_dictionaries({"type": st.sampled_from(["subscribe", "unsubscribe", "ping"])},
+                                       optional={"topics": _json, "symbols": _json, "from_seq": _json, "id": _json})
+                 .map(__import__("json").dumps)))
+def test_fuzzed_frames_never_raise_and_never_close_1011(text):
+    for action in _session().receive_text(text, T0):
+        if isinstance(action, Close):
+            assert action.code in (1007, 1008) and action.reason
+
+
+def test_two_authorization_headers_get_400_not_500(tables, verifier, issuer, clock):
+    import asyncio
+    from signals_support import make_service, run, token
+
+    async def main():
+        svc = await make_service(tables, verifier, clock)
+        try:
+            tok = token(issuer, clock)
+            r, w = await asyncio.open_connection("127.0.0.1", svc.port)
+            w.write((f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     f"Authorization: Bearer {tok}\r\nAuthorization: Bearer {tok}\r\n\r\n").encode())
+            await w.drain()
+            status = await asyncio.wait_for(r.readline(), 5)
+            w.close()
+            assert status.split()[1] == b"400", status
+        finally:
+            await svc.stop()
+
+    run(main())

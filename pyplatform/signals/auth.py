@@ -218,6 +218,11 @@ class RevocationList:
         self._load()
         return frozenset(self._revoked) | self._remote
 
+    def entries(self) -> dict[str, int]:
+        """This host's revocations ``{jti: exp_seconds}`` (re-written to Redis after it restarts)."""
+        self._load()
+        return dict(self._revoked)
+
     def revoke(self, token_id: str, expires_s: int, now_ns: int) -> None:
         """Add ``token_id``; prune entries already expired at ``now_ns``."""
         self._load()

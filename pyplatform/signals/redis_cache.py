@@ -63,7 +63,9 @@ class RedisHotCache:
     """
 
     def __init__(self, url: str, instance: str, *, prefix: str = "pp", full_state: Callable[[], dict[str, pa.Table | None]] | None = None,
-                 min_flush_s: float = 0.05, timeout_s: float = 1.0, instance_ttl_s: int = 30) -> None:
+                 min_flush_s: float = 0.05, timeout_s: float = 1.0, instance_ttl_s: int = 30,
+                 revocations: Callable[[], dict[str, int]] | None = None) -> None:
+        self.revocations = revocations  # rewritten to pp:revoked after an outage: a restart must not un-revoke
         self.url = url
         self.instance = instance
         self.prefix = prefix
@@ -190,6 +192,10 @@ class RedisHotCache:
                     if t is not None:
                         pending.setdefault(name, []).insert(0, t)
             pipe = self.redis.pipeline(transaction=False)
+            if self._need_full and self.revocations is not None:
+                revoked = self.revocations()
+                if revoked:
+                    pipe.hset(f"{self.prefix}:revoked", mapping={k: int(v) for k, v in revoked.items()})
             for name, parts in pending.items():
                 latest = latest_per_key(pa.concat_tables(parts))
                 if latest.num_rows == 0:

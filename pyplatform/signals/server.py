@@ -166,7 +166,9 @@ class SignalService:
         self._pending_ips: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self.redis: RedisHotCache | None = None
         if redis_url:
-            self.redis = RedisHotCache(redis_url, self.instance, full_state=self._full_state)
+            revs = verifier.revocations
+            self.redis = RedisHotCache(redis_url, self.instance, full_state=self._full_state,
+                                       revocations=None if revs is None else revs.entries)
             self.fanout.row_hooks.append(self.redis.on_rows)
         self._conns: dict[str, _Conn] = {}
         # claims verified at the handshake, by connection; weak so a handshake that fails

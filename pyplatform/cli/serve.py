@@ -63,8 +63,10 @@ def _open_tables(settings, demo_feed: int, stream_dir: str | None = None) -> dic
     from pyplatform.stream import StreamTable, StreamTables
 
     if demo_feed:
-        return {"quotes": StreamTable("quotes", QUOTES, memory_rows=1_000_000),
-                "factors": StreamTable("factors", factor_schema(["mom_20", "zscore_20"]), memory_rows=1_000_000)}
+        # persisted, so a restarted demo continues the sequence numbers instead of reusing them
+        folder = settings.path("demo-stream")
+        return {"quotes": StreamTable("quotes", QUOTES, folder, memory_rows=1_000_000),
+                "factors": StreamTable("factors", factor_schema(["mom_20", "zscore_20"]), folder, memory_rows=1_000_000)}
     folder = stream_dir or settings.path("stream")
     reg = StreamTables(folder)
     out = {}

@@ -107,3 +107,16 @@ def test_two_authorization_headers_get_400_not_500(tables, verifier, issuer, clo
             await svc.stop()
 
     run(main())
+
+
+def test_demo_feed_tables_continue_sequence_numbers_after_restart(tmp_path):
+    import numpy as np
+    from pyplatform.cli.serve import _open_tables
+    from pyplatform.config import get_settings
+
+    settings = get_settings(data_dir=tmp_path)
+    batch = {"ts": np.array([1, 2], dtype=np.int64), "symbol": ["A.US", "B.US"], "mom_20": [0.1, 0.2],
+             "zscore_20": [0.0, 0.0]}
+    first = _open_tables(settings, 2)["factors"].append(batch)
+    again = _open_tables(settings, 2)["factors"].append(batch)  # a restarted `serve --demo-feed`
+    assert first == (0, 1) and again == (2, 3)

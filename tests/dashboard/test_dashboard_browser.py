@@ -327,3 +327,43 @@ def test_oscillator_overlay_gets_its_own_axis_log_scale_and_kept_zoom(session, s
     assert duo.driver.execute_script(f"return {GD}.layout.yaxis.type") == "log"
     screenshot(duo.driver, "market-oscillator-log")
     assert duo.get_logs() == []
+
+
+def test_expression_box_validates_inline_and_draws_and_csv_exports(session, screenshot):
+    """Issue 20 item 9: an expression typed in the app is validated inline (the parser's error
+    shown under the box) and, once valid, drawn on the chart; CSV export downloads the shown
+    candles."""
+    import os
+
+    from selenium.webdriver.common.keys import Keys
+
+    duo, app, _ = session.open("/")
+    _wait_status(duo, lambda t: t.startswith("AAA.US") and "candles of 1 day" in t)
+    box = duo.find_element("#market-expr")
+    box.send_keys("mavg(close, ")
+    box.send_keys(Keys.ENTER)
+    duo.wait_for_contains_text("#market-expr-error", "1:13", timeout=10)  # position of the error
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("mavg(close, 5)")
+    box.send_keys(Keys.ENTER)
+    end = time.time() + 15
+    names: list = []
+    while time.time() < end and "mavg(close, 5)" not in names:
+        names = duo.driver.execute_script(f"return {GD}.data.map(t => t.name)")
+        time.sleep(0.2)
+    assert "mavg(close, 5)" in names, names
+    assert duo.find_element("#market-expr-error").text == ""
+    # the drawn values are the 5-day mean of the shown closes (hand formula via pandas)
+    ys = duo.driver.execute_script(f"return Array.from({GD}._fullData.filter(t => t.name === 'mavg(close, 5)')[0].y)")
+    closes = app.pyplatform.bars.daily("AAA.US")["close"]
+    np.testing.assert_allclose(np.array(ys[4:], float), closes.rolling(5).mean().to_numpy()[4:], rtol=1e-9)
+    screenshot(duo.driver, "market-expression")
+    duo.find_element("#market-csv").click()
+    path = os.path.join(duo.download_path, "AAA.US_1d.csv")
+    end = time.time() + 15
+    while time.time() < end and not os.path.exists(path):
+        time.sleep(0.2)
+    csv = pd.read_csv(path)
+    assert list(csv.columns[:3]) == ["datetime", "symbol", "open"] and len(csv) == len(closes)
+    np.testing.assert_allclose(csv["close"].to_numpy(), closes.to_numpy())
+    assert duo.get_logs() == []

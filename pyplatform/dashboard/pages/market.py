@@ -21,7 +21,7 @@ from pyplatform.plots.downsample import DAY_NS, LADDER, MINUTE_NS, timeframe
 from pyplatform.plots.market import candlestick_figure, depth_figure, intraday_figure
 from pyplatform.plots.theme import empty_figure
 
-__all__ = ["layout", "register", "window_from_relayout", "build_chart", "LIVE_DAYS"]
+__all__ = ["layout", "register", "window_from_relayout", "build_chart", "expression_error", "view_csv", "LIVE_DAYS"]
 
 #: Trading days shown in live mode (the chart follows the newest bars).
 LIVE_DAYS = 3
@@ -52,6 +52,13 @@ def layout(actx: AppContext) -> html.Div:
                 id="market-live", options=[{"label": " live", "value": "live"}], value=[])]),
             html.Div(className="control", children=[html.Label("price axis"), dcc.Checklist(
                 id="market-log", options=[{"label": " log", "value": "log"}], value=[])]),
+            html.Div(className="control wide", children=[
+                html.Label("try an expression (Enter)"),
+                dcc.Input(id="market-expr", type="text", debounce=True, value="", className="expr-input",
+                          placeholder="e.g. ema(close, 12) - ema(close, 26)"),
+                html.Div(id="market-expr-error", className="expr-error")]),
+            html.Div(className="control", children=[html.Label("export"), html.Button(
+                "CSV", id="market-csv", className="button"), dcc.Download(id="market-download")]),
         ]),
         html.Div(className="grid-main", children=[
             html.Div(className="card", children=[
@@ -131,8 +138,35 @@ def _live_window(actx: AppContext, symbol: str) -> tuple[int | None, int | None]
     return start, end
 
 
+def expression_error(text: str | None) -> str:
+    """Why ``text`` is not a valid factor expression over bars ("" when it is or is empty)."""
+    if not text or not text.strip():
+        return ""
+    try:
+        from pyplatform.factors import parse
+
+        parse(text, columns={"open", "high", "low", "close", "volume", "vwap", "trades"})
+    except Exception as exc:  # noqa: BLE001 - the parser's message (position and caret) is the point
+        return str(exc)
+    return ""
+
+
+def view_csv(actx: AppContext, view: dict | None) -> tuple[str, str] | None:
+    """(filename, CSV text) of the candles the chart shows (same window and timeframe)."""
+    if not view or not view.get("symbol"):
+        return None
+    sym = view["symbol"]
+    mv = market_view(actx.bars, sym, view.get("shown") or view.get("tf") or "1d", view.get("start"), view.get("end"),
+                     cap=max(actx.cap, len(view.get("ts") or [])))
+    out = mv.bars.copy()
+    out.insert(0, "datetime", pd.to_datetime(out.pop("ts").to_numpy(np.int64)))
+    out.insert(1, "symbol", sym)
+    return f"{sym}_{mv.shown.name}.csv", out.to_csv(index=False)
+
+
 def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], panels: list[str],
-                start: int | None, end: int | None, live: bool, log_scale: bool = False):
+                start: int | None, end: int | None, live: bool, log_scale: bool = False,
+                expression: str | None = None):
     """Figure, status text and view store for one K-line request (the callback's pure core)."""
     if not symbol:
         return empty_figure("pick a symbol"), "", None
@@ -183,6 +217,19 @@ def build_chart(actx: AppContext, symbol: str, tf: str, overlays: list[str], pan
         return out
 
     over, pans = _values(overlays), _values(panels)
+    expr = (expression or "").strip()
+    if expr:
+        err = expression_error(expr)
+        if err:
+            failed.append(f"expression: {err.splitlines()[0]}")
+        else:
+            try:
+                lb = lookback_of(expr)
+                w = warmup_bars(actx.bars, symbol, view, lb) if lb > need else warm
+                c = pd.concat([w, bars], ignore_index=True) if len(w) else bars
+                over[expr] = indicator_values(c, symbol, expr)[len(w):]
+            except Exception as exc:  # noqa: BLE001 - shown inline, never a broken page
+                failed.append(f"expression: {exc}")
     # an oscillator chosen as an overlay would squash the candles: give it its own axis
     moved = [n for n, v in over.items() if not on_price_scale(v, bars)]
     for n in moved:
@@ -227,9 +274,10 @@ def register(app, actx: AppContext) -> None:
         Output("market-chart", "figure"), Output("market-status", "children"), Output("market-view", "data"),
         Input("market-symbol", "value"), Input("market-tf", "value"), Input("market-overlays", "value"),
         Input("market-panels", "value"), Input("market-chart", "relayoutData"), Input("market-live", "value"),
-        Input("market-live-version", "data"), Input("market-log", "value"), State("market-view", "data"),
+        Input("market-live-version", "data"), Input("market-log", "value"), Input("market-expr", "value"),
+        State("market-view", "data"),
     )
-    def _chart(symbol, tf, overlays, panels, relayout, live_value, _n, log_value, view):
+    def _chart(symbol, tf, overlays, panels, relayout, live_value, _n, log_value, expr, view):
         trig = ctx.triggered_id
         live = "live" in (live_value or [])
         start = end = None
@@ -253,7 +301,20 @@ def register(app, actx: AppContext) -> None:
             start, end = _live_window(actx, symbol)
         del same_symbol
         return build_chart(actx, symbol, tf or "1d", overlays or [], panels or [], start, end, live,
-                           log_scale="log" in (log_value or []))
+                           log_scale="log" in (log_value or []), expression=expr)
+
+    @app.callback(Output("market-expr-error", "children"), Input("market-expr", "value"))
+    def _expr_error(text):
+        return expression_error(text)
+
+    @app.callback(Output("market-download", "data"), Input("market-csv", "n_clicks"), State("market-view", "data"),
+                  prevent_initial_call=True)
+    def _csv(_n, view):
+        got = view_csv(actx, view)
+        if got is None:
+            return no_update
+        name, text = got
+        return dict(content=text, filename=name, type="text/csv")
 
     @app.callback(Output("market-poll", "disabled"), Input("market-live", "value"))
     def _poll(live_value):

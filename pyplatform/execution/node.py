@@ -240,9 +240,20 @@ class TradingNode:
             raise SessionDown(down)
         with self._lock:
             self.oms.request_cancel(cmd)
+        self._audit("order.cancel", client_order_id, {"reason": reason})
         events = self.broker.send(cmd)
         with self._lock:
             self._apply_all(events)
+
+    def _audit(self, kind: str, subject: str, details: dict, outcome: str = "ok") -> None:
+        # a live node (settings and a journal) records orders, risk refusals and the kill
+        # switch in the audit log (docs/audit.md); a failure there is logged, not fatal
+        if self.settings is None or self.oms.journal is None:
+            return
+        from pyplatform.audit import audit
+
+        audit(kind, f"oms:{self.account}", subject, outcome, details, settings=self.settings,
+              now_ns=self.clock.now_ns())
 
     def cancel_symbol(self, symbol: str, reason: str = "") -> int:
         """Cancel working orders and unreleased VWAP slices in ``symbol`` (a new signal
@@ -257,6 +268,7 @@ class TradingNode:
             cmd = CancelOrder(o.client_order_id, self.clock.now_ns(), reason)
             with self._lock:
                 self.oms.request_cancel(cmd)
+            self._audit("order.cancel", o.client_order_id, {"reason": reason})
             events = self.broker.send(cmd)
             with self._lock:
                 self._apply_all(events)
@@ -277,6 +289,8 @@ class TradingNode:
         decision = self.risk.check(cmd, self.snapshot())
         if not decision.accepted:
             report.refused.append(decision)
+            self._audit("risk.refused", cmd.client_order_id, {"rule": decision.rule, "reason": decision.reason,
+                                                               "symbol": cmd.symbol}, outcome="refused")
             return []
         vol = self.minute_volume.get(cmd.symbol, 0.0)
         children = vwap_slices(cmd, vol, max_participation=self.max_participation,
@@ -292,6 +306,9 @@ class TradingNode:
         if not result.created:
             return []  # idempotent replay of an order already routed
         report.orders.append(cmd)
+        self._audit("order.submit", cmd.client_order_id, {
+            "symbol": cmd.symbol, "side": cmd.side.name, "quantity": str(cmd.quantity),
+            "price": None if cmd.price is None else str(cmd.price), "type": cmd.order_type.value, "reason": cmd.reason})
         try:
             events = self.broker.send(cmd)  # not under the lock: FIX reports arrive on another thread
         except Exception as exc:  # the session dropped between the risk check and the send
@@ -408,6 +425,8 @@ class TradingNode:
             self.risk.reset_kill()
         else:
             self.risk.kill(mode, reason)
+        self._audit("killswitch.release" if mode == "off" else "killswitch.engage", self.account,
+                    {"mode": mode, "reason": reason})
 
     def _check_kill_file(self) -> None:
         # ``pyplatform trade kill`` writes this file; a running node picks it up on its next step

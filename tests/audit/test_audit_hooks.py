@@ -55,3 +55,43 @@ def test_factor_publish_and_retire_are_recorded(market_settings):
     assert f["subject"].tolist() == ["mom5", "mom5"] and f.iloc[0]["actor"] == "user:ana"
     assert f.iloc[0]["details"] == {"version": v.version, "expression": v.expression}
     assert f.iloc[1]["details"] == {"reason": "superseded"}
+
+
+def test_live_node_records_orders_cancels_refusals_and_the_kill_switch(tmp_path):
+    from decimal import Decimal as D
+
+    import pyarrow as pa
+
+    from pyplatform.clock import SimClock
+    from pyplatform.config import Settings
+    from pyplatform.domain.schemas import QUOTES
+    from pyplatform.execution.messages import OrdType, Side, SubmitOrder
+    from pyplatform.execution.node import TradingNode
+    from pyplatform.stream import StreamTable
+
+    t0 = 1_767_600_000_000_000_000
+    s = Settings(data_dir=tmp_path)
+    quotes = StreamTable("quotes", QUOTES)
+    quotes.append(pa.table({"ts": [t0], "symbol": ["AAPL.US"], "last": [100.0], "open": [100.0], "high": [100.0],
+                            "low": [100.0], "volume": [1e6], "turnover": [1e8], "bid": [99.99], "ask": [100.01],
+                            "bid_size": [1e6], "ask_size": [1e6]}, schema=QUOTES))
+    node = TradingNode(s, {"quotes": quotes}, SimClock(t0), "paper", account="acct")
+    node.step()
+    far = SubmitOrder("o-far", "acct", "AAPL.US", Side.BUY, D(10), OrdType.LIMIT, D("97.00"), ts=t0, reason="test")
+    first = node.submit(far)
+    assert not first.refused, first.refused
+    node.cancel("o-far", "changed my mind")
+    node.kill("halt", "drill")
+    report = node.submit(SubmitOrder("o-late", "acct", "AAPL.US", Side.BUY, D(10), OrdType.LIMIT, D("90.00"), ts=t0))
+    assert report.refused
+    node.kill("off", "drill over")
+    node.close()
+    assert verify_file(s.audit_path).ok
+    f = read_audit(s.audit_path)
+    assert f["kind"].tolist() == ["order.submit", "order.cancel", "killswitch.engage", "risk.refused",
+                                  "killswitch.release"]
+    assert f["subject"].tolist() == ["o-far", "o-far", "acct", "o-late", "acct"]
+    assert set(f["actor"]) == {"oms:acct"} and (f["datetime"] == "2026-01-05 08:00:00").all()
+    assert f.iloc[0]["details"] == {"symbol": "AAPL.US", "side": "BUY", "quantity": "10", "price": "97.00",
+                                    "type": "limit", "reason": "test"}
+    assert f.iloc[3]["outcome"] == "refused" and f.iloc[3]["details"]["rule"] == "kill_switch"

@@ -8,14 +8,21 @@ Three figures, each beside the obvious alternative measured in the same run:
 * the same through the FIX initiator to the exchange simulator over loopback (p50/p99),
   beside the in-process paper broker;
 * strategy evaluation rows/s (vectorised per batch) beside a per-row Python loop.
+
+``pyplatform bench journal`` times the durable order journal alone: appends of order
+records from several threads (each returns only once its record is on disk), with group
+commit beside one ``fsync`` per append, in the same run; and the paper signal->ack path
+with each journal. ``--quick`` is the form the tests run (correctness, not timing).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +33,7 @@ from pyplatform.clock import LiveClock
 from pyplatform.domain import Direction, Quote, Signal
 from pyplatform.risk import AccountLimits, RiskConfig
 
-__all__ = ["register", "paper_latency", "fix_latency", "strategy_throughput"]
+__all__ = ["register", "paper_latency", "fix_latency", "strategy_throughput", "journal_latency", "JournalRun"]
 
 _SYMBOLS = [f"S{i:02d}.US" for i in range(20)]
 
@@ -54,13 +61,22 @@ def _pct(a) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 99))
 
 
-def paper_latency(n: int = 2000, fsync: bool = True, naive_risk: bool = False, directory=None) -> np.ndarray:
-    """Per-signal nanoseconds from signal to an acknowledged (accepted/filled) paper order."""
+def paper_latency(n: int = 2000, fsync: bool = True, naive_risk: bool = False, directory=None,
+                  group_commit: bool = True) -> np.ndarray:
+    """Per-signal nanoseconds from signal to an acknowledged (accepted/filled) paper order.
+
+    ``group_commit=False`` swaps in a journal that holds its lock across each ``fsync`` (one
+    ``fsync`` per record, strictly one after another): the baseline for group commit.
+    """
+    from pyplatform.execution.journal import Journal
     from pyplatform.execution.node import TradingNode
 
     with tempfile.TemporaryDirectory(dir=directory) as d:
         node = TradingNode(None, {}, LiveClock(), "paper", risk_config=_permissive(), journal=Path(d) / "j",
                            fsync=fsync)
+        if not group_commit and node.oms.journal is not None:
+            node.oms.journal.close()
+            node.oms.journal = Journal(Path(d) / "j", fsync=fsync, group_commit=False)
         _quotes(node)
         if naive_risk:
             _install_naive_risk(node)
@@ -204,7 +220,121 @@ def strategy_throughput(rows: int = 200_000, symbols: int = 50, repeats: int = 3
     return rows / float(np.median(tv)), rows / float(np.median(tr))
 
 
+@dataclass
+class JournalRun:
+    """One journal benchmark run: per-append latencies and the fsyncs they took."""
+
+    threads: int
+    group_commit: bool
+    latencies_ns: np.ndarray
+    wall_s: float
+    records: int
+    fsyncs: int
+
+    @property
+    def per_s(self) -> float:
+        """Durable records per second over the run."""
+        return self.records / self.wall_s if self.wall_s else float("nan")
+
+
+def journal_latency(n: int = 2000, threads: int = 8, group_commit: bool = True, directory=None,
+                    check: bool = True) -> JournalRun:
+    """Append ``n`` order records from ``threads`` threads, each waiting for its own durability.
+
+    Each thread appends its share one after another (a closed loop: the next order is placed
+    when the previous one is acknowledged), timing every ``append`` call; the records are
+    ``SubmitOrder`` commands like the order manager writes. With ``check`` the file is read
+    back: every record present once, each thread's records in its order.
+    """
+    from pyplatform.execution.journal import Journal
+    from pyplatform.execution.messages import OrdType, Side, SubmitOrder
+
+    per = max(1, n // threads)
+    lat = np.zeros((threads, per), dtype=np.int64)
+    with tempfile.TemporaryDirectory(dir=directory) as d:
+        path = Path(d) / "j"
+        journal = Journal(path, fsync=True, group_commit=group_commit)
+        cmds = [[SubmitOrder(f"t{t}-{i}", "bench", _SYMBOLS[i % len(_SYMBOLS)], Side.BUY, Decimal(100),
+                             OrdType.LIMIT, Decimal("100.01"), ts=i) for i in range(per)] for t in range(threads)]
+        start = threading.Barrier(threads + 1)
+
+        def worker(t: int) -> None:
+            row, mine = lat[t], cmds[t]
+            start.wait()
+            for i in range(per):
+                t0 = time.perf_counter_ns()
+                journal.append(mine[i])
+                row[i] = time.perf_counter_ns() - t0
+
+        pool = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
+        for th in pool:
+            th.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for th in pool:
+            th.join()
+        wall = time.perf_counter() - t0
+        journal.close()
+        if check:
+            ids = [m.client_order_id for m in Journal.read(path)]
+            if len(ids) != threads * per or len(set(ids)) != len(ids):
+                raise RuntimeError(f"journal bench: {len(ids)} records read back, {len(set(ids))} distinct, "
+                                   f"{threads * per} appended")
+            for t in range(threads):
+                seq = [int(x.split("-")[1]) for x in ids if x.startswith(f"t{t}-")]
+                if seq != list(range(per)):
+                    raise RuntimeError(f"journal bench: thread {t}'s records out of order")
+    return JournalRun(threads, group_commit, lat.ravel(), wall, threads * per, journal.fsyncs)
+
+
+def _journal_report(n: int, threads: int, signals: int, repeats: int, echo) -> None:
+    echo(f"machine: {platform.machine()} {platform.system()} {platform.python_version()}  "
+         f"load average {os.getloadavg()[0]:.1f}")
+    for th in sorted({1, threads}):
+        rows = {True: [], False: []}
+        for _ in range(repeats):  # alternate the two modes so drifting load hits both alike
+            for gc in (True, False):
+                rows[gc].append(journal_latency(n, th, group_commit=gc))
+        for gc in (True, False):
+            rs = rows[gc]
+            p50 = float(np.median([np.median(r.latencies_ns) for r in rs])) / 1e3
+            p99 = float(np.median([np.percentile(r.latencies_ns, 99) for r in rs])) / 1e3
+            rate = float(np.median([r.per_s for r in rs]))
+            per_fsync = float(np.median([r.records / max(r.fsyncs, 1) for r in rs]))
+            name = "group commit        " if gc else "fsync per append    "
+            echo(f"journal append, {th:2d} thread(s), {name}: p50 {p50:8.1f} us  p99 {p99:8.1f} us  "
+                 f"{rate:9,.0f} durable records/s  {per_fsync:5.1f} records per fsync")
+        g = float(np.median([r.per_s for r in rows[True]])) / float(np.median([r.per_s for r in rows[False]]))
+        echo(f"  -> group commit {g:.2f}x the records/s of fsync per append ({th} thread(s))")
+    if signals:
+        res = {}
+        for gc in (True, False):
+            runs = [paper_latency(signals, fsync=True, group_commit=gc) for _ in range(repeats)]
+            res[gc] = (float(np.median([np.median(r) for r in runs])) / 1e3,
+                       float(np.median([np.percentile(r, 99) for r in runs])) / 1e3)
+        nof = paper_latency(signals, fsync=False)
+        q50, q99 = _pct(nof)
+        echo(f"signal->ack, risk + OMS + paper, group-commit journal:  p50 {res[True][0]:8.1f} us  "
+             f"p99 {res[True][1]:8.1f} us  (n={signals} x {repeats})")
+        echo(f"  same, fsync-per-append journal:                      p50 {res[False][0]:8.1f} us  "
+             f"p99 {res[False][1]:8.1f} us  -> {res[False][0] / res[True][0]:.2f}x the median")
+        echo(f"  same, journal without fsync (not durable):           p50 {q50:8.1f} us  p99 {q99:8.1f} us")
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("journal")
+    def journal_bench(
+        records: int = typer.Option(4000, help="Order records appended per run (split over the threads)."),
+        threads: int = typer.Option(8, help="Appending threads (a 1-thread run is always added)."),
+        signals: int = typer.Option(1000, help="Signals through risk + paper broker per run (0 skips)."),
+        repeats: int = typer.Option(3, help="Runs per mode; medians are printed."),
+        quick: bool = typer.Option(False, "--quick", help="A tiny run (for the tests: correctness, not timing)."),
+    ) -> None:
+        """Durable order journal: group commit beside fsync per append, and signal->ack with each."""
+        if quick:
+            records, threads, signals, repeats = 64, 4, 20, 1
+        _journal_report(records, threads, signals, repeats, typer.echo)
+
     @app.command("trading")
     def trading_bench(
         signals: int = typer.Option(2000, help="Signals through risk + paper broker."),

@@ -44,6 +44,13 @@ def generate(
     typer.echo(f"wrote {s.symbols} symbols into {settings.path('history')}:")
     for table, rows in s.rows.items():
         typer.echo(f"  {table}: {rows:,} rows ({s.rows_per_second(table):,.0f} rows/s written)")
+    collect = getattr(store, "collect_garbage", None)
+    if collect is not None:
+        # generating rewrites partitions (merges, the yearly roll-up): the files it replaced
+        # would otherwise stay on disk until the next write, doubling the folder for a while
+        files, freed = collect(grace_s=0)
+        if files:
+            typer.echo(f"removed {files} superseded file(s), {_size(freed)}")
 
 
 @app.command("import")
@@ -99,6 +106,7 @@ def info(data_dir: Path = typer.Option(None, help="Data directory (default: PYPL
 
     store = open_store(_settings(data_dir))
     frame = store.info()
+    usage = store.disk_usage() if hasattr(store, "disk_usage") else None
     t = Table(title=f"history store ({getattr(store, 'root', store)})")
     for c in ["table", "rows", "files", "bytes", "bytes/row", "symbols", "first", "last"]:
         t.add_column(c)
@@ -107,4 +115,21 @@ def info(data_dir: Path = typer.Option(None, help="Data directory (default: PYPL
                   "" if r["rows"] == 0 else f"{r['bytes_per_row']:.2f}", str(r["symbols"]),
                   str(r["first"]), str(r["last"]))
     Console().print(t)
+    if usage is not None:
+        # what is on disk, not only what queries read: superseded files wait out a grace
+        # period for readers of an older manifest, and they count against the disk too
+        tot = usage.sum()
+        typer.echo(f"on disk: {_size(tot['total_bytes'])} = live {_size(tot['live_bytes'])} "
+                   f"({int(tot['live_files'])} files) + superseded {_size(tot['superseded_bytes'])} "
+                   f"({int(tot['superseded_files'])} files, deleted by the next write or `data generate`) "
+                   f"+ other {_size(tot['other_bytes'])} (manifests, caches, leftovers)")
     typer.echo(f"instruments: {len(store.instruments())}")
+
+
+def _size(n: float) -> str:
+    """Bytes for people (exact count in parentheses, so scripts can parse it)."""
+    n = int(n)
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"

@@ -260,6 +260,70 @@ class EmbeddedStore:
         for p in tdir.glob(".*.tmp"):
             p.unlink(missing_ok=True)
 
+    def collect_garbage(self, table: str | None = None, grace_s: float | None = 0.0) -> tuple[int, int]:
+        """Delete superseded files now (not at the next write) and return (files, bytes) freed.
+
+        Parameters
+        ----------
+        table : str, optional
+            One table (default: every table).
+        grace_s : float or None
+            Keep superseded files younger than this (``None``: the store's grace period).
+            ``0`` deletes them all: right for a batch job such as ``data generate`` at its
+            end; a reader still holding the previous manifest re-reads it and retries.
+        """
+        files = freed = 0
+        for t in [table] if table is not None else self.tables():
+            tdir = self.table_dir(t)
+            before = _disk_files(tdir)
+            with writer_lock(tdir / ".writer.lock"):
+                man = load_manifest(tdir)
+                if grace_s is None:
+                    self._collect_garbage(tdir, man)
+                else:
+                    # <= 0: everything, including files superseded a moment ago
+                    saved, self.grace_s = self.grace_s, float(grace_s) if grace_s > 0 else -1.0
+                    try:
+                        self._collect_garbage(tdir, man)
+                    finally:
+                        self.grace_s = saved
+                # publish the shorter garbage list (files listed there are gone)
+                if man.garbage != load_manifest(tdir).garbage:
+                    man.version += 1
+                    save_manifest(tdir, man, fsync=self.fsync)
+            after = _disk_files(tdir)
+            gone = set(before) - set(after)
+            files += len(gone)
+            freed += sum(before[p] for p in gone)
+        return files, freed
+
+    def disk_usage(self) -> pd.DataFrame:
+        """Bytes actually on disk per table: live files, superseded files awaiting deletion, leftovers.
+
+        ``live`` are the files the manifest lists (what queries read); ``superseded`` the
+        files a rewrite replaced, kept for the grace period for readers of an older manifest;
+        ``other`` anything else under the table (the manifest, the lock file, a crashed
+        writer's temporary files).
+        """
+        rows = []
+        for t in TABLES:
+            tdir = self.root / t
+            on_disk = _disk_files(tdir) if tdir.exists() else {}
+            man = self.manifest(t)
+            live = {f.path for f in man.files()}
+            garbage = {p for p, _ in man.garbage}
+            rows.append({
+                "table": t,
+                "live_files": sum(1 for p in on_disk if p in live),
+                "live_bytes": sum(b for p, b in on_disk.items() if p in live),
+                "superseded_files": sum(1 for p in on_disk if p in garbage),
+                "superseded_bytes": sum(b for p, b in on_disk.items() if p in garbage),
+                "other_bytes": sum(b for p, b in on_disk.items() if p not in live and p not in garbage),
+            })
+        frame = pd.DataFrame(rows).set_index("table")
+        frame["total_bytes"] = frame["live_bytes"] + frame["superseded_bytes"] + frame["other_bytes"]
+        return frame
+
     def compact(self, table: str, roll_up: bool = True) -> int:
         """Merge each multi-segment partition into one sorted file and roll closed years up.
 
@@ -577,6 +641,19 @@ class EmbeddedStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _disk_files(tdir: Path) -> dict[str, int]:
+    """Every file under a table directory (relative path -> bytes), the manifest included."""
+    out = {}
+    for dirpath, _, names in os.walk(tdir):
+        for n in names:
+            p = Path(dirpath) / n
+            try:
+                out[p.relative_to(tdir).as_posix()] = p.stat().st_size
+            except FileNotFoundError:  # deleted by a writer while we walked
+                pass
+    return out
 
 
 def row_group_slices(symbols: pa.ChunkedArray | pa.Array, row_group_size: int,

@@ -13,6 +13,16 @@ The model, per asset class and per chunk of sessions (a month), all symbols at o
 - volume follows a U-shaped intraday profile for stocks (busy open and close), a London/New
   York overlap hump for forex and a mild daily cycle for crypto, and rises with |return|;
   trade counts are Poisson in volume / typical trade size; vwap sits inside the bar's range.
+- day-to-day volume varies as real volume does: a daily AR(1) log-volume level (busy and
+  quiet days cluster) times the day's volatility level (volume rises with volatility), so
+  ``volume / mavg(volume, 20)`` of daily bars has a standard deviation near 0.3 rather than
+  the ~0.03 that independent per-minute noise averages down to.
+- prices stay in plausible ranges over decades: the log price is pulled back towards its
+  starting level (a mean-reverting drift, applied once per chunk with a rate chosen so the
+  stationary spread of the log price is about 0.45 for stocks, 0.12 for forex and 0.8 for
+  crypto). The pull is far too slow to be a tradable signal on daily bars (half-lives of
+  months to decades, against daily noise), but a stock does not wander from 105 to 2 in
+  twelve years.
 
 State (last log price, last log-vol) carries from one chunk to the next, so a long history is
 generated month by month in bounded memory and is identical to generating it in one go.
@@ -41,6 +51,12 @@ _YEAR_SECONDS = {  # trading seconds per year, to turn annual vol into per-bar v
 _CLASS_CODE = {AssetClass.STOCK: 1, AssetClass.FOREX: 2, AssetClass.CRYPTO: 3, AssetClass.INDEX: 4}
 _PHI, _H_SD = 0.97, 0.35          # daily log-vol persistence and stationary sd
 _JUMPS_PER_DAY = 0.15             # expected jumps per symbol per session
+_VPHI, _V_SD = 0.6, 0.30          # daily log-volume level: persistence and stationary sd
+_V_VOL = 0.8                      # loading of daily log-volume on the day's log-volatility
+#: stationary sd of the log price around its starting level, per class (see the module notes)
+_LOGP_SD = {AssetClass.STOCK: 0.45, AssetClass.FOREX: 0.12, AssetClass.CRYPTO: 0.8, AssetClass.INDEX: 0.3}
+_DAYS_PER_YEAR = {AssetClass.STOCK: 252.0, AssetClass.INDEX: 252.0, AssetClass.FOREX: 260.0, AssetClass.CRYPTO: 365.0}
+_KAPPA_MIN = 0.05                 # per year: even a quiet symbol reverts within decades
 _NS = 1_000_000_000
 
 
@@ -72,6 +88,9 @@ class _ClassState:
     h: np.ndarray
     sectors: np.ndarray
     n_sectors: int
+    v: np.ndarray = None          # daily log-volume level, carried between chunks
+    anchor: np.ndarray = None     # log starting price the mean-reverting drift pulls towards
+    kappa: np.ndarray = None      # mean-reversion rate per year
 
 
 @dataclass
@@ -101,8 +120,15 @@ class BarSimulator:
             names = sorted({i.sector for i in insts})
             sectors = np.array([names.index(i.sector) for i in insts])
             rng = np.random.default_rng([self.seed, _CLASS_CODE[ac], 0])
-            self._classes[ac] = _ClassState(insts, p, np.log(p["price0"].to_numpy()),
-                                            rng.normal(0.0, _H_SD, len(insts)), sectors, len(names))
+            logp0 = np.log(p["price0"].to_numpy())
+            h0 = rng.normal(0.0, _H_SD, len(insts))
+            # a separate stream for the newer parts of the model, so the draws above (and the
+            # prices they make) do not shift when the volume model changes
+            v0 = np.random.default_rng([self.seed, _CLASS_CODE[ac], 1]).normal(0.0, _V_SD, len(insts))
+            # OU: stationary variance sigma^2 / (2 kappa) = sd^2  ->  kappa = sigma^2 / (2 sd^2)
+            kappa = np.maximum(p["vol"].to_numpy() ** 2 / (2.0 * _LOGP_SD[ac] ** 2), _KAPPA_MIN)
+            self._classes[ac] = _ClassState(insts, p, logp0, h0, sectors, len(names), v=v0,
+                                            anchor=logp0.copy(), kappa=kappa)
 
     def chunk(self, start, end) -> tuple[pa.Table, pa.Table]:
         """Bars of the sessions dated in ``[start, end)`` and their daily bars.
@@ -153,7 +179,9 @@ class BarSimulator:
         r = vol_t * z
         bars_per_day = max(m / n_days, 1.0)
         jump = rng.random((k, m)) < _JUMPS_PER_DAY / bars_per_day
-        r = r + jump * rng.normal(0.0, 8.0, (k, m)) * vol_t
+        # a jump is 8 one-minute sigmas whatever the bar width: scaling by the bar's own sigma
+        # would make hourly bars' jumps ~8x larger and double their daily variance
+        r = r + jump * rng.normal(0.0, 8.0, (k, m)) * vol_t * np.sqrt(60 * _NS / step)
         gap = np.zeros((k, m))
         first = np.flatnonzero(np.diff(sidx, prepend=-1) != 0)
         if ac in (AssetClass.STOCK, AssetClass.INDEX):
@@ -161,7 +189,12 @@ class BarSimulator:
             gap[:, first] = rng.normal(0.0, 1.0, (k, len(first))) * day_sig * 0.4
         dec = _decimals(ac, p["price0"].to_numpy())[:, None]
         tick = 10.0 ** -dec
-        close = np.exp(st.logp[:, None] + np.cumsum(r + gap, axis=1))
+        # mean-reverting drift: the chunk closes (1 - exp(-kappa dt)) of the gap to the anchor,
+        # spread evenly over its bars (discrete OU with one step per chunk)
+        dt_years = n_days / _DAYS_PER_YEAR[ac]
+        pull = (1.0 - np.exp(-st.kappa * dt_years)) * (st.anchor - st.logp)
+        drift = (pull / m)[:, None]
+        close = np.exp(st.logp[:, None] + np.cumsum(r + gap + drift, axis=1))
         close = np.maximum(_round(close, dec), tick)
         open_ = np.empty_like(close)
         open_[:, 0] = np.exp(st.logp) * np.exp(gap[:, 0])
@@ -172,7 +205,13 @@ class BarSimulator:
         high = _round(np.maximum(open_, close) * np.exp(ext[0]), dec)
         low = np.maximum(_round(np.minimum(open_, close) * np.exp(-ext[1]), dec), tick)
         base = p["volume"].to_numpy()[:, None] * (step / (60 * _NS))
-        volume = base * shape[None, :] * np.exp(0.5 * rng.standard_normal((k, m)) - 0.125) \
+        # the day's volume level: AR(1) in logs (own random stream) plus the day's volatility
+        vrng = np.random.default_rng([self.seed, _CLASS_CODE[ac], chunk_key, 1])
+        v_eps = vrng.normal(0.0, _V_SD * np.sqrt(1 - _VPHI**2), (k, n_days))
+        v = lfilter([1.0], [1.0, -_VPHI], v_eps, axis=1, zi=(_VPHI * st.v)[:, None])[0]
+        st.v = v[:, -1].copy()
+        day_level = np.exp(v + _V_VOL * h - 0.5 * (_V_SD**2 + (_V_VOL * _H_SD) ** 2))
+        volume = base * shape[None, :] * day_level[:, sidx] * np.exp(0.5 * rng.standard_normal((k, m)) - 0.125) \
             * (1.0 + 0.5 * np.abs(r) / np.maximum(vol_t, 1e-12))
         if ac is AssetClass.CRYPTO:
             volume = np.round(volume, 4)

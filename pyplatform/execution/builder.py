@@ -67,7 +67,7 @@ def build_trading_node(settings, clock: Clock, *, broker: str = "paper", venue: 
     paths = trading_paths(settings, account)
     fsync = getattr(settings, "fsync", "always") != "never"
     oms = OrderManager.recover(journal or paths["journal"], fsync=fsync)
-    risk = RiskManager(risk_config, clock)
+    risk = RiskManager(risk_config, clock, market=oms.positions.market)  # one state for OMS and risk
     fix_broker = None
     try:
         if broker == "paper":

@@ -17,6 +17,7 @@ __all__ = [
     "OrderSubmitted", "OrderAccepted", "OrderRejected", "OrderFilled", "OrderPendingCancel",
     "OrderCanceled", "OrderCancelRejected", "OrderPendingReplace", "OrderReplaced",
     "OrderReplaceRejected", "OrderExpired", "OrderEvent", "VenueNotice", "EVENT_TYPES", "COMMAND_TYPES",
+    "stop_order",
 ]
 
 
@@ -266,3 +267,24 @@ EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (
     OrderCancelRejected, OrderPendingReplace, OrderReplaced, OrderReplaceRejected, OrderExpired, VenueNotice,
 )}
 COMMAND_TYPES: dict[str, type] = {c.__name__: c for c in (SubmitOrder, CancelOrder, ReplaceOrder)}
+
+
+def stop_order(stop, client_order_id: str) -> SubmitOrder:
+    """The market order that closes what a fired stop says.
+
+    Parameters
+    ----------
+    stop : pyplatform.risk.stops.StopTriggered
+        ``account``, ``symbol``, signed ``quantity`` to trade (negative sells a long),
+        ``kind``, ``reason`` and ``ts``.
+    client_order_id : str
+
+    Returns
+    -------
+    SubmitOrder
+        A MARKET order of ``abs(stop.quantity)``, its reason naming the stop.
+    """
+    # built here, not in pyplatform.risk: risk stays free of execution imports
+    return SubmitOrder(client_order_id, stop.account, stop.symbol,
+                       Side.BUY if stop.quantity > 0 else Side.SELL, abs(stop.quantity),
+                       OrdType.MARKET, None, ts=stop.ts, reason=f"{stop.kind} stop: {stop.reason}")

@@ -23,7 +23,9 @@ from pyplatform.clock import Clock
 from pyplatform.domain import Direction, Quote, Signal, asset_class_of, round_price
 from pyplatform.domain.schemas import to_columns
 from pyplatform.execution.matching import FillModel
-from pyplatform.execution.messages import CancelOrder, OrderFilled, OrderRejected, OrdType, Side, SubmitOrder
+from pyplatform.execution.messages import (
+    CancelOrder, OrderFilled, OrderRejected, OrdType, Side, SubmitOrder, stop_order,
+)
 from pyplatform.execution.states import OrderStatus
 from pyplatform.execution.oms import OrderManager
 from pyplatform.execution.paper import PaperBroker
@@ -31,6 +33,7 @@ from pyplatform.execution.positions import to_decimal
 from pyplatform.execution.vwap import SliceScheduler, vwap_slices
 from pyplatform.risk.config import RiskConfig
 from pyplatform.risk.manager import AccountSnapshot, RiskManager
+from pyplatform.risk.market import MarketState
 from pyplatform.risk.sizing import lot_size_of
 from pyplatform.strategies.base import Strategy, signals_to_batch
 
@@ -77,6 +80,15 @@ class TradingNode:
         Objects to compose instead of building them from ``journal``/``risk_config`` (a
         backtest's own risk policy, a recovered order manager); see
         ``pyplatform.execution.builder.build_trading_node`` for the settings-driven graph.
+        The risk manager is attached to the order manager's :class:`MarketState`
+        (``node.market``), so both read the same prices and positions.
+
+    Attributes
+    ----------
+    market : MarketState
+        Last quotes, prices and positions: the one copy the node, the order manager's
+        position book, risk checks, sizing and stops all read. ``node.quotes``,
+        ``node.risk.last_price`` and each position's ``mark`` are views of it.
     kill_file : Path, optional
         The file ``pyplatform trade kill`` writes (default: from ``settings``).
     """
@@ -106,7 +118,6 @@ class TradingNode:
         self.capital = Decimal(str(capital))
         self.aggression = aggression
         self.max_participation = max_participation
-        self.risk = risk if risk is not None else RiskManager(risk_config, self.clock)
         self._lock = threading.RLock()
         jpath = journal
         if jpath is None and settings is not None:
@@ -117,6 +128,9 @@ class TradingNode:
             self.oms = oms
         else:
             self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
+        # prices and positions live once, in the order manager's book; risk reads them there
+        self.market: MarketState = self.oms.positions.market
+        self.risk = risk if risk is not None else RiskManager(risk_config, self.clock, market=self.market)
         if kill_file is not None:
             self.kill_file = Path(kill_file)
         else:
@@ -125,7 +139,6 @@ class TradingNode:
         self.slices = SliceScheduler()
         self._overnight_done: set[tuple[int, str]] = set()
         self.minute_volume: dict[str, float] = {}
-        self.quotes: dict[str, Quote] = {}
         self._seq = 0
         if broker == "paper":
             self.broker = PaperBroker(self.clock, fill_model)
@@ -161,10 +174,26 @@ class TradingNode:
                 self._subs[role] = t.subscribe(f"trading-{account}-{role}", offset=OFFSET_ACKED)
 
     # ------------------------------------------------------------------ state
+    @property
+    def risk(self) -> RiskManager:
+        """The risk manager; one assigned here is attached to ``market`` first."""
+        return self._risk
+
+    @risk.setter
+    def risk(self, manager: RiskManager) -> None:
+        # a risk manager swapped in after construction (a backtest's sizing policy) must read
+        # the node's prices and positions, not an empty state of its own
+        manager.attach(self.market)
+        self._risk = manager
+
+    @property
+    def quotes(self) -> dict[str, Quote]:
+        """The latest quote per symbol (``market.quotes``)."""
+        return self.market.quotes
+
     def snapshot(self) -> AccountSnapshot:
         with self._lock:
-            pos = {p.symbol: p.quantity for p in self.oms.positions.positions(self.account) if p.quantity}
-            return AccountSnapshot(self.account, self.equity(), pos)
+            return AccountSnapshot(self.account, self.equity(), self.market.holdings(self.account))
 
     def equity(self) -> Decimal:
         book = self.oms.positions
@@ -175,14 +204,12 @@ class TradingNode:
     def on_quote(self, q: Quote) -> list:
         """One quote: marks, stops, the broker's matching."""
         with self._lock:
-            self.quotes[q.symbol] = q
-            last = round_price(q.last, asset_class_of(q.symbol))
-            self.oms.positions.mark(q.symbol, last)
+            last = self.market.on_quote(q)  # the quote, the last price and every position's mark
             stops = self.risk.on_trade(q.symbol, last, q.ts)
             events = self._apply_all(self.broker.on_quote(q))
         for stop in stops:
             self._seq += 1
-            cmd = self.risk.stop_order(stop, f"stop-{stop.kind}-{stop.symbol}-{stop.ts}-{self._seq}")
+            cmd = stop_order(stop, f"stop-{stop.kind}-{stop.symbol}-{stop.ts}-{self._seq}")
             events += self._route(cmd, StepReport())
         return events
 
@@ -192,7 +219,7 @@ class TradingNode:
         Returns the order risk accepted (None: nothing to do, or refused -- see ``report``).
         """
         report = report or StepReport()
-        last = self.risk.last_price.get(sig.symbol)
+        last = self.market.price(sig.symbol)
         if last is None:
             return None
         self.cancel_symbol(sig.symbol, f"superseded by signal {sig.strategy} {sig.direction.name}")
@@ -333,10 +360,8 @@ class TradingNode:
             if order is not None:
                 applied.append(ev)
                 if isinstance(ev, OrderFilled):
-                    pos = self.oms.positions.get(order.account, order.symbol)
-                    avg = pos.avg_price
-                    self.risk.sync_position(order.account, order.symbol, pos.quantity,
-                                            None if avg is None else to_decimal(avg), ev.ts)
+                    # the stops read the booked position from the shared state
+                    self.risk.sync_position(order.account, order.symbol, ts=ev.ts)
         return applied
 
     def _on_async_event(self, event) -> None:

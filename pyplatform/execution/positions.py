@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from pyplatform.risk.market import MarketState
+
 __all__ = ["Position", "PositionSnapshot", "PositionBook", "to_decimal"]
 
 
@@ -33,17 +35,39 @@ class PositionSnapshot:
 
 
 class Position:
-    """One account's position in one symbol (mutable; owned by a :class:`PositionBook`)."""
+    """One account's position in one symbol (mutable; owned by a :class:`PositionBook`).
 
-    __slots__ = ("account", "symbol", "quantity", "cost", "realised", "mark", "opened_ts")
+    Parameters
+    ----------
+    account, symbol : str
+    prices : dict, optional
+        ``symbol -> last price`` the mark is read from: the book's shared
+        :class:`~pyplatform.risk.market.MarketState` prices, so a position never holds a copy
+        of the price that could fall behind. A standalone position gets a dict of its own.
+    """
 
-    def __init__(self, account: str, symbol: str) -> None:
+    __slots__ = ("account", "symbol", "quantity", "cost", "realised", "opened_ts", "_prices")
+
+    def __init__(self, account: str, symbol: str, prices: dict[str, Decimal] | None = None) -> None:
         self.account, self.symbol = account, symbol
         self.quantity = Decimal(0)
         self.cost = Fraction(0)  # signed cost of the open quantity
         self.realised = Fraction(0)
-        self.mark: Decimal | None = None
         self.opened_ts: int | None = None
+        self._prices = {} if prices is None else prices
+
+    @property
+    def mark(self) -> Decimal | None:
+        """The symbol's last price in the shared state (None before its first price)."""
+        return self._prices.get(self.symbol)
+
+    @mark.setter
+    def mark(self, price: Decimal | None) -> None:
+        # one price per symbol: marking one position marks every position in the symbol
+        if price is None:
+            self._prices.pop(self.symbol, None)
+        else:
+            self._prices[self.symbol] = price
 
     @property
     def avg_price(self) -> Fraction | None:
@@ -89,16 +113,24 @@ class Position:
 
 
 class PositionBook:
-    """All positions, keyed by (account, symbol)."""
+    """All positions, keyed by (account, symbol), kept in a :class:`MarketState`.
 
-    def __init__(self) -> None:
-        self._positions: dict[tuple[str, str], Position] = {}
+    Parameters
+    ----------
+    market : MarketState, optional
+        Where the positions and their marks live (a new, empty one by default). Risk checks
+        and stops read the same object, so there is no second copy to keep in step.
+    """
+
+    def __init__(self, market: MarketState | None = None) -> None:
+        self.market = market if market is not None else MarketState()
+        self._positions: dict[tuple[str, str], Position] = self.market.positions  # type: ignore[assignment]
 
     def get(self, account: str, symbol: str) -> Position:
         key = (account, symbol)
         pos = self._positions.get(key)
         if pos is None:
-            pos = self._positions[key] = Position(account, symbol)
+            pos = self._positions[key] = Position(account, symbol, self.market.last_price)
         return pos
 
     def quantity(self, account: str, symbol: str) -> Decimal:
@@ -106,10 +138,9 @@ class PositionBook:
         return Decimal(0) if pos is None else pos.quantity
 
     def mark(self, symbol: str, price: Decimal) -> None:
-        """Set the mark price of ``symbol`` in every account holding it."""
-        for (_, sym), pos in self._positions.items():
-            if sym == symbol:
-                pos.mark = price
+        """Set the mark (last price) of ``symbol``: every account's position in it, now or
+        opened later, is valued at it."""
+        self.market.set_price(symbol, price)
 
     def positions(self, account: str | None = None) -> list[Position]:
         return [p for (acc, _), p in sorted(self._positions.items()) if account is None or acc == account]

@@ -1,8 +1,16 @@
 """The pre-trade risk manager: consulted before every order, records every decision.
 
-Pure and clock-driven: market state comes in through ``on_trade``/``set_turnover_rate``,
-the account through an :class:`AccountSnapshot` passed with each order, and time from the
-clock. It never sends anything; it answers yes/no with the rule and the reason.
+Pure and clock-driven: prices and positions are read from a shared
+:class:`~pyplatform.risk.market.MarketState` (``on_trade`` records a price there), liquidity
+comes through ``set_turnover_rate``, the account through an :class:`AccountSnapshot` passed
+with each order, and time from the clock. It never sends anything; it answers yes/no with
+the rule and the reason.
+
+Orders are read through the :class:`OrderIntent` protocol rather than the execution
+package's message classes: ``pyplatform.execution`` imports risk, so risk importing
+execution back would make the two packages an import cycle. A fired stop comes back as a
+:class:`~pyplatform.risk.stops.StopTriggered`; the node turns it into an order
+(``pyplatform.execution.messages.stop_order``).
 """
 
 from __future__ import annotations
@@ -11,16 +19,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 from pyplatform.clock import Clock
-from pyplatform.execution.messages import OrdType, Side, SubmitOrder
 from pyplatform.risk.config import EffectiveLimits, RiskConfig
+from pyplatform.risk.market import MarketState
 from pyplatform.risk.rate import TokenBucket
 from pyplatform.risk.sizing import position_size
 from pyplatform.risk.stops import StopBook, StopLevels, StopTriggered
 
-__all__ = ["RiskManager", "RiskDecision", "AccountSnapshot", "KillMode"]
+__all__ = ["RiskManager", "RiskDecision", "AccountSnapshot", "KillMode", "OrderIntent"]
 
 _NS = 1_000_000_000
 _DAY = 86_400 * _NS
@@ -32,6 +40,27 @@ class KillMode(IntEnum):
     OFF = 0
     REDUCE_ONLY = 1
     HALT = 2
+
+
+class OrderIntent(Protocol):
+    """What a check reads of an order (``pyplatform.execution.messages.SubmitOrder`` is one).
+
+    ``side`` converts to the sign it gives a position (+1 buy, -1 sell); ``order_type``
+    compares equal to ``"limit"`` or ``"market"``; ``price`` is the limit (None for market).
+    """
+
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    quantity: Decimal
+    order_type: str
+    price: Decimal | None
+
+
+def _is_limit(cmd: OrderIntent) -> bool:
+    # OrdType is a str enum, so this holds for SubmitOrder without importing it
+    return cmd.order_type == "limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +97,14 @@ class RiskManager:
         Called with every :class:`RiskDecision` (a journal, a stream table).
     keep : int
         How many recent decisions ``decisions`` keeps in memory.
+    market : MarketState, optional
+        Where prices and positions are read (a new one by default). A ``TradingNode`` hands
+        its own in (see :meth:`attach`), the one its order manager books positions into.
     """
 
     def __init__(self, config: RiskConfig | None = None, clock: Clock | None = None,
-                 on_decision: Callable[[RiskDecision], None] | None = None, keep: int = 100_000) -> None:
+                 on_decision: Callable[[RiskDecision], None] | None = None, keep: int = 100_000,
+                 market: MarketState | None = None) -> None:
         from pyplatform.clock import LiveClock
 
         self.config = config or RiskConfig()
@@ -81,7 +114,7 @@ class RiskManager:
         #: Why orders cannot reach the venue right now (the broker's words), or None. Set by
         #: the node from the broker's session state before each check.
         self.session_down: str | None = None
-        self.last_price: dict[str, Decimal] = {}
+        self.market = market if market is not None else MarketState()
         self.turnover_rate: dict[str, float] = {}
         self.hist_vol: dict[str, float] = {}
         self.stops = StopBook()
@@ -92,10 +125,29 @@ class RiskManager:
         self._kill_day: dict[str, int] = {}  # account -> day a loss-limit kill was thrown
 
     # ------------------------------------------------------------------ market state
+    @property
+    def last_price(self) -> dict[str, Decimal]:
+        """``symbol -> last trade price``: the shared state's prices (a view, not a copy)."""
+        return self.market.last_price
+
+    def attach(self, market: MarketState) -> None:
+        """Read prices and positions from ``market`` from now on.
+
+        Raises
+        ------
+        ValueError
+            When this manager already holds prices or positions in another state object
+            (they would be silently dropped).
+        """
+        own = self.market
+        if own is not market and (own.last_price or own.positions or own.quotes):
+            raise ValueError("RiskManager.attach: this risk manager already holds prices/positions in another "
+                             "MarketState; build it with market=... instead")
+        self.market = market
+
     def on_trade(self, symbol: str, price: Decimal, ts: int | None = None) -> list[StopTriggered]:
-        """Record the last trade price; returns the stops it fires."""
-        price = Decimal(str(price))
-        self.last_price[symbol] = price
+        """Record the last trade price (in the shared state); returns the stops it fires."""
+        price = self.market.set_price(symbol, price)
         return self.stops.on_price(symbol, price, self.clock.now_ns() if ts is None else ts)
 
     def set_turnover_rate(self, symbol: str, rate: float) -> None:
@@ -154,7 +206,7 @@ class RiskManager:
             self._kill.pop(account, None)
 
     # ------------------------------------------------------------------ the check
-    def check(self, cmd: SubmitOrder, snapshot: AccountSnapshot) -> RiskDecision:
+    def check(self, cmd: OrderIntent, snapshot: AccountSnapshot) -> RiskDecision:
         """Decide on ``cmd``; records and returns the decision."""
         now = self.clock.now_ns()
         self._new_day_resets(cmd.account, now)
@@ -183,7 +235,7 @@ class RiskManager:
             b = self._buckets[account] = TokenBucket(acc.rate_per_s, acc.burst, now)
         return b
 
-    def _first_breach(self, cmd: SubmitOrder, snap: AccountSnapshot, lim: EffectiveLimits, pos: Decimal,
+    def _first_breach(self, cmd: OrderIntent, snap: AccountSnapshot, lim: EffectiveLimits, pos: Decimal,
                       signed: Decimal, closing: bool, now: int) -> tuple[str | None, str | None]:
         sym = cmd.symbol
         if self.session_down:
@@ -193,7 +245,7 @@ class RiskManager:
             return "kill_switch", f"kill switch HALT ({why}): no orders"
         if mode is KillMode.REDUCE_ONLY and not closing:
             return "kill_switch", f"kill switch REDUCE_ONLY ({why}): only orders that reduce a position"
-        last = self.last_price.get(sym)
+        last = self.market.price(sym)
         if closing:
             return None, None  # reducing risk always passes the remaining checks
         if self.loss_limit_hit(cmd.account, now):
@@ -204,12 +256,13 @@ class RiskManager:
             return "liquidity", f"{sym} turnover rate {tr:.4%} below {lim.min_turnover_rate:.4%}: paused"
         if last is None:
             return "price_band", f"{sym}: no last trade price to check the order against"
-        if cmd.order_type is OrdType.LIMIT:
+        limit = _is_limit(cmd)
+        if limit:
             dev = abs(cmd.price - last) / last
             if dev > Decimal(str(lim.price_band)):
                 return "price_band", (f"{sym}: limit {cmd.price} is {dev:.2%} from last trade {last} "
                                       f"(band {lim.price_band:.2%})")
-        px = cmd.price if cmd.order_type is OrdType.LIMIT else last
+        px = cmd.price if limit else last
         if lim.max_order_qty is not None and cmd.quantity > Decimal(str(lim.max_order_qty)):
             return "max_order_qty", f"{sym}: quantity {cmd.quantity} above max order size {lim.max_order_qty}"
         notional = cmd.quantity * px
@@ -253,7 +306,7 @@ class RiskManager:
     def size(self, account: str, symbol: str, equity: Decimal, strength: float = 1.0,
              price: Decimal | None = None) -> Decimal:
         """Quantity for a new position (see :func:`pyplatform.risk.sizing.position_size`)."""
-        price = self.last_price.get(symbol) if price is None else price
+        price = self.market.price(symbol) if price is None else price
         if price is None:
             return Decimal(0)
         lim = self.config.limits(account, symbol)
@@ -262,16 +315,25 @@ class RiskManager:
                              vol_scale=lim.account.vol_scale, strength=strength, lot_size=lim.lot_size,
                              max_fraction=lim.concentration)
 
-    def sync_position(self, account: str, symbol: str, qty: Decimal, avg_price: Decimal | None,
-                      ts: int | None = None) -> None:
-        """Tell the stops about a position after a fill."""
+    def sync_position(self, account: str, symbol: str, qty: Decimal | None = None,
+                      avg_price: Decimal | None = None, ts: int | None = None) -> None:
+        """Tell the stops about a position after a fill.
+
+        Without ``qty`` the position is read from the shared state (quantity and average
+        cost as the order manager booked them); passing them is for a manager used alone.
+        """
+        if qty is None:
+            qty = self.market.quantity(account, symbol)
+            avg = self.market.avg_price(account, symbol)
+            avg_price = None if avg is None else _decimal(avg)
         lim = self.config.limits(account, symbol)
         self.stops.sync(account, symbol, qty, avg_price, self.clock.now_ns() if ts is None else ts,
                         StopLevels(lim.fixed_stop, lim.trailing_stop, lim.time_stop_s),
-                        last=self.last_price.get(symbol))
+                        last=self.market.price(symbol))
 
-    def stop_order(self, stop: StopTriggered, client_order_id: str) -> SubmitOrder:
-        """The market order that closes what ``stop`` says."""
-        return SubmitOrder(client_order_id, stop.account, stop.symbol,
-                           Side.BUY if stop.quantity > 0 else Side.SELL, abs(stop.quantity),
-                           OrdType.MARKET, None, ts=stop.ts, reason=f"{stop.kind} stop: {stop.reason}")
+
+def _decimal(x) -> Decimal:
+    """An average cost (a Fraction from the position book) as a Decimal for the stops."""
+    if isinstance(x, Decimal):
+        return x
+    return (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal("1e-10"))

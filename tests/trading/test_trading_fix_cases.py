@@ -107,6 +107,24 @@ def test_session_file_is_read_and_written_back(tmp_path):
     assert cfg.session_name == "FIX.4.4:FUND1->BROKERX"
 
 
+def test_the_session_file_in_the_docs_parses_as_documented(tmp_path):
+    """docs/trading.md's venue.cfg example is a file the platform reads (values by hand)."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "trading.md").read_text()
+    section = doc[doc.index("### Pointing the platform at a real venue"):]
+    block = section[section.index("```ini\n") + len("```ini\n"):]
+    f = tmp_path / "venue.cfg"
+    f.write_text(block[:block.index("```")])
+    cfg = parse_venue(str(f), tmp_path / "s")
+    assert (cfg.sender_comp_id, cfg.target_comp_id, cfg.host, cfg.port) == ("FUND1", "BROKERX",
+                                                                          "fix.broker.example", 9878)
+    assert (cfg.heartbeat_s, cfg.reconnect_s) == (30, 5)
+    assert (cfg.reset_on_logon, cfg.reset_on_logout, cfg.reset_on_disconnect) == (False, False, False)
+    assert cfg.store_path == Path("/var/lib/pyplatform/fix/store")
+    assert cfg.extra == ()
+
+
 @pytest.mark.parametrize("body,error", [
     ("[SESSION]\nSenderCompID=A\nSocketConnectPort=1\n", "TargetCompID missing"),
     ("[SESSION]\nSenderCompID=A\nTargetCompID=B\nSocketConnectPort=x\n", "SocketConnectPort='x' is not an integer"),

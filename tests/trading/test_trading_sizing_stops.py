@@ -5,7 +5,7 @@ from decimal import Decimal as D
 import pytest
 
 from pyplatform.clock import SimClock
-from pyplatform.execution.messages import OrdType, Side
+from pyplatform.execution.messages import OrdType, Side, stop_order
 from pyplatform.risk import AccountLimits, RiskConfig, RiskManager, StopBook, StopLevels, position_size
 from pyplatform.risk.sizing import position_ratio, round_to_lot
 
@@ -94,11 +94,29 @@ def test_closed_position_is_forgotten_and_adding_rearms():
     assert b.tracked("a", "X.US") is None
 
 
-def test_risk_manager_turns_a_stop_into_a_closing_market_order():
+def test_risk_manager_fires_a_stop_that_becomes_a_closing_market_order():
     m = RiskManager(RiskConfig(default=AccountLimits(fixed_stop=0.05)), SimClock(0))
     m.on_trade("AAPL.US", D(100))
     m.sync_position("acc", "AAPL.US", D(300), D(100), 0)
     (stop,) = m.on_trade("AAPL.US", D(95), 5)
-    cmd = m.stop_order(stop, "stop-1")
-    assert (cmd.side, cmd.quantity, cmd.order_type) == (Side.SELL, 300, OrdType.MARKET)
+    cmd = stop_order(stop, "stop-1")  # built by execution: risk imports nothing from it
+    assert (cmd.side, cmd.quantity, cmd.order_type, cmd.price) == (Side.SELL, 300, OrdType.MARKET, None)
+    assert (cmd.account, cmd.symbol, cmd.ts) == ("acc", "AAPL.US", 5)
     assert "fixed stop" in cmd.reason
+
+
+def test_stops_read_the_position_booked_in_the_shared_state():
+    """sync_position without a quantity reads the order manager's booked position."""
+    from pyplatform.execution.positions import PositionBook
+    from pyplatform.risk import MarketState
+
+    market = MarketState()
+    book = PositionBook(market)
+    m = RiskManager(RiskConfig(default=AccountLimits(fixed_stop=0.10, trailing_stop=0.5)), SimClock(0), market=market)
+    book.get("acc", "AAPL.US").apply_fill(D(100), D(100))
+    book.get("acc", "AAPL.US").apply_fill(D(100), D(110))  # average cost 105 -> fixed stop at 94.5
+    m.sync_position("acc", "AAPL.US", ts=1)
+    assert m.stops.tracked("acc", "AAPL.US").avg == D(105)
+    assert m.on_trade("AAPL.US", D("94.51"), 2) == []
+    (stop,) = m.on_trade("AAPL.US", D("94.50"), 3)
+    assert (stop.kind, stop.quantity) == ("fixed", D(-200))

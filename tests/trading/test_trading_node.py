@@ -170,3 +170,45 @@ def test_node_needs_a_clock(tmp_path):
 
     with pytest.raises(ValueError, match="TradingNode needs a clock"):
         TradingNode(None, {}, None, "paper", journal=tmp_path / "j")
+
+
+def test_one_market_state_behind_quotes_risk_prices_marks_and_stops():
+    import pytest
+
+    from pyplatform.domain import Quote
+    from pyplatform.execution.messages import OrdType, Side, SubmitOrder
+    from pyplatform.risk import RiskManager
+
+    clock = SimClock(1)
+    node = TradingNode(None, {}, clock, "paper", risk_config=WIDE)
+    assert node.risk.market is node.market is node.oms.positions.market
+    node.on_quote(Quote(1, "AAPL.US", 100.125, bid=100.12, ask=100.13, bid_size=1e6, ask_size=1e6))
+    # one copy, seen under every old name; 100.125 rounds half-even to the stock's 2 decimals
+    assert node.quotes is node.market.quotes and node.risk.last_price is node.market.last_price
+    assert node.risk.last_price == {"AAPL.US": D("100.12")} and node.quotes["AAPL.US"].last == 100.125
+
+    rep = node.submit(SubmitOrder("b1", "main", "AAPL.US", Side.BUY, D(100), OrdType.LIMIT, D("100.20"), ts=1))
+    assert not rep.refused and node.oms.orders["b1"].status is OrderStatus.FILLED
+    avg = node.oms.orders["b1"].avg_px
+    pos = node.oms.positions.get("main", "AAPL.US")
+    # booked once, read by risk and stops from the same place; marked at once (no quote since)
+    assert node.market.quantity("main", "AAPL.US") == 100 and node.snapshot().positions == {"AAPL.US": D(100)}
+    assert node.risk.stops.tracked("main", "AAPL.US").qty == 100
+    assert pos.mark == D("100.12")
+    node.on_quote(Quote(2, "AAPL.US", 101.0, bid=100.99, ask=101.01, bid_size=1e6, ask_size=1e6))
+    assert pos.mark == D("101.00") and pos.unrealised() == 100 * D("101.00") - 100 * avg
+
+    # a risk manager swapped in later (a backtest's sizing policy) reads the node's state
+    swapped = RiskManager(WIDE, clock)
+    node.risk = swapped
+    assert swapped.market is node.market and swapped.last_price["AAPL.US"] == D("101.00")
+    # one that already holds prices of its own is refused rather than silently emptied
+    stale = RiskManager(WIDE, clock)
+    stale.on_trade("MSFT.US", D(300))
+    with pytest.raises(ValueError, match="already holds prices"):
+        node.risk = stale
+    assert node.risk is swapped
+    # handed to the constructor: attached the same way
+    given = RiskManager(WIDE, clock)
+    other = TradingNode(None, {}, clock, "paper", risk=given)
+    assert given.market is other.market is other.oms.positions.market

@@ -140,12 +140,14 @@ def create_app(settings: Settings | None = None, *, bars=_UNSET, factors=_UNSET,
     app.layout = shell(poll_ms)
 
     @app.callback(Output("page", "children"), *[Output(f"nav-{m}", "className") for _, m in PAGES.values()],
-                  Input("url", "pathname"))
-    def _route(path):
+                  Input("url", "pathname"), State("url", "search"))
+    def _route(path, search):
         label, mod = PAGES.get(path or "/", (None, None))
         classes = ["active" if m == mod else "" for _, m in PAGES.values()]
         if mod is None:
             return html.Div(className="page", children=html.Div(f"no page at {path}", className="notice")), *classes
+        if mod == "market":  # its state (symbol, timeframe, window, overlays) comes from the URL
+            return _MODULES[mod].layout(actx, query=search), *classes
         return _MODULES[mod].layout(actx), *classes
 
     @app.callback(Output("live-badge", "children"), Output("live-badge", "className"),

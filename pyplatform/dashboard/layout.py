@@ -24,7 +24,9 @@ def badge(state: str) -> tuple[str, str]:
 
 def shell(poll_ms: int) -> html.Div:
     return html.Div(className="app", children=[
-        dcc.Location(id="url"),
+        # refresh=False: the Market page writes its state into the query string after each
+        # draw (a shareable link); with a refreshing Location every write would reload the page
+        dcc.Location(id="url", refresh=False),
         html.Header(className="topbar", children=[
             html.Span("pyplatform", className="brand"),
             html.Nav(id="nav", className="nav",

@@ -71,12 +71,18 @@ def candlestick_figure(bars: pd.DataFrame, tf: Timeframe | str = "1d", *, symbol
     layout: dict = dict(template=template, title=dict(text=title or f"{symbol} · {tf.label} bars"),
                         hovermode="x unified", dragmode="zoom", bargap=0.1, showlegend=bool(overlays or panels))
     top = 1.0
+    # crosshair: a vertical spike through every panel at the hovered candle, a horizontal one
+    # at the cursor's height; the unified hover box is headed by the candle's time, and the
+    # app's assets/crosshair.js adds the price (and time) labels on the axes
     axis_x = dict(type="category", nticks=8, rangeslider=dict(visible=False), showspikes=True,
-                  spikemode="across", spikethickness=1, spikecolor=MUTED)
+                  spikemode="across", spikesnap="hovered data", spikethickness=1, spikecolor=MUTED, spikedash="dot")
+    axis_y = dict(showspikes=True, spikemode="across", spikesnap="cursor", spikethickness=1, spikecolor=MUTED,
+                  spikedash="dot")
+    layout["spikedistance"] = -1  # spikes wherever the cursor is, not only near a point
     for i in range(n_rows):
         k = "" if i == 0 else str(i + 1)
         bottom = max(0.0, top - heights[i] * usable)
-        layout[f"yaxis{k}"] = dict(domain=[bottom, top], anchor=f"x{k}")
+        layout[f"yaxis{k}"] = dict(axis_y, domain=[bottom, top], anchor=f"x{k}")
         layout[f"xaxis{k}"] = dict(axis_x, anchor=f"y{k}", showticklabels=i == n_rows - 1,
                                    **({"matches": "x"} if i else {}))
         top = bottom - gap

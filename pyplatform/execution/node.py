@@ -34,7 +34,8 @@ from pyplatform.execution.vwap import SliceScheduler, vwap_slices
 from pyplatform.risk.config import RiskConfig
 from pyplatform.risk.manager import AccountSnapshot, RiskManager
 from pyplatform.risk.market import MarketState
-from pyplatform.risk.sizing import lot_size_of
+from pyplatform.risk.sizing import Sizer, lot_size_of
+from pyplatform.risk.stops import StopPolicy
 from pyplatform.strategies.base import Strategy, signals_to_batch
 
 __all__ = ["TradingNode", "StepReport"]
@@ -91,6 +92,10 @@ class TradingNode:
         ``node.risk.last_price`` and each position's ``mark`` are views of it.
     kill_file : Path, optional
         The file ``pyplatform trade kill`` writes (default: from ``settings``).
+    sizer, stops : Sizer, StopPolicy, optional
+        The sizing rule and stop policy of the risk manager the node builds (e.g.
+        ``pyplatform.risk.all_in``, ``pyplatform.risk.NoStops()``); with ``risk=`` given,
+        give them to that manager instead.
     """
 
     def __init__(self, settings=None, tables: Mapping[str, Any] | None = None, clock: Clock | None = None,
@@ -100,7 +105,8 @@ class TradingNode:
                  aggression: float = 0.002, max_participation: float = 0.10, fsync: bool = True,
                  fix_session=None, on_session_down: str = "refuse", on_sequence_reset: str = "report",
                  fix_logon_wait_s: float = 10.0, oms: OrderManager | None = None,
-                 risk: RiskManager | None = None, kill_file: str | Path | None = None) -> None:
+                 risk: RiskManager | None = None, kill_file: str | Path | None = None,
+                 sizer: Sizer | None = None, stops: StopPolicy | None = None) -> None:
         if on_session_down not in ("refuse", "queue"):
             raise ValueError(f"on_session_down must be 'refuse' or 'queue', got {on_session_down!r}")
         self.on_session_down = on_session_down
@@ -130,7 +136,10 @@ class TradingNode:
             self.oms = OrderManager.recover(jpath, fsync=fsync) if jpath is not None else OrderManager()
         # prices and positions live once, in the order manager's book; risk reads them there
         self.market: MarketState = self.oms.positions.market
-        self.risk = risk if risk is not None else RiskManager(risk_config, self.clock, market=self.market)
+        if risk is not None and (sizer is not None or stops is not None):
+            raise ValueError("TradingNode: with risk= given, pass sizer/stops to that RiskManager")
+        self.risk = risk if risk is not None else RiskManager(risk_config, self.clock, market=self.market,
+                                                              sizer=sizer, stops=stops)
         if kill_file is not None:
             self.kill_file = Path(kill_file)
         else:

@@ -9,9 +9,10 @@ from pyplatform.risk.config import AccountLimits, RiskConfig, SymbolLimits
 from pyplatform.risk.manager import AccountSnapshot, KillMode, OrderIntent, RiskDecision, RiskManager
 from pyplatform.risk.market import MarketState
 from pyplatform.risk.rate import TokenBucket
-from pyplatform.risk.sizing import lot_size_of, position_ratio, position_size, round_to_lot
-from pyplatform.risk.stops import StopBook, StopLevels, StopTriggered
+from pyplatform.risk.sizing import Sizer, all_in, lot_size_of, position_ratio, position_size, round_to_lot
+from pyplatform.risk.stops import NoStops, StopBook, StopLevels, StopPolicy, StopTriggered
 
 __all__ = ["AccountLimits", "RiskConfig", "SymbolLimits", "AccountSnapshot", "KillMode", "RiskDecision",
            "RiskManager", "OrderIntent", "MarketState", "TokenBucket", "lot_size_of", "position_ratio",
-           "position_size", "round_to_lot", "StopBook", "StopLevels", "StopTriggered"]
+           "position_size", "round_to_lot", "Sizer", "all_in", "StopBook", "StopLevels", "StopTriggered",
+           "StopPolicy", "NoStops"]

@@ -25,8 +25,8 @@ from pyplatform.clock import Clock
 from pyplatform.risk.config import EffectiveLimits, RiskConfig
 from pyplatform.risk.market import MarketState
 from pyplatform.risk.rate import TokenBucket
-from pyplatform.risk.sizing import position_size
-from pyplatform.risk.stops import StopBook, StopLevels, StopTriggered
+from pyplatform.risk.sizing import Sizer, position_size
+from pyplatform.risk.stops import StopBook, StopLevels, StopPolicy, StopTriggered
 
 __all__ = ["RiskManager", "RiskDecision", "AccountSnapshot", "KillMode", "OrderIntent"]
 
@@ -100,11 +100,19 @@ class RiskManager:
     market : MarketState, optional
         Where prices and positions are read (a new one by default). A ``TradingNode`` hands
         its own in (see :meth:`attach`), the one its order manager books positions into.
+    sizer : Sizer, optional
+        ``sizer(account, symbol, equity, price, strength) -> quantity`` for new positions
+        (default: :func:`~pyplatform.risk.sizing.position_size` under the configured
+        limits; :func:`~pyplatform.risk.sizing.all_in` stakes the whole equity).
+    stops : StopPolicy, optional
+        The stop policy fed fills and prices (default: a :class:`StopBook` with the
+        configured levels; :class:`~pyplatform.risk.stops.NoStops` switches stops off).
     """
 
     def __init__(self, config: RiskConfig | None = None, clock: Clock | None = None,
                  on_decision: Callable[[RiskDecision], None] | None = None, keep: int = 100_000,
-                 market: MarketState | None = None) -> None:
+                 market: MarketState | None = None, sizer: Sizer | None = None,
+                 stops: StopPolicy | None = None) -> None:
         from pyplatform.clock import LiveClock
 
         self.config = config or RiskConfig()
@@ -117,7 +125,8 @@ class RiskManager:
         self.market = market if market is not None else MarketState()
         self.turnover_rate: dict[str, float] = {}
         self.hist_vol: dict[str, float] = {}
-        self.stops = StopBook()
+        self.sizer = sizer
+        self.stops: StopPolicy = stops if stops is not None else StopBook()
         self._buckets: dict[str, TokenBucket] = {}
         self._sod: dict[str, tuple[int, Decimal]] = {}  # account -> (trading day, start-of-day equity)
         self._loss_day: dict[str, int] = {}  # account -> trading day on which the loss limit was touched
@@ -305,10 +314,13 @@ class RiskManager:
     # ------------------------------------------------------------------ sizing and stops
     def size(self, account: str, symbol: str, equity: Decimal, strength: float = 1.0,
              price: Decimal | None = None) -> Decimal:
-        """Quantity for a new position (see :func:`pyplatform.risk.sizing.position_size`)."""
+        """Quantity for a new position: the ``sizer`` given, else
+        :func:`pyplatform.risk.sizing.position_size` under this account's limits."""
         price = self.market.price(symbol) if price is None else price
         if price is None:
             return Decimal(0)
+        if self.sizer is not None:
+            return self.sizer(account, symbol, equity, price, strength)
         lim = self.config.limits(account, symbol)
         return position_size(symbol, equity, price, stop_fraction=lim.fixed_stop,
                              risk_per_trade=lim.account.risk_per_trade, hist_vol=self.hist_vol.get(symbol),

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
+from typing import Protocol
 
 from pyplatform.domain import Instrument, asset_class_of
 
-__all__ = ["position_size", "round_to_lot", "lot_size_of", "position_ratio"]
+__all__ = ["position_size", "round_to_lot", "lot_size_of", "position_ratio", "Sizer", "all_in"]
+
+
+class Sizer(Protocol):
+    """How much to hold of a new position (``RiskManager(sizer=...)``)."""
+
+    def __call__(self, account: str, symbol: str, equity: Decimal, price: Decimal,
+                 strength: float) -> Decimal: ...
+
+
+def all_in(account: str, symbol: str, equity: Decimal, price: Decimal, strength: float = 1.0) -> Decimal:
+    """The whole equity at ``price``, rounded down to 1e-8 (a backtest's all-in sizing).
+
+    Zero when the price or the equity is not positive; ``strength`` is ignored.
+    """
+    equity, price = Decimal(str(equity)), Decimal(str(price))
+    if price <= 0 or equity <= 0:
+        return Decimal(0)
+    return (equity / price).quantize(Decimal("1e-8"), rounding=ROUND_FLOOR)
 
 
 def lot_size_of(symbol: str, override: float | None = None) -> Decimal:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
-__all__ = ["StopBook", "StopTriggered", "StopLevels"]
+__all__ = ["StopBook", "StopTriggered", "StopLevels", "StopPolicy", "NoStops"]
 
 _NS = 1_000_000_000
 
@@ -28,6 +29,31 @@ class StopTriggered:
     quantity: Decimal
     price: Decimal
     reason: str
+
+
+class StopPolicy(Protocol):
+    """What ``RiskManager(stops=...)`` feeds: fills (``sync``) and prices (``on_price``)."""
+
+    def sync(self, account: str, symbol: str, qty: Decimal, avg_price: Decimal | None, ts: int,
+             levels: StopLevels, last: Decimal | None = None) -> None: ...
+
+    def on_price(self, symbol: str, price: Decimal, ts: int) -> list[StopTriggered]: ...
+
+    def tracked(self, account: str, symbol: str): ...
+
+
+class NoStops:
+    """Stops switched off: tracks nothing, never fires."""
+
+    def sync(self, account: str, symbol: str, qty: Decimal, avg_price: Decimal | None, ts: int,
+             levels: StopLevels, last: Decimal | None = None) -> None:
+        return None
+
+    def on_price(self, symbol: str, price: Decimal, ts: int) -> list[StopTriggered]:
+        return []
+
+    def tracked(self, account: str, symbol: str):
+        return None
 
 
 @dataclass

@@ -120,3 +120,27 @@ def test_stops_read_the_position_booked_in_the_shared_state():
     assert m.on_trade("AAPL.US", D("94.51"), 2) == []
     (stop,) = m.on_trade("AAPL.US", D("94.50"), 3)
     assert (stop.kind, stop.quantity) == ("fixed", D(-200))
+
+
+def test_a_given_sizer_and_stop_policy_replace_the_defaults():
+    from pyplatform.risk import NoStops, all_in
+
+    m = RiskManager(RiskConfig(), SimClock(0), sizer=all_in, stops=NoStops())
+    m.on_trade("X.US", D(3))
+    assert m.size("a", "X.US", D(1000)) == D("333.33333333")  # 1000 / 3 floored at 1e-8
+    assert m.size("a", "X.US", D(0)) == 0 and m.size("a", "NOPRICE.US", D(1000)) == 0
+    m.sync_position("a", "X.US", D(100), D(3), 0)
+    assert m.on_trade("X.US", D(1), 1) == [] and m.stops.tracked("a", "X.US") is None
+    # the default sizer: min(2% of 1000 over a 5% stop at 3 = 133.3, 30% concentration = 100) -> 100 shares
+    assert RiskManager(RiskConfig(), SimClock(0)).size("a", "X.US", D(1000), price=D(3)) == 100
+
+
+def test_node_builds_its_risk_manager_with_the_sizer_and_stops_it_is_given():
+    from pyplatform.execution.node import TradingNode
+    from pyplatform.risk import NoStops, all_in
+
+    stops = NoStops()
+    node = TradingNode(None, {}, SimClock(0), "paper", sizer=all_in, stops=stops)
+    assert node.risk.sizer is all_in and node.risk.stops is stops
+    with pytest.raises(ValueError, match="pass sizer/stops to that RiskManager"):
+        TradingNode(None, {}, SimClock(0), "paper", risk=RiskManager(RiskConfig(), SimClock(0)), stops=stops)

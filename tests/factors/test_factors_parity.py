@@ -94,41 +94,15 @@ def series(draw, depth=3):
         if name == "rsi":
             return Call("rsi", (Col("close"), Num(float(draw(st.integers(2, 8))))))
         return Call(name, (x, Num(float(draw(st.integers(1, 5))))))
-    return Call(draw(st.sampled_from(["macd", "macdSignal", "macdHist", "bbUpper", "atr", "mvwap"])),
-                {"atr": (Col("high"), Col("low"), Col("close"), Num(5.0)),
-                 "mvwap": (Col("close"), Col("volume"), Num(4.0))}.get("", ()) or _wide(draw, x))
-
-
-def _wide(draw, x):
-    name_args = draw(st.sampled_from(["m", "b", "a", "v"]))
-    if name_args == "m":
-        return (x, Num(3.0), Num(6.0), Num(4.0))
-    if name_args == "b":
-        return (x, Num(5.0), Num(1.5))
-    if name_args == "a":
-        return (Col("high"), Col("low"), Col("close"), Num(5.0))
-    return (Col("close"), Col("volume"), Num(4.0))
-
-
-def _fix(tree):
-    # _wide returns argument tuples for a randomly drawn head; make the head match them
-    if isinstance(tree, Call) and tree.name in ("macd", "macdSignal", "macdHist", "bbUpper", "atr", "mvwap"):
-        n = len(tree.args)
-        first = tree.args[0]
-        if n == 4 and isinstance(first, Col) and first.name == "high" and isinstance(tree.args[2], Col):
-            return Call("atr", tree.args)
-        if n == 4:
-            return Call(tree.name if tree.name.startswith("macd") else "macd", tree.args)
-        if n == 3 and isinstance(tree.args[1], Num):
-            return Call("bbUpper", tree.args)
-        return Call("mvwap", tree.args)
-    if isinstance(tree, Call):
-        return Call(tree.name, tuple(_fix(a) for a in tree.args))
-    if isinstance(tree, Binary):
-        return Binary(tree.op, _fix(tree.left), _fix(tree.right))
-    if isinstance(tree, Unary):
-        return Unary(tree.op, _fix(tree.operand))
-    return tree
+    # multi-output / multi-input heads: draw the head and its argument shape together
+    head = draw(st.sampled_from(["macd", "macdSignal", "macdHist", "bbUpper", "atr", "mvwap"]))
+    if head.startswith("macd"):
+        return Call(head, (x, Num(3.0), Num(6.0), Num(4.0)))
+    if head == "bbUpper":
+        return Call(head, (x, Num(5.0), Num(1.5)))
+    if head == "atr":
+        return Call(head, (Col("high"), Col("low"), Col("close"), Num(5.0)))
+    return Call(head, (Col("close"), Col("volume"), Num(4.0)))
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
@@ -138,7 +112,7 @@ def _fix(tree):
 def test_random_expressions_stream_equals_batch(tree, seed, sizes, nan_frac):
     from pyplatform.factors import parse
 
-    expr = parse(str(_fix(tree)))
+    expr = parse(str(tree))
     frame = market(seed, 2, 45, nan_frac)
     batch = compile_batch(expr)(frame).to_numpy()
     whole = compile_stream(expr).update(frame)

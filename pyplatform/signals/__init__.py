@@ -8,6 +8,7 @@ See ``docs/signals.md``. Pure parts: :mod:`protocol` (session rules), :mod:`fano
 from pyplatform._lazy import lazy_exports
 
 _EXPORTS = {
+    "AuditSink": "auditing",
     "AuthError": "auth",
     "Claims": "auth",
     "KeyRing": "auth",
@@ -30,7 +31,7 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "AuthError", "Claims", "KeyRing", "RevocationList", "TokenIssuer", "TokenVerifier", "CloseCode",
+    "AuditSink", "AuthError", "Claims", "KeyRing", "RevocationList", "TokenIssuer", "TokenVerifier", "CloseCode",
     "SessionConfig", "ServiceConfig", "SignalService", "build_issuer", "build_verifier", "serve",
     "subscribe_example", "JSON_SUBPROTOCOL", "MSGPACK_SUBPROTOCOL", "decode_frame", "decode_messages",
 ]

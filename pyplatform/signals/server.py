@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import ssl as ssl_mod
 import uuid
 import weakref
@@ -26,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from pyplatform.clock import Clock, LiveClock
+from pyplatform.config import mask_value
 from pyplatform.signals.auth import AuthError, TokenVerifier
 from pyplatform.signals.fanout import Fanout, Subscriber, SubscribeError
 from pyplatform.signals.protocol import Close, CloseCode, SendControl, Session, SessionConfig, Subscribe, Unsubscribe
@@ -35,6 +37,28 @@ from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, SUBPR
 __all__ = ["ServiceConfig", "SignalService"]
 
 log = logging.getLogger(__name__)
+
+# websockets logs every request line and header at DEBUG: the bearer token and a token in
+# the URL would land in the logs. Its records go through this logger and this filter.
+_BEARER = re.compile(r"(?i)(authorization:\s*)(\S+\s+)?\S+")
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks ``Authorization`` header values and secret query parameters in websockets' log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a record that cannot format is left to the handler
+            return True
+        clean = mask_value(_BEARER.sub(lambda m: f"{m[1]}{m[2] or ''}***", text))
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+ws_log = logging.getLogger("pyplatform.signals.ws")
+ws_log.addFilter(_RedactingFilter())
 
 
 @dataclass(frozen=True)
@@ -151,12 +175,17 @@ class SignalService:
         Serve ``wss://``.
     naive : bool
         Serialise per client (benchmark baseline only).
+    audit : AuditSink, optional
+        Receives ``login.refused`` (every refused upgrade: reason, peer address, subject when
+        the token was readable) and ``entitlement.refused`` (topics/symbols a subscriber asked
+        for and may not see); written off the event loop (``docs/audit.md``).
     """
 
     def __init__(self, tables: Mapping[str, Any], verifier: TokenVerifier, config: ServiceConfig | None = None, *,
                  clock: Clock | None = None, redis_url: str | None = None, ssl: ssl_mod.SSLContext | None = None,
-                 naive: bool = False, instance: str | None = None) -> None:
+                 naive: bool = False, instance: str | None = None, audit: Any = None) -> None:
         self.config = config or ServiceConfig()
+        self.audit = audit
         self.verifier = verifier
         self.clock = clock or LiveClock()
         self.ssl = ssl
@@ -196,7 +225,7 @@ class SignalService:
             subprotocols=list(SUBPROTOCOLS), select_subprotocol=self._select_subprotocol, compression=None,
             max_size=self.config.max_message_bytes, ping_interval=self.config.ping_interval_s,
             ping_timeout=self.config.ping_timeout_s, write_limit=self.config.write_limit, ssl=self.ssl,
-            close_timeout=self.config.close_timeout_s,
+            close_timeout=self.config.close_timeout_s, logger=ws_log,
         )
         for name in self.fanout.tables:  # rows appended before start
             self._notify(name)
@@ -280,7 +309,7 @@ class SignalService:
             return self._authenticate_checked(conn, request)
         except Exception:  # noqa: BLE001 - a hostile request must get a refusal, not a traceback and a 500
             log.exception("handshake refused after an unexpected error")
-            return conn.respond(HTTPStatus.BAD_REQUEST, "malformed request\n")
+            return self._refuse(conn, HTTPStatus.BAD_REQUEST, "malformed request", _peer_ip(conn))
 
     def _bearer(self, request: Any) -> tuple[str | None, str]:
         """The bearer token of a request, or ``(None, why not)``."""
@@ -305,31 +334,38 @@ class SignalService:
                     pass
             h = self.health(detail=detail)
             return conn.respond(HTTPStatus.OK if h["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE, json.dumps(h) + "\n")
+        ip = _peer_ip(conn)
         if "token=" in request.path or "access_token=" in request.path:
-            return conn.respond(HTTPStatus.BAD_REQUEST, "tokens in the URL are refused (they end up in logs); "
-                                "send 'Authorization: Bearer <token>'\n")
+            return self._refuse(conn, HTTPStatus.BAD_REQUEST, "tokens in the URL are refused (they end up in logs); "
+                                "send 'Authorization: Bearer <token>'", ip)
         token, why = self._bearer(request)
         if token is None:
             status = HTTPStatus.BAD_REQUEST if why.startswith("more") else HTTPStatus.UNAUTHORIZED
-            return conn.respond(status, why + "\n")
+            return self._refuse(conn, status, why, ip)
         try:
             claims = self.verifier.verify(token, self.clock.now_ns())
         except AuthError as exc:
-            return conn.respond(HTTPStatus.UNAUTHORIZED, f"{exc}\n")
-        ip = _peer_ip(conn)
+            return self._refuse(conn, HTTPStatus.UNAUTHORIZED, str(exc), ip)
         live = [c for c in self._conns.values() if not c.closing]
         by_subject = sum(1 for c in live if c.session.claims.subject == claims.subject) + \
             sum(1 for c in list(self._claims.values()) if c.subject == claims.subject)
         if by_subject >= self.config.max_conns_per_subject:
-            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, f"subject {claims.subject[:64]!r} already holds "
-                                f"{self.config.max_conns_per_subject} connections (the limit)\n")
+            return self._refuse(conn, HTTPStatus.TOO_MANY_REQUESTS, f"subject {claims.subject[:64]!r} already holds "
+                                f"{self.config.max_conns_per_subject} connections (the limit)", ip, claims.subject)
         by_ip = sum(1 for c in live if c.ip == ip) + sum(1 for v in list(self._pending_ips.values()) if v == ip)
         if ip and by_ip >= self.config.max_conns_per_ip:
-            return conn.respond(HTTPStatus.TOO_MANY_REQUESTS, f"address already holds {self.config.max_conns_per_ip} "
-                                "connections (the limit)\n")
+            return self._refuse(conn, HTTPStatus.TOO_MANY_REQUESTS, f"address already holds "
+                                f"{self.config.max_conns_per_ip} connections (the limit)", ip, claims.subject)
         self._claims[conn] = claims
         self._pending_ips[conn] = ip
         return None
+
+    def _refuse(self, conn: ServerConnection, status: HTTPStatus, why: str, ip: str, subject: str | None = None) -> Any:
+        """An HTTP refusal of the upgrade, recorded as ``login.refused`` (never with the token)."""
+        if self.audit is not None:
+            self.audit.submit("login.refused", None if subject is None else subject[:200], "refused",
+                              {"reason": why[:300], "status": int(status), "peer": ip})
+        return conn.respond(status, why + "\n")
 
     # ------------------------------------------------------------------ connections
     async def _handle(self, ws: ServerConnection) -> None:
@@ -368,7 +404,12 @@ class SignalService:
     async def _apply(self, conn: _Conn, action: Any) -> None:
         sub = conn.sub
         if isinstance(action, SendControl):
-            sub.push(sub.codec.control(action.message))
+            msg = action.message
+            if self.audit is not None and msg.get("code") == "forbidden":
+                self.audit.submit("entitlement.refused", conn.session.claims.subject[:200], "refused",
+                                  {"topics": msg.get("topics"), "symbols": msg.get("symbols"), "id": msg.get("id"),
+                                   "connection": conn.cid, "peer": conn.ip, "jti": conn.session.claims.token_id})
+            sub.push(sub.codec.control(msg))
         elif isinstance(action, Subscribe):
             extra = None
             if action.from_seq is None and self.redis is not None and action.topic.table in self.fanout.tables:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.config import Settings
+from pyplatform.signals.auditing import audit_sink_from_settings
 from pyplatform.signals.auth import KeyRing, RevocationList, SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
 from pyplatform.signals.server import ServiceConfig, SignalService
 
@@ -66,7 +67,7 @@ def subscribe_example(url: str, topic: str = "factors:*", symbols: str = "AAPL.U
 async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: asyncio.Event, *,
                 config: ServiceConfig | None = None, use_redis: bool = True, clock: Clock | None = None,
                 ready: Callable[[SignalService], None] | None = None, rotation_s: int = 86_400,
-                grace_s: int = 3_600, secret_grace_s: int = 300) -> None:
+                grace_s: int = 3_600, secret_grace_s: int = 300, audit: bool = True) -> None:
     """Run the signal service until ``stop_event`` is set.
 
     Parameters
@@ -79,16 +80,22 @@ async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: async
         Set it to stop the service.
     ready : callable, optional
         Called with the started :class:`SignalService` (its ``url``, ``health()``).
+    audit : bool
+        Record refused logins and entitlement refusals in ``settings.audit_path``
+        (actor ``service:<host>:<port>``; ``docs/audit.md``).
     """
     cfg = config or ServiceConfig(host=settings.signal_host, port=settings.signal_port)
+    sink = audit_sink_from_settings(settings, f"service:{cfg.host}:{cfg.port}") if audit else None
     service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s,
                                                    secret_grace_s=secret_grace_s), cfg,
                             clock=clock or LiveClock(), redis_url=settings.redis_url if use_redis else None,
-                            ssl=tls_context(settings))
-    await service.start()
+                            ssl=tls_context(settings), audit=sink)
     try:
+        await service.start()
         if ready is not None:
             ready(service)
         await stop_event.wait()
     finally:
         await service.stop()
+        if sink is not None:
+            await asyncio.to_thread(sink.close)

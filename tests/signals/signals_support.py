@@ -129,11 +129,11 @@ def token(issuer, clock, topics=("*",), symbols=("*",), ttl_s=900, subject="test
                         now_ns=clock.now_ns() if at_ns is None else at_ns, ttl_s=ttl_s)
 
 
-async def make_service(tables, verifier, clock, *, redis_url=None, **cfg) -> SignalService:
+async def make_service(tables, verifier, clock, *, redis_url=None, audit=None, **cfg) -> SignalService:
     """A started service on a free loopback port (stop it with ``await svc.stop()``)."""
     cfg.setdefault("port", 0)
     cfg.setdefault("check_interval_s", 0.1)
-    svc = SignalService(tables, verifier, ServiceConfig(**cfg), clock=clock, redis_url=redis_url)
+    svc = SignalService(tables, verifier, ServiceConfig(**cfg), clock=clock, redis_url=redis_url, audit=audit)
     await svc.start()
     return svc
 

@@ -10,8 +10,8 @@ from pyplatform.plots.backtest import (
 )
 from pyplatform.plots.downsample import LADDER, TIMEFRAMES, aggregate_ohlcv, choose_timeframe, timeframe
 from pyplatform.plots.factors import (
-    correlation_figure, factor_values_figure, ic_decay_figure, ic_figure, quantile_returns_figure,
-    turnover_figure,
+    correlation_figure, factor_values_figure, ic_comparison_figure, ic_decay_figure, ic_figure,
+    quantile_returns_figure, turnover_figure,
 )
 from pyplatform.plots.market import bar_labels, candlestick_figure, depth_figure, intraday_figure
 from pyplatform.plots.theme import TEMPLATE, empty_figure, register_template
@@ -21,6 +21,6 @@ __all__ = [
     "LADDER", "TIMEFRAMES", "timeframe", "aggregate_ohlcv", "choose_timeframe",
     "bar_labels", "candlestick_figure", "intraday_figure", "depth_figure",
     "factor_values_figure", "ic_figure", "ic_decay_figure", "quantile_returns_figure", "turnover_figure",
-    "correlation_figure",
+    "correlation_figure", "ic_comparison_figure",
     "drawdown", "monthly_returns", "equity_figure", "drawdown_figure", "monthly_returns_figure", "trades_figure",
 ]

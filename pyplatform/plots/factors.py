@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from pyplatform.plots.theme import ACCENT, DOWN, MUTED, PALETTE, UP, empty_figure, register_template
 
-__all__ = ["factor_values_figure", "ic_figure", "ic_decay_figure", "quantile_returns_figure",
+__all__ = ["factor_values_figure", "ic_figure", "ic_decay_figure", "quantile_returns_figure", "ic_comparison_figure",
            "turnover_figure", "correlation_figure"]
 
 
@@ -125,3 +125,27 @@ def correlation_figure(corr: pd.DataFrame, *, height: int | None = None) -> go.F
                                texttemplate="%{text}", hovertemplate="%{y} / %{x}: %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "rank correlation between factors", height)
+
+
+def ic_comparison_figure(ics: dict[str, pd.Series], *, horizon: str = "", height: int | None = None) -> go.Figure:
+    """Cumulative rank IC of several factors on one chart (factors side by side).
+
+    Parameters
+    ----------
+    ics : dict of name to Series
+        Each factor's daily rank IC for one horizon (a column of ``FactorEvaluation.ic``).
+        A factor with a steadily positive IC climbs; one that is noise wanders around zero.
+    horizon : str
+        Named in the title.
+    """
+    ics = {k: v.dropna() for k, v in (ics or {}).items() if v is not None and len(v.dropna())}
+    if not ics:
+        return empty_figure("pick factors to compare", height)
+    fig = go.Figure()
+    for i, (name, s) in enumerate(ics.items()):
+        fig.add_trace(go.Scatter(x=s.index, y=s.cumsum().to_numpy(), mode="lines", name=name,
+                                 line=dict(width=1.5, color=PALETTE[i % len(PALETTE)])))
+    fig.add_hline(y=0, line=dict(color=MUTED, width=1))
+    fig.update_layout(yaxis_title="cumulative rank IC",
+                      legend=dict(orientation="h", x=0, y=-0.15, yanchor="top"))
+    return _layout(fig, f"factors side by side: cumulative rank IC{f' ({horizon})' if horizon else ''}", height)

@@ -1,8 +1,9 @@
 """``pyplatform bench``: benchmarks of the hot paths, each beside the obvious alternative.
 
 ``bench history`` lives here; other domains add their commands through a ``register(app)``
-function in the modules listed in :data:`BENCH_MODULES` (a module that does not exist in this
-build is skipped; one that fails to import is an error, named).
+function in the modules listed in :data:`BENCH_MODULES`. Every listed module must exist and
+define ``register``: a missing one is an error that names it, so a renamed or deleted bench
+module can never silently drop its commands.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ BENCH_MODULES: list[str] = [
     "pyplatform.models.gpu_bench",
     "pyplatform.research.bench",
     "pyplatform.dashboard.bench",
-    "pyplatform.risk.bench",
     "pyplatform.dolphindb.bench",
 ]
 
@@ -63,13 +63,13 @@ def _register_modules() -> None:
     for name in BENCH_MODULES:
         try:
             mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # that domain (or its bench module) is not in this build
-            raise
+        except ImportError as exc:
+            raise ImportError(f"bench module {name!r} listed in pyplatform.cli.bench.BENCH_MODULES "
+                              f"cannot be imported: {exc}") from exc
         register = getattr(mod, "register", None)
-        if callable(register):
-            register(app)
+        if not callable(register):
+            raise ImportError(f"bench module {name!r} has no register(app) function")
+        register(app)
 
 
 _register_modules()

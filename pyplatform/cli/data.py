@@ -122,7 +122,8 @@ def info(data_dir: Path = typer.Option(None, help="Data directory (default: PYPL
         typer.echo(f"on disk: {_size(tot['total_bytes'])} = live {_size(tot['live_bytes'])} "
                    f"({int(tot['live_files'])} files) + superseded {_size(tot['superseded_bytes'])} "
                    f"({int(tot['superseded_files'])} files, deleted by the next write or `data generate`) "
-                   f"+ other {_size(tot['other_bytes'])} (manifests, caches, leftovers)")
+                   f"+ day files {_size(tot['cache_bytes'])} (a cache) "
+                   f"+ other {_size(tot['other_bytes'])} (manifests, leftovers)")
     typer.echo(f"instruments: {len(store.instruments())}")
 
 

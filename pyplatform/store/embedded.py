@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pyplatform.store import sql as q
+from pyplatform.store.daycache import DAY_NS, DayCache, DayView
 from pyplatform.store.encoding import parquet_options, select_sql, storage_schema, to_storage, value_exprs
 from pyplatform.store.frames import as_canonical, symbol_list, to_frame, ts_ns
 from pyplatform.store.locking import writer_lock
@@ -78,13 +79,16 @@ class EmbeddedStore:
     rollup_rows : int
         Rows held in memory at a time while :meth:`compact` merges a partition or rolls a
         year of month files up into one file (rewritten a range of symbols at a time).
+    day_cache_days : int
+        Days of ``bars_1m`` kept as memory-mapped day files (see :mod:`.daycache`) for
+        whole-market reads of one day and "as of" snapshots; 0 turns them off.
     """
 
     backend = "embedded"
 
     def __init__(self, root: str | os.PathLike, row_group_size: int = 16_384, max_segments: int = 8,
                  fsync: bool = True, grace_s: float = 60.0, threads: int | None = None,
-                 rollup_rows: int = 2_000_000) -> None:
+                 rollup_rows: int = 2_000_000, day_cache_days: int = 4) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.row_group_size = int(row_group_size)
@@ -98,6 +102,7 @@ class EmbeddedStore:
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         _progress_off(self._con)
         self._local = threading.local()
+        self.days = DayCache(self.root, day_cache_days)
 
     # ------------------------------------------------------------------ paths and metadata
     def table_dir(self, table: str) -> Path:
@@ -302,8 +307,9 @@ class EmbeddedStore:
 
         ``live`` are the files the manifest lists (what queries read); ``superseded`` the
         files a rewrite replaced, kept for the grace period for readers of an older manifest;
-        ``other`` anything else under the table (the manifest, the lock file, a crashed
-        writer's temporary files).
+        ``cache`` the memory-mapped day files (derived, rebuilt on demand); ``other``
+        anything else under the table (the manifest, the lock file, a crashed writer's
+        temporary files).
         """
         rows = []
         for t in TABLES:
@@ -318,10 +324,13 @@ class EmbeddedStore:
                 "live_bytes": sum(b for p, b in on_disk.items() if p in live),
                 "superseded_files": sum(1 for p in on_disk if p in garbage),
                 "superseded_bytes": sum(b for p, b in on_disk.items() if p in garbage),
-                "other_bytes": sum(b for p, b in on_disk.items() if p not in live and p not in garbage),
+                "cache_bytes": sum(b for p, b in on_disk.items() if p.startswith("_days/")),
+                "other_bytes": sum(b for p, b in on_disk.items()
+                                   if p not in live and p not in garbage and not p.startswith("_days/")),
             })
         frame = pd.DataFrame(rows).set_index("table")
-        frame["total_bytes"] = frame["live_bytes"] + frame["superseded_bytes"] + frame["other_bytes"]
+        frame["total_bytes"] = (frame["live_bytes"] + frame["superseded_bytes"] + frame["cache_bytes"]
+                                + frame["other_bytes"])
         return frame
 
     def compact(self, table: str, roll_up: bool = True) -> int:
@@ -505,12 +514,28 @@ class EmbeddedStore:
             raise ValueError("cross_section needs exactly one of at= or day=")
         if day is not None:
             d0 = pd.Timestamp(day).normalize()
+            if not as_arrow:
+                value_exprs(table_spec(table), columns)  # an unknown column is named, as below
+                # a whole-market day builds its day file; a few symbols only use one that exists
+                view = self._day_view(table, ts_ns(d0), build=symbols is None)
+                if view is not None:
+                    return view.frame(symbol_list(symbols), columns)
             return self.read(table, symbols=symbols, start=d0, end=d0 + pd.Timedelta("1D"),
                              columns=columns, as_arrow=as_arrow)
         spec = table_spec(table)
         t = ts_ns(at)
         syms = symbol_list(symbols)
         cols = columns if columns is not None else spec.value_names
+        if not as_arrow and lookback is None and self._caches(table):
+            value_exprs(spec, cols)
+            got = self._as_of_from_day(table, t, syms, cols)
+            if got is not None:
+                return got
+        return _finish(spec, self._as_of_parquet(table, t, syms, cols, lookback), columns, as_arrow)
+
+    def _as_of_parquet(self, table: str, t: int, syms: list[str] | None, cols: list[str], lookback=None):
+        """The last row of each symbol at or before ``t`` by a Parquet query (Arrow, or None)."""
+        spec = table_spec(table)
         aggs = [f"arg_max({expr}, ts) AS {name}" for expr, name in value_exprs(spec, cols)]
         group = "symbol, factor" if spec.has_factor else "symbol"
         windows = [pd.Timedelta(w).value for w in ("1h", "1D", "7D", "35D", "400D")] + [None]
@@ -537,7 +562,75 @@ class EmbeddedStore:
             found = set(result.column("symbol").to_pylist()) if result is not None else set()
             if wanted <= found:
                 break
-        return _finish(spec, result, columns, as_arrow)
+        return result
+
+    # ------------------------------------------------------------------ day files
+    def _caches(self, table: str) -> bool:
+        return table == "bars_1m" and self.days.max_days > 0
+
+    def _day_view(self, table: str, day0: int, man: Manifest | None = None, build: bool = True) -> DayView | None:
+        """The memory-mapped day file of ``table`` for the UTC day at ``day0`` (built if needed)."""
+        if not self._caches(table):
+            return None
+        tdir = self.table_dir(table)
+        man = man or load_manifest(tdir)
+        sources = tuple(f.path for f in man.files(day0, day0 + DAY_NS))
+
+        def from_parquet():
+            frame = self.read(table, start=day0, end=day0 + DAY_NS)
+            after = tuple(f.path for f in load_manifest(tdir).files(day0, day0 + DAY_NS))
+            return frame, after
+
+        if not build:
+            return self.days.get(table, day0, sources, None, build_missing=False)
+        return self.days.get(table, day0, sources, from_parquet)
+
+    def _as_of_from_day(self, table: str, t: int, syms: list[str] | None, cols: list[str]):
+        """``cross_section(at=t)`` answered from day files; symbols not on that day (a market
+        closed since the day before, a symbol that stopped trading) are looked up in earlier
+        day files already built, then by the Parquet query for whatever is left."""
+        spec = table_spec(table)
+        man = load_manifest(self.table_dir(table))
+        files = man.files(None, t + 1)
+        if not files:
+            return None
+        anchor = min(t, max(f.max_ts for f in files))
+        day0 = anchor - anchor % DAY_NS
+        wanted = set(syms) if syms is not None else set(man.symbols)
+        parts: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
+        missing = set(wanted)
+        for back in range(8):
+            d = day0 - back * DAY_NS
+            view = self._day_view(table, d, man, build=back == 0 and syms is None)
+            if view is None:
+                if back == 0:
+                    return None  # no day file (caching off, or the day cannot be one)
+                continue
+            codes, rows = view.last_at(anchor)
+            names = view.symbols[codes]
+            keep = np.fromiter((n in missing for n in names), dtype=bool, count=len(names))
+            if keep.any():
+                rows = rows[keep]
+                parts.append((names[keep], view.times[view.tcode[rows]], {c: view.values[c][rows] for c in cols}))
+                missing.difference_update(names[keep].tolist())
+            if not missing:
+                break
+        if missing:
+            rest = self._as_of_parquet(table, t, sorted(missing), cols)
+            if rest is not None and rest.num_rows:
+                parts.append((np.asarray(rest.column("symbol").to_pylist(), dtype=object),
+                              rest.column("datetime").cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(),
+                              {c: rest.column(c).to_numpy(zero_copy_only=False) for c in cols}))
+        if not parts:
+            return _finish(spec, None, cols, False)
+        names = np.concatenate([p[0] for p in parts])
+        order = np.argsort(names, kind="stable")  # by symbol, as the Parquet query orders them
+        ts = np.concatenate([p[1] for p in parts])[order]
+        arrays = {"datetime": pa.array(ts.astype("datetime64[ns]")),
+                  "symbol": pa.array(names[order].tolist(), pa.string())}
+        for c in cols:
+            arrays[c] = pa.array(np.concatenate([p[2][c] for p in parts])[order])
+        return to_frame(pa.table(arrays))
 
     def resample(self, source_table: str, freq: str, symbols=None, start=None, end=None,
                  as_arrow: bool = False):

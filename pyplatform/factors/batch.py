@@ -1,14 +1,24 @@
 """The batch runtime: a factor tree evaluated vectorised over a history frame, per symbol.
 
-Independent of the stream runtime on purpose (the parity tests compare the two): moving
-windows are computed directly from materialised windows (exact two-pass statistics), the EMA
-family with pandas' ``ewm`` after seeding, cumulative functions with pandas group-by.
+Written separately from the stream runtime (the parity tests compare the two, and both
+against exact references). Moving windows are O(rows) whatever the window: each symbol's rows
+are cut into blocks of ``n`` rows, and a window ending at offset ``o`` of block ``b`` is the
+prefix of block ``b`` up to ``o`` joined with the suffix of block ``b - 1`` after ``o``
+(van Herk / Gil-Werman). Prefix and suffix aggregates only ever *add* values that are in the
+window, so nothing is subtracted and a large value leaving the window leaves no cancellation
+error behind. Sums, counts, maxima and minima use pandas' group-by cumulative functions;
+variances and co-moments use Welford prefixes/suffixes merged with Chan's formula (numba).
+A flat window (all non-NULL values equal) has sum ``value * count``, mean ``value`` and spread
+exactly 0. ``mrank`` and ``wma`` materialise windows (at most as wide as the longest symbol).
+The EMA family uses pandas' ``ewm`` after seeding, cumulative functions pandas group-by.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
@@ -99,6 +109,7 @@ class _Ctx:
         self.n, self.gid, self.gstart, self.data = n, gid, gstart, data
         self.rows = np.arange(n)
         self.memo: dict[str, np.ndarray] = {}
+        self.maxlen = int(np.max(np.bincount(gid))) if n else 0  # longest symbol
 
     def eval(self, node: Expr) -> np.ndarray:
         key = str(node)
@@ -144,8 +155,10 @@ class _Ctx:
         return first[self.gid]
 
     def _windows(self, x: np.ndarray, n: int, start: np.ndarray):
-        """Yield (lo, hi, W) with W[i, j] = x[lo+i-n+1+j], NULL before ``start`` of the row."""
-        step = max(1, _WINDOW_CELLS // max(n, 1))
+        """Yield (lo, hi, W) with W[i, j] = x[lo+i-m+1+j], NULL before ``start`` of the row;
+        ``m = min(n, longest symbol)``: older cells would all be before the symbol's start."""
+        n = max(1, min(n, self.maxlen))
+        step = max(1, _WINDOW_CELLS // n)
         offs = np.arange(n) - (n - 1)
         for lo in range(0, self.n, step):
             hi = min(self.n, lo + step)
@@ -165,63 +178,84 @@ class _Ctx:
         src = self.rows - k
         return np.where(src >= self.gstart, v[np.maximum(src, 0)], np.nan)
 
+    def _blocks(self, n: int, start: np.ndarray):
+        """Block layout of windows of ``n`` rows: (key, older, p) where ``key`` numbers the
+        blocks (rows before ``start`` get their own), ``older[i]`` is the first row of the
+        window's part in the previous block (-1 when the window lies in one block) and
+        ``p = row - start``."""
+        p = self.rows - start
+        blk = np.where(p < 0, -1, p // max(n, 1))
+        key = self.gid * (self.maxlen // max(n, 1) + 2) + blk + 1
+        off = p - blk * n
+        older = np.where((p >= n) & (off < n - 1), self.rows - n + 1, -1)
+        return key, older, p
+
+    @staticmethod
+    def _pre_suf(v: np.ndarray, key: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative ``how`` (cumsum/cummax/cummin) of ``v`` within each block, forwards
+        (prefix) and backwards (suffix)."""
+        pre = getattr(pd.Series(v).groupby(key, sort=False), how)().to_numpy()
+        suf = getattr(pd.Series(v[::-1]).groupby(key[::-1], sort=False), how)().to_numpy()[::-1]
+        return pre, suf
+
+    def _join(self, pre: np.ndarray, suf: np.ndarray, older: np.ndarray, fn, empty: float) -> np.ndarray:
+        has = older >= 0
+        return fn(pre, np.where(has, suf[np.maximum(older, 0)], empty))
+
+    def _extremes(self, v: np.ndarray, key: np.ndarray, older: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Window maximum and minimum of the non-NULL values (-inf/+inf for none)."""
+        nan = np.isnan(v)
+        hi = self._join(*self._pre_suf(np.where(nan, -np.inf, v), key, "cummax"), older, np.maximum, -np.inf)
+        lo = self._join(*self._pre_suf(np.where(nan, np.inf, v), key, "cummin"), older, np.minimum, np.inf)
+        return hi, lo
+
     def _wsum(self, x: Expr, n: Num, minp: Num, mode: Num, talib: Num) -> np.ndarray:
-        v, n, minp = self.eval(x), int(n.value), int(minp.value)
+        v, n, minp, mode = self.eval(x), int(n.value), int(minp.value), int(mode.value)
         start = self._first_valid(v) if talib.value else self.gstart
-        out = np.full(self.n, np.nan)
-        for lo, hi, w in self._windows(v, n, start):
-            cnt = np.sum(~np.isnan(w), axis=1)
-            sm = np.nansum(w, axis=1)
-            seen = self.rows[lo:hi] - start[lo:hi] + 1
-            ok = self._ok(cnt, seen, n, minp, 1)
-            res = sm if mode.value == 0 else (sm / np.maximum(cnt, 1) if mode.value == 1 else cnt.astype(float))
-            out[lo:hi] = np.where(ok, res, np.nan)
-        if talib.value:
-            out[self.rows < start] = np.nan
+        key, older, p = self._blocks(n, start)
+        valid = ~np.isnan(v)
+        cnt = self._join(*self._pre_suf(valid.astype(np.float64), key, "cumsum"), older, np.add, 0.0)
+        sm = self._join(*self._pre_suf(np.where(valid, v, 0.0), key, "cumsum"), older, np.add, 0.0)
+        hi, lo = self._extremes(v, key, older)
+        flat = (cnt > 0) & (hi == lo)  # every non-NULL value equal: exact sum and mean
+        if mode == 2:
+            res = cnt
+        elif mode == 0:
+            res = np.where(flat, hi * cnt, sm)
+        else:
+            res = np.where(flat, hi, sm / np.maximum(cnt, 1))
+        out = np.where(self._ok(cnt, p + 1, n, minp, 1), res, np.nan)
+        out[p < 0] = np.nan
         return out
 
     def _wvar(self, x: Expr, n: Num, minp: Num, mode: Num) -> np.ndarray:
         v, n, minp, mode = self.eval(x), int(n.value), int(minp.value), int(mode.value)
         ddof, need = (1, 2) if mode < 2 else (0, 1)
-        out = np.full(self.n, np.nan)
-        for lo, hi, w in self._windows(v, n, self.gstart):
-            cnt = np.sum(~np.isnan(w), axis=1)
-            mean = np.nansum(w, axis=1) / np.maximum(cnt, 1)
-            m2 = np.nansum((w - mean[:, None]) ** 2, axis=1)
-            var = m2 / np.maximum(cnt - ddof, 1)
-            res = np.sqrt(var) if mode in (1, 3) else var
-            out[lo:hi] = np.where(self._ok(cnt, self.rows[lo:hi] - self.gstart[lo:hi] + 1, n, minp, need), res, np.nan)
-        return out
+        key, older, p = self._blocks(n, self.gstart)
+        cnt, m2, _, _ = _block_moments(v, v, key, older)
+        var = m2 / np.maximum(cnt - ddof, 1)
+        res = np.sqrt(var) if mode in (1, 3) else var
+        return np.where(self._ok(cnt, p + 1, n, minp, need), res, np.nan)
 
     def _wext(self, x: Expr, n: Num, minp: Num, sign: Num) -> np.ndarray:
         v, n, minp = self.eval(x), int(n.value), int(minp.value)
-        out = np.full(self.n, np.nan)
-        for lo, hi, w in self._windows(v, n, self.gstart):
-            cnt = np.sum(~np.isnan(w), axis=1)
-            filled = np.where(np.isnan(w), -np.inf if sign.value > 0 else np.inf, w)
-            res = filled.max(axis=1) if sign.value > 0 else filled.min(axis=1)
-            out[lo:hi] = np.where(self._ok(cnt, self.rows[lo:hi] - self.gstart[lo:hi] + 1, n, minp, 1), res, np.nan)
-        return out
+        key, older, p = self._blocks(n, self.gstart)
+        cnt = self._join(*self._pre_suf((~np.isnan(v)).astype(np.float64), key, "cumsum"), older, np.add, 0.0)
+        hi, lo = self._extremes(v, key, older)
+        return np.where(self._ok(cnt, p + 1, n, minp, 1), hi if sign.value > 0 else lo, np.nan)
 
     def _wcov(self, a: Expr, b: Expr, n: Num, minp: Num, mode: Num) -> np.ndarray:
         va, vb, n, minp = self.eval(a), self.eval(b), int(n.value), int(minp.value)
         both = ~(np.isnan(va) | np.isnan(vb))
         va, vb = np.where(both, va, np.nan), np.where(both, vb, np.nan)
-        out = np.full(self.n, np.nan)
-        gen_b = self._windows(vb, n, self.gstart)
-        for (lo, hi, wa), (_, _, wb) in zip(self._windows(va, n, self.gstart), gen_b):
-            cnt = np.sum(~np.isnan(wa), axis=1)
-            c = np.maximum(cnt, 1)
-            da = wa - (np.nansum(wa, axis=1) / c)[:, None]
-            db = wb - (np.nansum(wb, axis=1) / c)[:, None]
-            cab, caa, cbb = np.nansum(da * db, axis=1), np.nansum(da * da, axis=1), np.nansum(db * db, axis=1)
-            if mode.value == 0:
-                den = caa * cbb
-                res = np.where(den > 0, cab / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
-            else:
-                res = np.where(cbb > 0, cab / np.where(cbb > 0, cbb, 1.0), np.nan)
-            out[lo:hi] = np.where(self._ok(cnt, self.rows[lo:hi] - self.gstart[lo:hi] + 1, n, minp, 2), res, np.nan)
-        return out
+        key, older, p = self._blocks(n, self.gstart)
+        cnt, caa, cbb, cab = _block_moments(va, vb, key, older)
+        if mode.value == 0:
+            den = caa * cbb
+            res = np.where(den > 0, cab / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
+        else:
+            res = np.where(cbb > 0, cab / np.where(cbb > 0, cbb, 1.0), np.nan)
+        return np.where(self._ok(cnt, p + 1, n, minp, 2), res, np.nan)
 
     def _wrank(self, x: Expr, n: Num, minp: Num, ascending: Num) -> np.ndarray:
         v, n, minp = self.eval(x), int(n.value), int(minp.value)
@@ -234,10 +268,13 @@ class _Ctx:
             out[lo:hi] = np.where(ok, rank, np.nan)
         return out
 
-    def _ema(self, x: Expr, n: Num, mode: Num) -> np.ndarray:
+    def _ema(self, x: Expr, n: Num, mode: Num, skip: Num | None = None) -> np.ndarray:
         v, n = self.eval(x), int(n.value)
         alpha = 2.0 / (n + 1.0) if mode.value == 0 else 1.0 / n
         valid = ~np.isnan(v)
+        if skip is not None and skip.value:  # the first `skip` non-NULL values are not observations
+            valid &= _group_cumsum(valid.astype(np.float64), self.gid) > skip.value
+            v = np.where(valid, v, np.nan)
         vz = np.where(valid, v, 0.0)
         # running count / sum of valid values within each symbol
         cnt = _group_cumsum(valid.astype(np.float64), self.gid)
@@ -252,6 +289,8 @@ class _Ctx:
 
     def _wma(self, x: Expr, n: Num) -> np.ndarray:
         v, n = self.eval(x), int(n.value)
+        if n > self.maxlen:  # no symbol has a full window
+            return np.full(self.n, np.nan)
         weights = np.arange(1, n + 1, dtype=np.float64) / (n * (n + 1) / 2.0)
         out = np.full(self.n, np.nan)
         for lo, hi, w in self._windows(v, n, self.gstart):
@@ -270,6 +309,62 @@ class _Ctx:
         if mode == 1:
             acc = acc / _group_cumsum((~np.isnan(v)).astype(np.float64), self.gid)
         return acc
+
+
+@nb.njit(cache=True)
+def _welford_runs(a, b, key, step):
+    """Rows of (count, mean a, mean b, M2 a, M2 b, co-moment) accumulated within each block,
+    forwards (``step`` 1: prefixes) or backwards (``step`` -1: suffixes)."""
+    m = a.shape[0]
+    out = np.zeros((6, m))
+    c = ma = mb = caa = cbb = cab = 0.0
+    for t in range(m):
+        i = t if step == 1 else m - 1 - t
+        j = i - step
+        if j < 0 or j >= m or key[j] != key[i]:  # a block starts: reset
+            c = ma = mb = caa = cbb = cab = 0.0
+        x, y = a[i], b[i]
+        if not (math.isnan(x) or math.isnan(y)):
+            c += 1
+            dx = x - ma
+            ma += dx / c
+            dy = y - mb
+            mb += dy / c
+            caa += dx * (x - ma)
+            cbb += dy * (y - mb)
+            cab += dx * (y - mb)
+        out[0, i], out[1, i], out[2, i], out[3, i], out[4, i], out[5, i] = c, ma, mb, caa, cbb, cab
+    return out
+
+
+@nb.njit(cache=True)
+def _block_moments(a, b, key, older):
+    """Per row: (count, M2 of a, M2 of b, co-moment) of the non-NULL pairs in its window.
+
+    Welford prefixes (forwards) and suffixes (backwards) within each block, merged with Chan
+    et al.'s pairwise formula where a window spans two blocks; see the module doc.
+    """
+    m = a.shape[0]
+    P = _welford_runs(a, b, key, 1)
+    Q = _welford_runs(a, b, key, -1)
+    cnt, raa, rbb, rab = P[0].copy(), P[3].copy(), P[4].copy(), P[5].copy()
+    for i in range(m):
+        k = older[i]
+        if k < 0 or Q[0, k] == 0:
+            continue
+        fn, bn = Q[0, k], P[0, i]
+        if bn == 0:
+            cnt[i], raa[i], rbb[i], rab[i] = fn, Q[3, k], Q[4, k], Q[5, k]
+            continue
+        tot = fn + bn
+        da = P[1, i] - Q[1, k]
+        db = P[2, i] - Q[2, k]
+        w = fn * bn / tot
+        cnt[i] = tot
+        raa[i] = Q[3, k] + P[3, i] + da * da * w
+        rbb[i] = Q[4, k] + P[4, i] + db * db * w
+        rab[i] = Q[5, k] + P[5, i] + da * db * w
+    return cnt, raa, rbb, rab
 
 
 def _group_cumsum(v: np.ndarray, gid: np.ndarray) -> np.ndarray:

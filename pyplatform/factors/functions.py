@@ -12,7 +12,7 @@ primitive   arguments                                   meaning
 ``_wext``   x, n, minPeriods, sign                      moving max (+1) / min (-1)
 ``_wcov``   y, x, n, minPeriods, mode                   moving corr (0) / beta of y on x (1)
 ``_wrank``  x, n, minPeriods, ascending                 0-based rank of the last value, ties min
-``_ema``    x, n, mode                                  ema (alpha 2/(n+1)) (0), wilder (1/n) (1)
+``_ema``    x, n, mode[, skip]                          ema (alpha 2/(n+1)) (0), wilder (1/n) (1)
 ``_wma``    x, n                                        linearly weighted moving average
 ``_cum``    x, mode                                     cumsum (0) / cumavg (1) / cummax (2) / cummin (3)
 ==========  ==========================================  =======================================
@@ -121,10 +121,10 @@ def _rsi(a: list[Expr]) -> Expr:
 
 def _macd_line(a: list[Expr]) -> Expr:
     # TA-Lib seeds the fast EMA where the slow one starts (the mean of the `fast` values ending at
-    # row slow-1), not at row fast-1; ``x + 0 * move(x, slow - fast)`` is x from that row on.
+    # the slow seed), not at row fast-1: the fast EMA skips the first slow - fast non-NULL values.
+    # Counting non-NULL values (not rows) keeps the EMA's NULL rule: a NULL blanks only its row.
     x, fast, slow = a[0], _arg(a, 1, 12), _arg(a, 2, 26)
-    aligned = Binary("+", x, Binary("*", _n(0), _c("_move", x, int(_val(slow) - _val(fast)))))
-    return Binary("-", _ema(aligned, fast, 0), _ema(x, slow, 0))
+    return Binary("-", _c("_ema", x, fast, 0, _val(slow) - _val(fast)), _ema(x, slow, 0))
 
 
 def _macd_signal(a: list[Expr]) -> Expr:
@@ -341,7 +341,9 @@ def _lb(e: Expr) -> int:
         return _lb(a[0]) + int(a[1].value)
     if name == "_cum":
         return _lb(a[0])
-    if name in ("_ema", "_wma"):
+    if name == "_ema":  # seeded by the n values after the `skip` (4th argument) it ignores
+        return _lb(a[0]) + int(a[1].value) - 1 + (int(a[3].value) if len(a) > 3 else 0)
+    if name == "_wma":
         return _lb(a[0]) + int(a[1].value) - 1
     if name == "_wcov":
         base, n, minp, need = max(_lb(a[0]), _lb(a[1])), int(a[2].value), int(a[3].value), 2

@@ -9,10 +9,20 @@ all factors is a single call with no per-row Python.
 
 Instructions run column-at-a-time: each reads its operand registers for all rows of the batch
 and writes its output register. Stateful instructions walk the rows in order, keyed by the
-row's symbol id into the instruction's own ``[symbols, width]`` block of the flat state; every state update is O(1) amortised
-(running sums with a periodic exact re-sum, Welford updates, monotonic deques), except
-``_wrank`` which is O(window) per row. All state is float64 and zero-initialised, so adding a
-symbol is appending a zero row.
+row's symbol id into the instruction's own ``[symbols, width]`` block of the flat state; every state update is O(1) amortised,
+except ``_wrank`` which is O(window) per row. All state is float64 and zero-initialised, so
+adding a symbol is appending a zero row.
+
+Moving sums, variances, co-moments and weighted sums are *two-stack* sliding aggregates: a
+ring of the last ``n`` values, a "back" aggregate of the values written since the last flip,
+and, at each flip (every ``n`` rows of a symbol, when the ring is in age order), suffix
+aggregates of the whole ring. A window is the suffix aggregate of its oldest value merged with
+the back (sums added; Welford moments merged with Chan et al.'s formula). No value is ever
+subtracted, so a value that leaves the window leaves no cancellation error behind (a 1e12 tick
+followed by prices near 1 gives the exact spread of those prices), sums over exact zeros are
+exactly 0, and a flat window has spread exactly 0 (Welford adds ``d = 0``); moving sums and
+means of a flat window are ``value * count`` and ``value``. The cost is one O(n) pass per ``n``
+rows: O(1) amortised, and independent of how rows are batched (bit-identical output).
 """
 
 from __future__ import annotations
@@ -38,8 +48,8 @@ NAN = np.nan
 def state_width(op: str, n: int) -> int:
     """Floats of per-symbol state an instruction needs (``n``: window or steps)."""
     return {
-        "_move": 2 + n, "_wsum": 5 + n, "_wvar": 7 + n, "_wext": 5 + 3 * n, "_wcov": 12 + 2 * n,
-        "_wrank": 2 + n, "_ema": 4, "_wma": 5 + n, "_cum": 3,
+        "_move": 2 + n, "_wsum": 6 + 2 * n, "_wvar": 6 + 3 * n, "_wext": 5 + 3 * n, "_wcov": 9 + 7 * n,
+        "_wrank": 2 + n, "_ema": 4, "_wma": 5 + 3 * n, "_cum": 3,
     }.get(op, 0)
 
 
@@ -67,6 +77,14 @@ def _move(x, sid, S, o, k, out):
 
 @nb.njit(cache=True)
 def _wsum(x, sid, S, o, n, minp, mode, talib, out):
+    # State: pos, seen, cnt (non-NULL values in the window, exact), bsum (sum of the values
+    # written since the last flip), run/last (flat-window detection), ring[n], suf[n].
+    # Two-stack sliding sum: at each flip (every n rows, when the ring is in age order) suf[j]
+    # becomes the sum of ring[j:]; a window is then suf[pos] + bsum. Nothing is ever
+    # subtracted, so a large value that leaves the window leaves no cancellation error, and
+    # the cost is O(1) amortised (one O(n) pass per n rows).
+    r = o + 6
+    f = r + n
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -76,107 +94,110 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
             continue
         pos = int(S[s, o])
         cnt = S[s, o + 2]
-        sm = S[s, o + 3]
-        r = o + 5
-        if seen >= n:
-            old = S[s, r + pos]
-            if not math.isnan(old):
-                cnt -= 1
-                sm -= old
+        bsum = S[s, o + 3]
+        run = S[s, o + 4]
+        last = S[s, o + 5]
+        if seen >= n and not math.isnan(S[s, r + pos]):
+            cnt -= 1
         S[s, r + pos] = v
         if not math.isnan(v):
             cnt += 1
-            sm += v
+            bsum += v
+            run = run + 1 if (run > 0 and v == last) else 1.0
+            last = v
         pos += 1
         seen += 1
-        if pos == n:  # exact re-sum once per window: bounds the drift of add/subtract
+        if pos == n:  # flip: the ring is in age order; suffix sums of it, back stack empty
             pos = 0
-            sm = 0.0
-            for j in range(n):
+            acc = 0.0
+            for j in range(n - 1, -1, -1):
                 w = S[s, r + j]
                 if not math.isnan(w):
-                    sm += w
-        if cnt == 0:
-            sm = 0.0
+                    acc += w
+                S[s, f + j] = acc
+            bsum = 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
-        S[s, o + 3] = sm
+        S[s, o + 3] = bsum
+        S[s, o + 4] = run
+        S[s, o + 5] = last
         if not _ok(cnt, seen, n, minp, 1):
             out[i] = NAN
-        elif mode == 0:
-            out[i] = sm
-        elif mode == 1:
-            out[i] = sm / cnt
-        else:
+        elif mode == 2:
             out[i] = cnt
+        elif run >= cnt:  # flat window (all non-NULL values equal): exact sum and mean
+            out[i] = last * cnt if mode == 0 else last
+        else:
+            sm = S[s, f + pos] + bsum
+            out[i] = sm if mode == 0 else sm / cnt
+
+
+@nb.njit(cache=True, inline="always")
+def _merge_var(na, ma, qa, nb_, mb, qb):
+    # Chan et al.'s pairwise update: (count, mean, M2) of the union of two disjoint sets
+    if na == 0:
+        return nb_, mb, qb
+    if nb_ == 0:
+        return na, ma, qa
+    m = na + nb_
+    d = mb - ma
+    return m, ma + d * (nb_ / m), qa + qb + d * d * (na * nb_ / m)
 
 
 @nb.njit(cache=True)
 def _wvar(x, sid, S, o, n, minp, mode, out):
+    # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
+    # the last flip), ring[n], then suffix mean[n] and M2[n] of the ring at the last flip
+    # (their counts are cnt - bn). A window is Chan's merge of the suffix and the back: only
+    # values inside the window enter it, so nothing is removed and no cancellation is left
+    # behind; a flat window has mean == the value and M2 == 0 exactly (Welford adds d = 0).
     ddof = 1.0 if mode < 2 else 0.0
     need = 2 if mode < 2 else 1
+    r = o + 6
+    fm = r + n
+    fq = fm + n
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
         pos = int(S[s, o])
         seen = S[s, o + 1]
         cnt = S[s, o + 2]
-        mean = S[s, o + 3]
-        m2 = S[s, o + 4]
-        run = S[s, o + 5]   # how many of the latest non-NULL values are equal to the last one
-        last = S[s, o + 6]
-        r = o + 7
-        if seen >= n:
-            old = S[s, r + pos]
-            if not math.isnan(old):
-                if cnt <= 1:
-                    cnt, mean, m2 = 0.0, 0.0, 0.0
-                else:
-                    d = old - mean
-                    mean -= d / (cnt - 1)
-                    m2 -= d * (old - mean)
-                    cnt -= 1
+        bn, bmean, bm2 = S[s, o + 3], S[s, o + 4], S[s, o + 5]
+        if seen >= n and not math.isnan(S[s, r + pos]):
+            cnt -= 1
         S[s, r + pos] = v
         if not math.isnan(v):
             cnt += 1
-            d = v - mean
-            mean += d / cnt
-            m2 += d * (v - mean)
-            run = run + 1 if (run > 0 and v == last) else 1.0
-            last = v
+            bn += 1
+            d = v - bmean
+            bmean += d / bn
+            bm2 += d * (v - bmean)
         pos += 1
         seen += 1
-        if pos == n:  # exact two-pass recomputation once per window
+        if pos == n:  # flip: suffix Welford over the ring (age order), back stack empty
             pos = 0
-            c, sm = 0.0, 0.0
-            for j in range(n):
+            c, mu, q = 0.0, 0.0, 0.0
+            for j in range(n - 1, -1, -1):
                 w = S[s, r + j]
                 if not math.isnan(w):
                     c += 1
-                    sm += w
-            mean = sm / c if c > 0 else 0.0
-            m2 = 0.0
-            for j in range(n):
-                w = S[s, r + j]
-                if not math.isnan(w):
-                    m2 += (w - mean) * (w - mean)
-            cnt = c
-        if cnt > 0 and run >= cnt:  # all values in the window are equal: exactly zero spread
-            mean = last
-            m2 = 0.0
-        if m2 < 0:
-            m2 = 0.0
+                    d = w - mu
+                    mu += d / c
+                    q += d * (w - mu)
+                S[s, fm + j] = mu
+                S[s, fq + j] = q
+            bn, bmean, bm2 = 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
-        S[s, o + 3] = mean
-        S[s, o + 4] = m2
-        S[s, o + 5] = run
-        S[s, o + 6] = last
+        S[s, o + 3], S[s, o + 4], S[s, o + 5] = bn, bmean, bm2
         if not _ok(cnt, seen, n, minp, need):
             out[i] = NAN
         else:
+            fn = cnt - bn
+            _, _, m2 = _merge_var(fn, S[s, fm + pos] if fn > 0 else 0.0, S[s, fq + pos] if fn > 0 else 0.0,
+                                  bn, bmean, bm2)
             var = m2 / (cnt - ddof)
             out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
 
@@ -234,80 +255,78 @@ def _wext(x, sid, S, o, n, minp, sign, out):
 
 @nb.njit(cache=True)
 def _wcov(a, b, sid, S, o, n, minp, mode, out):
+    # The two-stack scheme of _wvar for pairs: back (bn, means, co-moments) by Welford, suffix
+    # means and co-moments of the ring at the last flip, merged per row (Chan et al.). Only
+    # rows where both values are non-NULL count. A flat series has co-moments exactly 0.
+    ra = o + 9
+    rb = ra + n
+    fa = rb + n
+    fb = fa + n
+    faa = fb + n
+    fbb = faa + n
+    fab = fbb + n
     for i in range(a.shape[0]):
         s = sid[i]
         va, vb = a[i], b[i]
         pos = int(S[s, o])
         seen = S[s, o + 1]
         cnt = S[s, o + 2]
-        ma, mb = S[s, o + 3], S[s, o + 4]
-        caa, cbb, cab = S[s, o + 5], S[s, o + 6], S[s, o + 7]
-        run_a, last_a, run_b, last_b = S[s, o + 8], S[s, o + 9], S[s, o + 10], S[s, o + 11]
-        ra = o + 12
-        rb = ra + n
-        if seen >= n:
-            oa, ob = S[s, ra + pos], S[s, rb + pos]
-            if not (math.isnan(oa) or math.isnan(ob)):
-                if cnt <= 1:
-                    cnt, ma, mb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-                else:
-                    c1 = cnt - 1
-                    da = oa - ma
-                    db = ob - mb
-                    ma -= da / c1
-                    mb -= db / c1
-                    caa -= da * (oa - ma)
-                    cbb -= db * (ob - mb)
-                    cab -= da * (ob - mb)
-                    cnt = c1
+        bn, bma, bmb = S[s, o + 3], S[s, o + 4], S[s, o + 5]
+        baa, bbb, bab = S[s, o + 6], S[s, o + 7], S[s, o + 8]
+        if seen >= n and not (math.isnan(S[s, ra + pos]) or math.isnan(S[s, rb + pos])):
+            cnt -= 1
         S[s, ra + pos] = va
         S[s, rb + pos] = vb
         if not (math.isnan(va) or math.isnan(vb)):
             cnt += 1
-            da = va - ma
-            ma += da / cnt
-            db = vb - mb
-            mb += db / cnt
-            caa += da * (va - ma)
-            cbb += db * (vb - mb)
-            cab += da * (vb - mb)
-            run_a = run_a + 1 if (run_a > 0 and va == last_a) else 1.0
-            run_b = run_b + 1 if (run_b > 0 and vb == last_b) else 1.0
-            last_a, last_b = va, vb
+            bn += 1
+            da = va - bma
+            bma += da / bn
+            db = vb - bmb
+            bmb += db / bn
+            baa += da * (va - bma)
+            bbb += db * (vb - bmb)
+            bab += da * (vb - bmb)
         pos += 1
         seen += 1
-        if pos == n:  # exact two-pass recomputation once per window
+        if pos == n:  # flip
             pos = 0
-            c, sa, sb = 0.0, 0.0, 0.0
-            for j in range(n):
+            c, ma, mb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            for j in range(n - 1, -1, -1):
                 wa, wb = S[s, ra + j], S[s, rb + j]
                 if not (math.isnan(wa) or math.isnan(wb)):
                     c += 1
-                    sa += wa
-                    sb += wb
-            ma = sa / c if c > 0 else 0.0
-            mb = sb / c if c > 0 else 0.0
-            caa, cbb, cab = 0.0, 0.0, 0.0
-            for j in range(n):
-                wa, wb = S[s, ra + j], S[s, rb + j]
-                if not (math.isnan(wa) or math.isnan(wb)):
-                    caa += (wa - ma) * (wa - ma)
-                    cbb += (wb - mb) * (wb - mb)
-                    cab += (wa - ma) * (wb - mb)
-            cnt = c
-        if cnt > 0 and run_a >= cnt:  # constant window: exactly zero (co)variance
-            ma, caa, cab = last_a, 0.0, 0.0
-        if cnt > 0 and run_b >= cnt:
-            mb, cbb, cab = last_b, 0.0, 0.0
-        S[s, o + 8], S[s, o + 9], S[s, o + 10], S[s, o + 11] = run_a, last_a, run_b, last_b
+                    da = wa - ma
+                    ma += da / c
+                    db = wb - mb
+                    mb += db / c
+                    caa += da * (wa - ma)
+                    cbb += db * (wb - mb)
+                    cab += da * (wb - mb)
+                S[s, fa + j], S[s, fb + j] = ma, mb
+                S[s, faa + j], S[s, fbb + j], S[s, fab + j] = caa, cbb, cab
+            bn, bma, bmb, baa, bbb, bab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
-        S[s, o + 3], S[s, o + 4] = ma, mb
-        S[s, o + 5], S[s, o + 6], S[s, o + 7] = caa, cbb, cab
+        S[s, o + 3], S[s, o + 4], S[s, o + 5] = bn, bma, bmb
+        S[s, o + 6], S[s, o + 7], S[s, o + 8] = baa, bbb, bab
         if not _ok(cnt, seen, n, minp, 2):
             out[i] = NAN
-        elif mode == 0:
+            continue
+        fn = cnt - bn
+        if fn == 0:
+            caa, cbb, cab = baa, bbb, bab
+        elif bn == 0:
+            caa, cbb, cab = S[s, faa + pos], S[s, fbb + pos], S[s, fab + pos]
+        else:
+            da = bma - S[s, fa + pos]
+            db = bmb - S[s, fb + pos]
+            w = fn * bn / cnt
+            caa = S[s, faa + pos] + baa + da * da * w
+            cbb = S[s, fbb + pos] + bbb + db * db * w
+            cab = S[s, fab + pos] + bab + da * db * w
+        if mode == 0:
             den = caa * cbb
             out[i] = cab / math.sqrt(den) if den > 0 else NAN
         else:
@@ -345,7 +364,10 @@ def _wrank(x, sid, S, o, n, minp, ascending, out):
 
 
 @nb.njit(cache=True)
-def _ema(x, sid, S, o, n, mode, out):
+def _ema(x, sid, S, o, n, mode, skip, out):
+    # State: seeded flag, non-NULL values seen while seeding, seed sum, value. The first
+    # ``skip`` non-NULL values are observed but not used (MACD's fast line starts where the
+    # slow one does, as in TA-Lib); NULLs are skipped, so a NULL only blanks its own row.
     alpha = 2.0 / (n + 1.0) if mode == 0 else 1.0 / n
     for i in range(x.shape[0]):
         s = sid[i]
@@ -353,12 +375,15 @@ def _ema(x, sid, S, o, n, mode, out):
         if math.isnan(v):  # NULLs are skipped: state unchanged, output NULL
             out[i] = NAN
             continue
-        if S[s, o] == 0.0:  # collecting the seed: the mean of the first n non-NULL values
+        if S[s, o] == 0.0:  # collecting the seed: the mean of n non-NULL values after `skip`
             cnt = S[s, o + 1] + 1
-            sm = S[s, o + 2] + v
             S[s, o + 1] = cnt
+            if cnt <= skip:
+                out[i] = NAN
+                continue
+            sm = S[s, o + 2] + v
             S[s, o + 2] = sm
-            if cnt >= n:
+            if cnt >= n + skip:
                 val = sm / n
                 S[s, o] = 1.0
                 S[s, o + 3] = val
@@ -377,7 +402,14 @@ def _ema(x, sid, S, o, n, mode, out):
 
 @nb.njit(cache=True)
 def _wma(x, sid, S, o, n, out):
+    # Two-stack weighted sum (weights 1..n, oldest first): at a flip, for the ring in age order,
+    # ssum[j] = sum(ring[j:]) and wsum[j] = sum((k - j + 1) * ring[k] for k >= j); the back
+    # keeps its sum and its locally weighted sum (weights 1..pos). A window of f front and
+    # pos back values is wsum[pos] + f * bsum + bw: additions only, no cancellation.
     denom = n * (n + 1) / 2.0
+    r = o + 5
+    fs = r + n
+    fw = fs + n
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -387,35 +419,38 @@ def _wma(x, sid, S, o, n, out):
             continue
         pos = int(S[s, o])
         cnt = S[s, o + 2]
-        sm = S[s, o + 3]
-        wsum = S[s, o + 4]
-        r = o + 5
-        old = S[s, r + pos] if seen >= n else 0.0
-        if seen >= n and not math.isnan(old):
+        bsum = S[s, o + 3]
+        bw = S[s, o + 4]
+        if seen >= n and not math.isnan(S[s, r + pos]):
             cnt -= 1
-        ov = 0.0 if math.isnan(old) else old
         xv = 0.0 if math.isnan(v) else v
         if not math.isnan(v):
             cnt += 1
-        wsum = wsum - sm + n * xv
-        sm = sm - ov + xv
         S[s, r + pos] = v
+        bsum += xv
+        bw += (pos + 1) * xv
         pos += 1
         seen += 1
-        if pos == n:  # exact recomputation once per window
+        if pos == n:  # flip
             pos = 0
-            sm, wsum = 0.0, 0.0
-            for j in range(n):
+            sm, wm = 0.0, 0.0
+            for j in range(n - 1, -1, -1):
                 w = S[s, r + j]
-                if not math.isnan(w):
-                    sm += w
-                    wsum += (j + 1) * w
+                w = 0.0 if math.isnan(w) else w
+                wm = w + wm + sm
+                sm = w + sm
+                S[s, fs + j] = sm
+                S[s, fw + j] = wm
+            bsum, bw = 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
-        S[s, o + 3] = sm
-        S[s, o + 4] = wsum
-        out[i] = wsum / denom if (seen >= n and cnt == n) else NAN
+        S[s, o + 3] = bsum
+        S[s, o + 4] = bw
+        if seen >= n and cnt == n:
+            out[i] = (S[s, fw + pos] + (n - pos) * bsum + bw) / denom
+        else:
+            out[i] = NAN
 
 
 @nb.njit(cache=True)
@@ -560,7 +595,7 @@ def run_program(code, fp, regs, sid, S, cap):
         elif op == 45:
             _wrank(a, sid, blk, 0, i1, i2, f1 != 0, out)
         elif op == 46:
-            _ema(a, sid, blk, 0, i1, int(f1), out)
+            _ema(a, sid, blk, 0, i1, int(f1), i2, out)
         elif op == 47:
             _wma(a, sid, blk, 0, i1, out)
         else:

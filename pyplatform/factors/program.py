@@ -99,8 +99,8 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
                     emit(node.name, r, a, off=off, i1=n, i2=int(p[1]), f1=p[2])
                 elif node.name == "_wcov":
                     emit("_wcov", r, a, b, off=off, i1=n, i2=int(p[1]), f1=p[2])
-                elif node.name == "_ema":
-                    emit("_ema", r, a, off=off, i1=n, f1=p[1])
+                elif node.name == "_ema":  # optional 4th argument: leading values to skip
+                    emit("_ema", r, a, off=off, i1=n, i2=int(p[2]) if len(p) > 2 else 0, f1=p[1])
                 elif node.name == "_wma":
                     emit("_wma", r, a, off=off, i1=n)
                 else:  # _cum

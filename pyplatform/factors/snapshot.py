@@ -11,7 +11,7 @@ from pyplatform.factors.parser import parse
 
 __all__ = ["dump_core", "load_core", "dump_engine", "load_engine", "SNAPSHOT_VERSION"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: two-stack window state (issue 16); version-1 state is not compatible
 
 
 def dump_core(core: StreamCore, offset: int | None) -> bytes:

@@ -199,7 +199,12 @@ class _Evaluator:
         if name == "_wrank":
             return ops.wrank(xp, self.eval(args[0]), p[1], p[2], bool(p[3]))
         if name == "_ema":
-            return ops.ema(xp, self.eval(args[0]), p[1], p[2])
+            v = self.eval(args[0])
+            skip = p[3] if len(p) > 3 else 0
+            if skip:  # the first `skip` non-NULL values are not observations (MACD's fast line)
+                valid = ~xp.isnan(v)
+                v = xp.where(xp.cumsum(valid.astype(xp.float64), axis=1) > skip, v, ops.NAN)
+            return ops.ema(xp, v, p[1], p[2])
         if name == "_wma":
             return ops.wma(xp, self.eval(args[0]), p[1])
         if name == "_cum":

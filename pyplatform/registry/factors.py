@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pyplatform.fsio import atomic_write
+
 __all__ = ["FactorVersion", "FactorRegistry", "RegistryError"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -131,9 +133,7 @@ class FactorRegistry:
 
     # -- writing -----------------------------------------------------------------------
     def _bump(self) -> None:
-        tmp = self.root / f".GENERATION.{os.getpid()}.tmp"
-        tmp.write_text(str(self.generation() + 1))
-        tmp.replace(self.root / "GENERATION")
+        atomic_write(self.root / "GENERATION", str(self.generation() + 1))
 
     def add_version(self, name: str, expression: str, author: str, **fields) -> FactorVersion:
         """Store a new immutable version (validation is the caller's job: see ``pp.publish``)."""

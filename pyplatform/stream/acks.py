@@ -8,9 +8,10 @@ never a mixture.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
+
+from pyplatform.fsio import atomic_write
 
 __all__ = ["AckStore", "check_name"]
 
@@ -47,14 +48,4 @@ class AckStore:
         self._acks[action] = int(offset)
         if self._path is None:
             return
-        tmp = self._path.with_suffix(".json.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(self._acks, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._path)
-        fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write(self._path, json.dumps(self._acks, sort_keys=True))

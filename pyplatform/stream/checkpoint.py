@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+
+from pyplatform.fsio import atomic_write
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
 
@@ -57,19 +58,7 @@ def save_checkpoint(path: Path, ck: Checkpoint) -> None:
         blobs.append(data)
     head = json.dumps(header, sort_keys=True).encode()
     path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(_MAGIC + struct.pack("<Q", len(head)) + head)
-        for blob in blobs:
-            fh.write(blob)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, b"".join([_MAGIC, struct.pack("<Q", len(head)), head, *blobs]))
 
 
 def load_checkpoint(path: Path) -> Checkpoint | None:

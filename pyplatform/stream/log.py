@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pyplatform.fsio import atomic_write, fsync_dir
 from pyplatform.stream.coerce import ADDED_AT_KEY, conform_batch
 from pyplatform.stream.errors import CorruptLogError
 
@@ -43,24 +44,13 @@ _SUFFIX = ".seg"
 NO_TAG = -(2**63)
 
 
-def _fsync_dir(path: Path) -> None:
-    # A new or renamed file is only durable once its directory entry is.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# A new or renamed file is only durable once its directory entry is.
+_fsync_dir = fsync_dir
 
 
 def write_schema(directory: Path, schema: pa.Schema) -> None:
     """Store ``schema`` atomically as ``schema.arrow`` in ``directory``."""
-    tmp = directory / "schema.arrow.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(schema.serialize().to_pybytes())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, directory / "schema.arrow")
-    _fsync_dir(directory)
+    atomic_write(Path(directory) / "schema.arrow", schema.serialize().to_pybytes())
 
 
 def read_schema(directory: Path) -> pa.Schema | None:

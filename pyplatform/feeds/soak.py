@@ -22,13 +22,33 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SoakWindow", "SoakResult", "run_soak", "format_soak", "rss_mib"]
+__all__ = ["SoakWindow", "SoakResult", "run_soak", "format_soak", "rss_mib", "rss_parts_mib"]
 
 
 def rss_mib() -> float:
     """Resident set size of this process in MiB (Linux ``/proc``)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rss_parts_mib() -> tuple[float, float]:
+    """``(anonymous, file-backed)`` resident MiB of this process.
+
+    The split tells a leak from a cache: heap growth is anonymous memory, while the pages of
+    a memory-mapped file (the LMDB write-ahead cache, the stream tables' segment files) are
+    file-backed, count in the RSS as they are touched and are reclaimable by the kernel.
+    """
+    anon = file = 0.0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) / 1024
+                elif line.startswith(("RssFile:", "RssShmem:")):
+                    file += int(line.split()[1]) / 1024
+    except OSError:  # not Linux: the total only
+        return rss_mib(), 0.0
+    return anon, file
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,8 @@ class SoakWindow:
     p99_ms: float
     rss_mib: float
     consumer_lag: int
+    anon_mib: float = 0.0  # of rss_mib: heap (a leak shows here)
+    file_mib: float = 0.0  # of rss_mib: mapped file pages (LMDB cache, segments)
 
 
 @dataclass
@@ -125,8 +147,9 @@ async def _soak(seconds: float, rate: float, symbols: int, window_s: float, port
             n = ticks.next_offset
             lat = client.stats.latency_percentiles()
             client.stats.latency_ns.clear()
+            anon, file = rss_parts_mib()
             res.windows.append(SoakWindow(now - t_start, (n - last_n) / (now - last_t), lat[50] / 1e3, lat[99] / 1e3,
-                                          rss_mib(), n - 1 - acked))
+                                          rss_mib(), n - 1 - acked, anon, file))
             last_t, last_n = now, n
     stop.set()
     await feed
@@ -161,10 +184,11 @@ def run_soak(seconds: float = 180.0, rate: float = 5_000.0, symbols: int = 50, w
 def format_soak(r: SoakResult) -> str:
     lines = [f"soak: {r.seconds:.0f} s at {r.rate:,.0f} offered ticks/s, {r.symbols} symbols "
              "(simulator process -> iTick client + ingestor + LMDB cache -> durable tick table -> consumer + audit log)",
-             f"{'t (s)':>7} {'ticks/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8} {'lag rows':>9}"]
+             f"{'t (s)':>7} {'ticks/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8} {'anon':>7} {'file':>7} "
+             f"{'lag rows':>9}"]
     for w in r.windows:
         lines.append(f"{w.t_s:7.0f} {w.ticks_per_s:9,.0f} {w.p50_ms:8.1f} {w.p99_ms:8.1f} {w.rss_mib:8.1f} "
-                     f"{w.consumer_lag:9,d}")
+                     f"{w.anon_mib:7.1f} {w.file_mib:7.1f} {w.consumer_lag:9,d}")
     # the first window includes warm-up (imports, numba, caches): compare from the second
     first, last = (r.windows[1] if len(r.windows) > 2 else r.windows[0]), r.windows[-1]
     ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
@@ -174,6 +198,9 @@ def format_soak(r: SoakResult) -> str:
         f"({first.rss_mib:.0f} -> {last.rss_mib:.0f} MiB, peak {rss.max():.0f}), "
         f"p99 {ratio(last.p99_ms, first.p99_ms):.2f}x ({first.p99_ms:.1f} -> {last.p99_ms:.1f} ms), "
         f"ticks/s {ratio(last.ticks_per_s, first.ticks_per_s):.2f}x",
+        f"of the RSS: anonymous (heap) {first.anon_mib:.0f} -> {last.anon_mib:.0f} MiB "
+        f"({ratio(last.anon_mib, first.anon_mib):.2f}x), file-backed (mapped LMDB cache and segments) "
+        f"{first.file_mib:.0f} -> {last.file_mib:.0f} MiB",
         f"integrity: {r.rows:,} ticks stored, {r.missing} sequence numbers missing, {r.duplicates_stored} stored twice, "
         f"{r.duplicates_dropped} duplicates dropped, {r.reconnects} reconnects; audit log {r.audit_records} records "
         f"{'verified' if r.audit_ok else 'FAILED verification'}",

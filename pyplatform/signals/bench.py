@@ -5,7 +5,9 @@ N concurrent subscribers (default 1,000), each on ``k`` random symbols (default 
 so the server has its own core. The publisher appends one row per symbol per batch at a
 fixed rate, stamping ``ts`` with the append time; clients measure publish-to-receive
 latency per frame. The same run is repeated with the naive fan-out that serialises each
-message once per client, and the medians of several runs are printed with their ratio.
+message once per client, and with the socket floor (a bare TCP server writing one ready
+frame per client per batch: no WebSocket library, no fan-out), and the medians of several
+runs are printed with their ratios.
 """
 
 from __future__ import annotations
@@ -125,8 +127,50 @@ class _RawSubscriber(asyncio.Protocol):
             self.closed.set_result(b"")
 
 
+def _scan_messages(frame: str | bytes) -> list[tuple[str, int, int, Any]]:
+    """``(type, row count, first row's ts, message or None)`` of every message in a frame.
+
+    The load generator must cost less than the server it loads: a data message's rows are
+    counted and skipped by msgpack's C unpacker instead of being built as dicts (only the
+    first row, whose ``ts`` is the batch's publish time, is decoded). Other messages and
+    JSON frames are decoded whole.
+    """
+    from pyplatform.signals.wire import decode_messages
+
+    if isinstance(frame, str) or not frame or frame[0] != 0:  # JSON or compressed: decode whole
+        out = []
+        for m in decode_messages(frame):
+            rows = m.get("rows") if m.get("type") == "data" else None
+            out.append((m.get("type"), len(rows) if rows else 0, rows[0]["ts"] if rows else 0, m))
+        return out
+    import msgpack
+
+    up = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(frame))
+    up.feed(memoryview(frame)[1:])
+    out = []
+    while True:
+        try:
+            n_keys = up.read_map_header()
+        except msgpack.OutOfData:
+            return out
+        msg: dict[str, Any] = {}
+        n_rows, first_ts = 0, 0
+        for _ in range(n_keys):
+            key = up.unpack()
+            if key == "rows":
+                n_rows = up.read_array_header()
+                if n_rows:
+                    first_ts = up.unpack()["ts"]
+                    for _ in range(n_rows - 1):
+                        up.skip()
+            else:
+                msg[key] = up.unpack()
+        kind = msg.get("type")
+        out.append((kind, n_rows, first_ts, None if kind == "data" else msg))
+
+
 async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
-    from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, decode_messages
+    from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
 
     proto = MSGPACK_SUBPROTOCOL if encoding == "msgpack" else JSON_SUBPROTOCOL
     hostport = url.split("://", 1)[1]
@@ -144,15 +188,13 @@ async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: s
             if measure:
                 state["frames"] += 1
                 state["bytes"] += len(frame)
-            for msg in decode_messages(frame):
-                kind = msg["type"]
+            for kind, n_rows, first_ts, msg in _scan_messages(frame):
                 if kind == "data":
                     if measure:
                         state["last"] = time.monotonic()
-                        rows = msg["rows"]
-                        state["rows"] += len(rows)
-                        lat.append(now - rows[0]["ts"])  # all rows of a message share the batch's publish time
-                        cnt.append(len(rows))
+                        state["rows"] += n_rows
+                        lat.append(now - first_ts)  # all rows of a message share the batch's publish time
+                        cnt.append(n_rows)
                 elif kind == "subscribed":
                     state["ready"] += 1
                     if state["ready"] == len(subs):
@@ -195,8 +237,62 @@ def _client_process(url: str, token: str, subs: list[list[str]], encoding: str, 
 # --------------------------------------------------------------------------- server side
 
 
-async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: int, n_symbols: int, rate: float,
+class _FloorConn(asyncio.Protocol):
+    """The socket floor's server end: a bare upgrade, one ack, then only the publisher writes.
+
+    No WebSocket library, no per-client fan-out work: it measures what one ``write`` of a
+    ready frame per client per batch costs on this machine (the floor any fan-out pays).
+    """
+
+    def __init__(self, conns: list, ack: bytes) -> None:
+        self.conns, self.ack, self.buf, self.state = conns, ack, b"", 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == 0:
+            self.buf += data
+            if b"\r\n\r\n" not in self.buf:
+                return
+            data = self.buf.split(b"\r\n\r\n", 1)[1]
+            self.buf, self.state = b"", 1
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        if self.state == 1 and data:  # the subscribe request (its content is not needed here)
+            self.state = 2
+            self.transport.write(self.ack)
+            self.conns.append(self.transport)
+
+
+async def _floor_server(per_client: int) -> tuple[Any, list, Any]:
+    """A bare TCP server for the floor run; returns (server, transports, frame builder)."""
+    import pyarrow as pa
+
+    from pyplatform.signals.server import _frame_header
+    from pyplatform.signals.wire import MsgpackZstdCodec
+
+    codec = MsgpackZstdCodec(compress_min_bytes=1 << 30)
+    ack = codec.control({"type": "subscribed", "id": None, "topic": "factors:mom"})
+    ack = _frame_header(False, len(ack)) + ack
+    conns: list = []
+    server = await asyncio.get_running_loop().create_server(lambda: _FloorConn(conns, ack), "127.0.0.1", 0)
+    syms = pa.array([f"F{i:05d}.US" for i in range(per_client)])
+
+    def frame(ts: int, seq0: int) -> bytes:
+        rows = pa.table({"seq": pa.array(np.arange(seq0, seq0 + per_client), pa.int64()),
+                         "ts": pa.array(np.full(per_client, ts), pa.int64()), "symbol": syms,
+                         "mom": pa.array(np.zeros(per_client))})
+        payload = codec.frame("data", "factors:mom", [codec.encode_rows(rows)[0]], per_client)
+        return _frame_header(False, len(payload)) + payload
+
+    return server, conns, frame
+
+
+async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int, n_symbols: int, rate: float,
                    seconds: float, seed: int) -> BenchResult:
+    """One measured run: ``mode`` is ``shared`` (the service), ``naive`` (the service with
+    per-client serialisation) or ``floor`` (a bare socket server writing one ready frame of
+    ``per_client`` rows to every client per batch)."""
     from pyplatform.domain.schemas import factor_schema
     from pyplatform.signals.auth import KeyRing, TokenIssuer, TokenVerifier
     from pyplatform.signals.server import ServiceConfig, SignalService
@@ -208,13 +304,20 @@ async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: in
     table = StreamTable("factors", factor_schema(["mom"]), memory_rows=max(50 * n_symbols, 100_000))
     keys = KeyRing(secrets.token_bytes(32))  # an ephemeral secret: this run only
     token = TokenIssuer(keys).issue("bench", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=3600)
-    svc = SignalService({"factors": table}, TokenVerifier(keys),
-                        ServiceConfig(port=0, ping_interval_s=None, queue_frames=100_000, write_limit=1 << 20),
-                        naive=naive)
-    await svc.start()
+    svc = floor = None
+    if mode == "floor":
+        floor, conns, floor_frame = await _floor_server(per_client)
+        url = f"ws://127.0.0.1:{floor.sockets[0].getsockname()[1]}"
+    else:
+        svc = SignalService({"factors": table}, TokenVerifier(keys),
+                            ServiceConfig(port=0, ping_interval_s=None, queue_frames=100_000, write_limit=1 << 20,
+                                          max_conns_per_subject=n_clients + 1, max_conns_per_ip=n_clients + 1),
+                            naive=mode == "naive")
+        await svc.start()
+        url = svc.url
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_client_process, args=(svc.url, token, subs, encoding, child), daemon=True)
+    proc = ctx.Process(target=_client_process, args=(url, token, subs, encoding, child), daemon=True)
     proc.start()
     loop = asyncio.get_running_loop()
     try:
@@ -227,9 +330,16 @@ async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: in
         period = 1.0 / rate
         t_end = time.monotonic() + seconds
         next_t = time.monotonic()
+        seq = 0
         while time.monotonic() < t_end:
-            ts = np.full(n_symbols, time.time_ns(), dtype=np.int64)
-            table.append({"ts": ts, "symbol": sym_arr, "mom": values})
+            now_ns = time.time_ns()
+            if floor is not None:
+                data = floor_frame(now_ns, seq)
+                for tr in conns:
+                    tr.write(data)
+                seq += per_client
+            else:
+                table.append({"ts": np.full(n_symbols, now_ns, dtype=np.int64), "symbol": sym_arr, "mom": values})
             next_t += period
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         await asyncio.sleep(0.5)  # let in-flight frames land
@@ -241,10 +351,15 @@ async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: in
         proc.join(10)
         if proc.is_alive():
             proc.terminate()
-        dropped = svc.dropped_slow
-        await svc.stop()
+        dropped = svc.dropped_slow if svc is not None else 0
+        if svc is not None:
+            await svc.stop()
+        if floor is not None:
+            for tr in conns:
+                tr.abort()
+            floor.close()
     lat_ms = np.repeat(stats["lat"], stats["cnt"]) / 1e6 if stats["rows"] else np.array([np.nan])
-    return BenchResult(mode="naive" if naive else "shared", encoding=encoding,
+    return BenchResult(mode=mode, encoding=encoding,
                        msgs_per_s=stats["rows"] / stats["elapsed"], frames_per_s=stats["frames"] / stats["elapsed"],
                        p50_ms=float(np.percentile(lat_ms, 50)), p99_ms=float(np.percentile(lat_ms, 99)),
                        bytes_per_msg=stats["bytes"] / max(stats["rows"], 1), dropped=dropped)
@@ -252,14 +367,20 @@ async def _one_run(*, naive: bool, encoding: str, n_clients: int, per_client: in
 
 def run_signals_bench(*, clients: int = 1000, per_client: int = 10, symbols: int = 5000, rate: float = 20.0,
                       seconds: float = 4.0, repeat: int = 3, encodings: tuple[str, ...] = ("msgpack",),
-                      seed: int = 0, progress: bool = True) -> dict[tuple[str, str], list[BenchResult]]:
-    """Run shared and naive fan-out ``repeat`` times per encoding; returns every run's result."""
+                      seed: int = 0, progress: bool = True,
+                      modes: tuple[str, ...] = ("shared", "naive", "floor")) -> dict[tuple[str, str], list[BenchResult]]:
+    """Run each fan-out mode ``repeat`` times per encoding; returns every run's result.
+
+    ``floor`` (the bare-socket floor) only exists for msgpack: it is skipped for JSON.
+    """
     _raise_nofile()
     out: dict[tuple[str, str], list[BenchResult]] = {}
     for enc in encodings:
         for i in range(repeat):
-            for naive in (False, True):  # interleaved so machine noise hits both alike
-                r = asyncio.run(_one_run(naive=naive, encoding=enc, n_clients=clients, per_client=per_client,
+            for mode in modes:  # interleaved so machine noise hits every mode alike
+                if mode == "floor" and enc != "msgpack":
+                    continue
+                r = asyncio.run(_one_run(mode=mode, encoding=enc, n_clients=clients, per_client=per_client,
                                          n_symbols=symbols, rate=rate, seconds=seconds, seed=seed + i))
                 out.setdefault((r.mode, enc), []).append(r)
                 if progress:
@@ -275,7 +396,8 @@ def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: i
              f"{rate:g} batches/s offered ({rate * clients * per_client:,.0f} msg/s); medians of "
              f"{len(next(iter(results.values())))} runs",
              f"{'encoding':9s} {'fan-out':7s} {'msg/s':>11s} {'frames/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'B/msg':>6s} {'dropped':>7s}"]
-    for (mode, enc), rs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "shared")):
+    order = {"shared": 0, "naive": 1, "floor": 2}
+    for (mode, enc), rs in sorted(results.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 3))):
         lines.append(f"{enc:9s} {mode:7s} {med(rs, 'msgs_per_s'):11,.0f} {med(rs, 'frames_per_s'):9,.0f} "
                      f"{med(rs, 'p50_ms'):8.1f} {med(rs, 'p99_ms'):8.1f} {med(rs, 'bytes_per_msg'):6.1f} "
                      f"{max(r.dropped for r in rs):7d}")
@@ -284,6 +406,10 @@ def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: i
             s, n = results[("shared", enc)], results[("naive", enc)]
             lines.append(f"{enc}: shared/naive throughput x{med(s, 'msgs_per_s') / med(n, 'msgs_per_s'):.2f}, "
                          f"p99 latency naive/shared x{med(n, 'p99_ms') / med(s, 'p99_ms'):.2f}")
+        if ("shared", enc) in results and ("floor", enc) in results:
+            s, f = results[("shared", enc)], results[("floor", enc)]
+            lines.append(f"{enc}: shared/socket-floor throughput x{med(s, 'msgs_per_s') / med(f, 'msgs_per_s'):.2f}, "
+                         f"p99 shared/floor x{med(s, 'p99_ms') / med(f, 'p99_ms'):.2f}")
     return "\n".join(lines)
 
 
@@ -326,13 +452,19 @@ def register(app: Any) -> None:
         seconds: float = typer.Option(4.0, help="Measured seconds per run."),
         repeat: int = typer.Option(3, help="Runs per mode; medians are printed."),
         encoding: list[str] = typer.Option(["msgpack"], help="msgpack and/or json (repeatable)."),
+        mode: list[str] = typer.Option(["shared", "naive", "floor"],
+                                       help="shared (the service), naive (per-client serialisation), floor (bare sockets, "
+                                            "one ready frame per client per batch); repeatable."),
     ) -> None:
         """Loopback load test: shared encode-once fan-out beside naive per-client serialisation."""
         for e in encoding:
             if e not in ("msgpack", "json"):
                 raise typer.BadParameter(f"encoding must be msgpack or json, got {e!r}")
+        for m in mode:
+            if m not in ("shared", "naive", "floor"):
+                raise typer.BadParameter(f"mode must be shared, naive or floor, got {m!r}")
         res = run_signals_bench(clients=clients, per_client=per_client, symbols=symbols, rate=rate, seconds=seconds,
-                                repeat=repeat, encodings=tuple(encoding))
+                                repeat=repeat, encodings=tuple(encoding), modes=tuple(mode))
         typer.echo(format_results(res, clients, per_client, symbols, rate))
         typer.echo("bytes per message on the same factor rows (live frame of %d rows / replay frame of 2000 rows):" % per_client)
         for name, live, replay in wire_sizes(symbols, per_client):

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import ssl as ssl_mod
+import struct
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -112,25 +113,51 @@ class ServiceConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
 
 
+# WebSocket frame headers of unmasked, unfragmented server frames with a payload under 126
+# bytes (most live frames are a few hundred bytes: those take the 4-byte form below)
+_HEAD = {True: [bytes((0x81, n)) for n in range(126)], False: [bytes((0x82, n)) for n in range(126)]}
+
+
+def _frame_header(text: bool, n: int) -> bytes:
+    """RFC 6455 header of a final, unmasked text/binary frame of ``n`` payload bytes."""
+    if n < 126:
+        return _HEAD[text][n]
+    first = 0x81 if text else 0x82
+    return struct.pack("!BBH", first, 126, n) if n < 65536 else struct.pack("!BBQ", first, 127, n)
+
+
 def _direct_writer(ws: ServerConnection, text: bool) -> Any:
     """Write a frame now if the connection is idle and not congested (as ``websockets.broadcast`` does).
 
     Saves the writer task a wake-up per frame in the common case; when the socket buffer
     is above its high-water mark (``paused``) frames go through the queue and the writer,
     which waits for the drain, so backpressure and slow-consumer detection still apply.
+
+    The frame goes to the transport as header + payload in one ``write``: a server frame is
+    unmasked and, without extensions (``compression=None``), has nothing else to it, so this
+    is byte for byte what ``protocol.send_binary`` + ``send_data`` write, without building a
+    ``Frame`` object, a ``BytesIO`` and a list of pending writes per subscriber per batch
+    (the fan-out's cost was mostly this per-client Python, see docs/benchmarks/signals.md).
+    The protocol's own pending writes must be empty, or order would break: then the
+    ordinary path is taken.
     """
     protocol = ws.protocol
-    send = protocol.send_text if text else protocol.send_binary
+    transport = ws.transport
+    heads = _HEAD[text]
+    open_state = State.OPEN
+    # websockets internals (used by its own broadcast()); if a release renames them, or an
+    # extension would transform frames, every frame takes the queued, ordinary path instead
+    raw = not protocol.extensions and isinstance(getattr(protocol, "writes", None), list) \
+        and hasattr(ws, "send_in_progress") and hasattr(ws, "paused")
+    if not raw:
+        return lambda frame: False
 
     def direct(frame: bytes) -> bool:
-        # getattr: these are websockets internals (used by its own broadcast()); if a release
-        # renames them we fall back to the queued path rather than break
-        if protocol.state is not State.OPEN or getattr(ws, "send_in_progress", True) is not None \
-                or getattr(ws, "paused", True):
+        if protocol.state is not open_state or ws.send_in_progress is not None or ws.paused or protocol.writes:
             return False
+        n = len(frame)
         try:
-            send(frame)
-            ws.send_data()
+            transport.write((heads[n] if n < 126 else _frame_header(text, n)) + frame)
         except Exception:  # the connection is going away; its reader will clean up
             return False
         return True

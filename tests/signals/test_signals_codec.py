@@ -111,3 +111,16 @@ def test_merged_frames_decode_to_every_message_in_order():
         assert got[1]["rows"] == [{"seq": 1, "symbol": "A.US"}, {"seq": 2, "symbol": "B\nC"}]
     big = MsgpackZstdCodec(compress_min_bytes=8)
     assert not big.mergeable(big.control({"type": "pong", "id": 123456}))  # compressed frames travel alone
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70_000])
+@pytest.mark.parametrize("text", [True, False])
+def test_direct_write_frame_header_is_what_websockets_serialises(n, text):
+    """The fan-out's direct path writes header + payload itself; websockets' own serialiser is the oracle."""
+    from websockets.frames import Frame, Opcode
+
+    from pyplatform.signals.server import _frame_header
+
+    payload = b"x" * n
+    expected = Frame(Opcode.TEXT if text else Opcode.BINARY, payload).serialize(mask=False)
+    assert _frame_header(text, n) + payload == expected

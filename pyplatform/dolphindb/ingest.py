@@ -102,9 +102,12 @@ class TickWriter:
 
         return ddb.MultithreadedTableWriter(
             self.target.host, self.target.port, self.target.user, self.target.password.get_secret_value(),
-            # for an in-memory (stream) table the API takes its name as dbPath and "" as tableName
-            f"{self.config.prefix}_ticks", "", batchSize=self.batch_size, throttle=self.throttle_s,
-            threadCount=self.threads, partitionCol="symbol" if self.threads > 1 else "")
+            # an in-memory (stream) table: dbPath is empty and tableName names the shared table
+            # (api_python3 MultithreadedTableWriter page; only API 1.30.17 and older took the
+            # name as dbPath, and the current client then sends loadTable("pp_ticks", ""))
+            dbPath="", tableName=f"{self.config.prefix}_ticks", batchSize=self.batch_size,
+            throttle=self.throttle_s, threadCount=self.threads,
+            partitionCol="symbol" if self.threads > 1 else "")
 
     def _get(self):
         if self._writer is None:
@@ -129,10 +132,12 @@ class TickWriter:
         if info.hasError():
             self._recover(writer, rows, f"insert refused: {info.errorInfo}")
 
-    def _recover(self, writer, rows: list[list[Any]], why: str) -> None:
-        unwritten = writer.getUnwrittenData() or []
-        # a writer that failed before queueing reports nothing unwritten: keep our copy
-        self.pending = list(unwritten) if unwritten else rows
+    def _recover(self, writer, refused: list[list[Any]], why: str) -> None:
+        """Keep every row not known to be sent: the writer's unwritten rows (queued by EARLIER
+        calls, never sent) followed by ``refused`` (the rows of the call that failed, which an
+        erroring ``insertUnwrittenData`` did not queue), in that order."""
+        unwritten = list(writer.getUnwrittenData() or [])
+        self.pending = unwritten + list(refused)
         self._writer = None  # a failed writer does not recover; the next send builds a new one
         raise IngestError(f"ticks writer to {self.target}: {why}; {len(self.pending)} row(s) kept for retry")
 

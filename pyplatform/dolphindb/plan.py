@@ -133,7 +133,7 @@ def _effects(call: Call, calls: list[Call]) -> list[Effect]:
         if name:
             eff.append(Effect("drop", f"stream:{name}", line, n, _checked(call, name)))
     elif n == "dropDatabase":
-        path = _lit(call, "directory", 0)
+        path = _lit(call, "dbDir", 0)
         if path:
             eff.append(Effect("drop", f"db:{path}", line, n, _checked(call, path)))
     return eff

@@ -177,6 +177,9 @@ def validate_metric(name: str, text: str, input: str = "bars") -> None:
                 # nullCompare documents func as <, >, >=, <= (or between, in) only
                 raise ValueError(f"factor {name}: nullCompare({tok.text}, ...) is not documented "
                                  "(func must be <, >, >= or <=)")
+            elif tok.text == "-" and i >= 1 and tokens[i - 1].text == "-":
+                # "--x" is not -(-x) in DolphinDB; the factor compiler writes -(-x)
+                raise ValueError(f"factor {name}: '--' at column {tokens[i - 1].pos} (write -(-x))")
             elif tok.text in (";", "{", "}", "=", "<-", "@", "$", "?", ":", "..", "."):
                 raise ValueError(f"factor {name}: token {tok.text!r} at column {tok.pos} is not allowed in a metric")
             continue

@@ -90,7 +90,9 @@ _TABLE = [
      "[indexes], [latestKeyCache=false], [compressHashSortKey=true], [encryptMode='plaintext'])",
      f"{_DOCS}/c/createPartitionedTable.html"),
     ("loadTable(database, tableName, [partitions], [memoryMode=false])", f"{_DOCS}/l/loadTable.html"),
-    ("dropDatabase(directory)", f"{_DOCS}/d/dropDatabase.html"),
+    # dbDir in the current reference; 2.00's page called it ``directory``. The scripts pass it
+    # positionally so the call is right under either name.
+    ("dropDatabase(dbDir)", f"{_DOCS}/d/dropDatabase.html"),
     ("table(X, [X1], ...)", f"{_DOCS}/t/table.html"),
     # --- stream tables -----------------------------------------------------------------
     ("streamTable(X, [X1], ...)", f"{_DOCS}/s/streamTable.html"),
@@ -188,6 +190,8 @@ _TABLE = [
     ("sqrt(X)", f"{_DOCS}/s/sqrt.html"),
     ("exp(X)", f"{_DOCS}/e/exp.html"),
     ("signum(X)", f"{_DOCS}/s/signum.html"),
+    ("double(X)", f"{_DOCS}/d/double.html"),
+    ("not(X)", f"{_DOCS}/n/not.html"),
 ]
 
 SIGNATURES: dict[str, Signature] = {}
@@ -211,7 +215,7 @@ rowMin rowMax rowAnd rowOr rowXor rowProd rowSum rowSum2 rowSize rowCount rowAvg
 """.split())
 ENGINE_STATELESS_FUNCTIONS = frozenset(
     "abs log exp sqrt pow signum iif nullFill isNull isValid round floor ceil neg reciprocal "
-    "nullCompare max min not".split())
+    "nullCompare max min not double".split())
 ENGINE_FUNCTIONS = ENGINE_STATE_FUNCTIONS | ENGINE_STATELESS_FUNCTIONS
 
 # Words that look like calls in scripts (``if(...)``) but are syntax, not functions.

@@ -118,20 +118,23 @@ class _Info:
 
 
 class _FakeWriter:
-    """Stands in for dolphindb.MultithreadedTableWriter: records what it is given."""
+    """Stands in for dolphindb.MultithreadedTableWriter as its documentation describes it:
+    an erroring ``insertUnwrittenData`` queues nothing; rows queued by EARLIER calls that the
+    (exited) threads never sent come back from ``getUnwrittenData``."""
 
-    def __init__(self, fail: str = ""):
-        self.fail, self.calls, self.unwritten = fail, [], []
+    def __init__(self, fail_on_call: int | None = None, stuck: int = 0):
+        self.fail_on_call, self.stuck = fail_on_call, stuck
+        self.calls, self.queued = [], []
 
     def insertUnwrittenData(self, rows):
         self.calls.append(rows)
-        if self.fail:
-            self.unwritten = rows[1:]  # pretend the first row made it
-            return _Info(self.fail)
+        if self.fail_on_call is not None and len(self.calls) >= self.fail_on_call:
+            return _Info("writer threads exited: connection reset")
+        self.queued.extend(rows)
         return _Info()
 
     def getUnwrittenData(self):
-        return self.unwritten
+        return self.queued[len(self.queued) - self.stuck:] if self.stuck else []
 
 
 def _ticks(n: int) -> dict:
@@ -152,13 +155,21 @@ def test_tick_rows_validate_and_order_columns():
 
 
 def test_tick_writer_sends_a_batch_in_one_call_and_keeps_unwritten_rows():
+    # Earlier expectation ("2 of 3 rows kept") modelled a failing insert that queued part of
+    # its own batch, which the writer's documentation does not describe; the model now is
+    # the documented one, and the failed batch must never be dropped (issue 15, item 2).
     target = DolphinDBTarget("h", 1, "u", SecretStr("p"))
-    writers = [_FakeWriter(fail="connection reset"), _FakeWriter()]
+    first = _FakeWriter(fail_on_call=2, stuck=2)  # call 1 queued 3 rows, 2 never sent; call 2 refused
+    writers = [first, _FakeWriter()]
     tw = TickWriter(target, CFG, writer_factory=lambda: writers.pop(0))
-    with pytest.raises(IngestError, match="2 row\\(s\\) kept for retry"):
-        tw.write(_ticks(3))
-    assert len(tw.pending) == 2
-    assert tw.write(_ticks(2)) == 2  # a fresh writer gets the kept rows plus the new ones
+    assert tw.write(_ticks(3)) == 3 and len(first.calls) == 1 and len(first.calls[0]) == 3
+    batch = _ticks(4)
+    batch["price"] = np.array([20.0, 21.0, 22.0, 23.0])
+    with pytest.raises(IngestError, match=r"6 row\(s\) kept for retry"):
+        tw.write(batch)
+    # the 2 unsent rows of the first batch, then all 4 rows of the refused one, in order
+    assert [r[2] for r in tw.pending] == [10.5, 11.0, 20.0, 21.0, 22.0, 23.0]
+    assert tw.write(_ticks(1)) == 1  # a fresh writer gets the kept rows plus the new one
     assert tw.pending == [] and len(writers) == 0
 
 

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pyplatform.factors.errors import FactorTypeError
+from pyplatform.factors.limits import MAX_STATE_BYTES, MAX_WINDOW, state_floats
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
-__all__ = ["FUNCTIONS", "FuncSpec", "Param", "check", "lower", "lookback_of", "MAX_WINDOW"]
-
-MAX_WINDOW = 102_400  # DolphinDB caps m-function windows at this size inside streaming engines
+__all__ = ["FUNCTIONS", "FuncSpec", "Param", "check", "lower", "lookback_of", "MAX_WINDOW", "state_bytes"]
 
 
 @dataclass(frozen=True)
@@ -310,6 +309,44 @@ def _check_call(node: Call, text: str) -> None:
         fast, slow = _const(_arg(list(node.args), 1, 12)), _const(_arg(list(node.args), 2, 26))
         if fast is not None and slow is not None and fast >= slow:
             raise _err(f"{node.name}: fast period ({fast:g}) must be shorter than slow period ({slow:g})", node, text)
+    _check_state(spec, node, text)
+
+
+def _own_call(spec: FuncSpec, args: list[float | None]) -> Call:
+    """The call with placeholder columns for its series arguments (its own state only)."""
+    return Call(spec.name, tuple(Col(f"_{i}") if v is None else Num(v) for i, v in enumerate(args)))
+
+
+def state_bytes(expr: Expr) -> int:
+    """Bytes of per-symbol stream state of ``expr`` (all its stateful primitives)."""
+    total, stack = 0, [lower(expr)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Call) and node.name.startswith("_"):
+            n = int(node.args[2].value) if node.name == "_wcov" else \
+                (int(node.args[1].value) if node.name != "_cum" else 0)
+            total += 8 * state_floats(node.name, n)
+        stack.extend(node.children())
+    return total
+
+
+def _check_state(spec: FuncSpec, node: Call, text: str) -> None:
+    # A window's stream state grows with the window; past MAX_STATE_BYTES per symbol a few
+    # thousand symbols would need gigabytes, so say so here rather than fail at run time.
+    args = [None if p.kind == "x" else _const(a) for p, a in zip(spec.params, node.args)]
+    need = state_bytes(_own_call(spec, args))
+    if need <= MAX_STATE_BYTES:
+        return
+    i = next(k for k, p in enumerate(spec.params) if p.kind in ("win", "steps"))
+    lo, hi = 2, int(args[i])  # the largest window that fits (state grows linearly with it)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = list(args)
+        trial[i] = float(mid)
+        lo, hi = (mid, hi) if state_bytes(_own_call(spec, trial)) <= MAX_STATE_BYTES else (lo, mid - 1)
+    raise _err(f"{node.name}: window {args[i]:g} needs {need / 2**20:.2f} MiB of stream state per symbol; "
+               f"the limit is {MAX_STATE_BYTES / 2**20:g} MiB per symbol per function ({5000 * MAX_STATE_BYTES / 2**30:.1f} GiB "
+               f"at 5,000 symbols), so the window can be at most {lo:,}", node.args[i], text)
 
 
 def lower(expr: Expr) -> Expr:

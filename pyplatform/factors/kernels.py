@@ -23,6 +23,8 @@ followed by prices near 1 gives the exact spread of those prices), sums over exa
 exactly 0, and a flat window has spread exactly 0 (Welford adds ``d = 0``); moving sums and
 means of a flat window are ``value * count`` and ``value``. The cost is one O(n) pass per ``n``
 rows: O(1) amortised, and independent of how rows are batched (bit-identical output).
+Each slot's ring value and suffix aggregates are stored side by side, so a row reads one
+cache line of them (the state of thousands of symbols does not fit in cache).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import math
 
 import numba as nb
 import numpy as np
+
+from pyplatform.factors.limits import state_floats
 
 __all__ = ["run_program", "state_width", "OPCODES"]
 
@@ -47,10 +51,7 @@ NAN = np.nan
 
 def state_width(op: str, n: int) -> int:
     """Floats of per-symbol state an instruction needs (``n``: window or steps)."""
-    return {
-        "_move": 2 + n, "_wsum": 6 + 2 * n, "_wvar": 6 + 3 * n, "_wext": 5 + 3 * n, "_wcov": 9 + 7 * n,
-        "_wrank": 2 + n, "_ema": 4, "_wma": 5 + 3 * n, "_cum": 3,
-    }.get(op, 0)
+    return state_floats(op, n)
 
 
 @nb.njit(cache=True, inline="always")
@@ -78,13 +79,14 @@ def _move(x, sid, S, o, k, out):
 @nb.njit(cache=True)
 def _wsum(x, sid, S, o, n, minp, mode, talib, out):
     # State: pos, seen, cnt (non-NULL values in the window, exact), bsum (sum of the values
-    # written since the last flip), run/last (flat-window detection), ring[n], suf[n].
+    # written since the last flip), run/last (flat-window detection), then n slots of
+    # (ring value, suffix sum), interleaved so that a row touches one cache line of them.
     # Two-stack sliding sum: at each flip (every n rows, when the ring is in age order) suf[j]
     # becomes the sum of ring[j:]; a window is then suf[pos] + bsum. Nothing is ever
     # subtracted, so a large value that leaves the window leaves no cancellation error, and
     # the cost is O(1) amortised (one O(n) pass per n rows).
     r = o + 6
-    f = r + n
+    f = r + 1
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -97,9 +99,9 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         bsum = S[s, o + 3]
         run = S[s, o + 4]
         last = S[s, o + 5]
-        if seen >= n and not math.isnan(S[s, r + pos]):
+        if seen >= n and not math.isnan(S[s, r + 2 * pos]):
             cnt -= 1
-        S[s, r + pos] = v
+        S[s, r + 2 * pos] = v
         if not math.isnan(v):
             cnt += 1
             bsum += v
@@ -111,10 +113,10 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
             pos = 0
             acc = 0.0
             for j in range(n - 1, -1, -1):
-                w = S[s, r + j]
+                w = S[s, r + 2 * j]
                 if not math.isnan(w):
                     acc += w
-                S[s, f + j] = acc
+                S[s, f + 2 * j] = acc
             bsum = 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -129,7 +131,7 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         elif run >= cnt:  # flat window (all non-NULL values equal): exact sum and mean
             out[i] = last * cnt if mode == 0 else last
         else:
-            sm = S[s, f + pos] + bsum
+            sm = S[s, f + 2 * pos] + bsum
             out[i] = sm if mode == 0 else sm / cnt
 
 
@@ -148,15 +150,15 @@ def _merge_var(na, ma, qa, nb_, mb, qb):
 @nb.njit(cache=True)
 def _wvar(x, sid, S, o, n, minp, mode, out):
     # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
-    # the last flip), ring[n], then suffix mean[n] and M2[n] of the ring at the last flip
-    # (their counts are cnt - bn). A window is Chan's merge of the suffix and the back: only
+    # the last flip), then n slots of (ring value, suffix mean, suffix M2 at the last flip;
+    # their counts are cnt - bn), interleaved per slot. A window is Chan's merge of the suffix and the back: only
     # values inside the window enter it, so nothing is removed and no cancellation is left
     # behind; a flat window has mean == the value and M2 == 0 exactly (Welford adds d = 0).
     ddof = 1.0 if mode < 2 else 0.0
     need = 2 if mode < 2 else 1
     r = o + 6
-    fm = r + n
-    fq = fm + n
+    fm = r + 1
+    fq = r + 2
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -164,9 +166,9 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         seen = S[s, o + 1]
         cnt = S[s, o + 2]
         bn, bmean, bm2 = S[s, o + 3], S[s, o + 4], S[s, o + 5]
-        if seen >= n and not math.isnan(S[s, r + pos]):
+        if seen >= n and not math.isnan(S[s, r + 3 * pos]):
             cnt -= 1
-        S[s, r + pos] = v
+        S[s, r + 3 * pos] = v
         if not math.isnan(v):
             cnt += 1
             bn += 1
@@ -179,14 +181,14 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             pos = 0
             c, mu, q = 0.0, 0.0, 0.0
             for j in range(n - 1, -1, -1):
-                w = S[s, r + j]
+                w = S[s, r + 3 * j]
                 if not math.isnan(w):
                     c += 1
                     d = w - mu
                     mu += d / c
                     q += d * (w - mu)
-                S[s, fm + j] = mu
-                S[s, fq + j] = q
+                S[s, fm + 3 * j] = mu
+                S[s, fq + 3 * j] = q
             bn, bmean, bm2 = 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -196,7 +198,7 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             out[i] = NAN
         else:
             fn = cnt - bn
-            _, _, m2 = _merge_var(fn, S[s, fm + pos] if fn > 0 else 0.0, S[s, fq + pos] if fn > 0 else 0.0,
+            _, _, m2 = _merge_var(fn, S[s, fm + 3 * pos] if fn > 0 else 0.0, S[s, fq + 3 * pos] if fn > 0 else 0.0,
                                   bn, bmean, bm2)
             var = m2 / (cnt - ddof)
             out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
@@ -259,12 +261,12 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
     # means and co-moments of the ring at the last flip, merged per row (Chan et al.). Only
     # rows where both values are non-NULL count. A flat series has co-moments exactly 0.
     ra = o + 9
-    rb = ra + n
-    fa = rb + n
-    fb = fa + n
-    faa = fb + n
-    fbb = faa + n
-    fab = fbb + n
+    rb = ra + 1
+    fa = ra + 2
+    fb = ra + 3
+    faa = ra + 4
+    fbb = ra + 5
+    fab = ra + 6
     for i in range(a.shape[0]):
         s = sid[i]
         va, vb = a[i], b[i]
@@ -273,10 +275,10 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         cnt = S[s, o + 2]
         bn, bma, bmb = S[s, o + 3], S[s, o + 4], S[s, o + 5]
         baa, bbb, bab = S[s, o + 6], S[s, o + 7], S[s, o + 8]
-        if seen >= n and not (math.isnan(S[s, ra + pos]) or math.isnan(S[s, rb + pos])):
+        if seen >= n and not (math.isnan(S[s, ra + 7 * pos]) or math.isnan(S[s, rb + 7 * pos])):
             cnt -= 1
-        S[s, ra + pos] = va
-        S[s, rb + pos] = vb
+        S[s, ra + 7 * pos] = va
+        S[s, rb + 7 * pos] = vb
         if not (math.isnan(va) or math.isnan(vb)):
             cnt += 1
             bn += 1
@@ -293,7 +295,7 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
             pos = 0
             c, ma, mb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
             for j in range(n - 1, -1, -1):
-                wa, wb = S[s, ra + j], S[s, rb + j]
+                wa, wb = S[s, ra + 7 * j], S[s, rb + 7 * j]
                 if not (math.isnan(wa) or math.isnan(wb)):
                     c += 1
                     da = wa - ma
@@ -303,8 +305,8 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
                     caa += da * (wa - ma)
                     cbb += db * (wb - mb)
                     cab += da * (wb - mb)
-                S[s, fa + j], S[s, fb + j] = ma, mb
-                S[s, faa + j], S[s, fbb + j], S[s, fab + j] = caa, cbb, cab
+                S[s, fa + 7 * j], S[s, fb + 7 * j] = ma, mb
+                S[s, faa + 7 * j], S[s, fbb + 7 * j], S[s, fab + 7 * j] = caa, cbb, cab
             bn, bma, bmb, baa, bbb, bab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -318,14 +320,14 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         if fn == 0:
             caa, cbb, cab = baa, bbb, bab
         elif bn == 0:
-            caa, cbb, cab = S[s, faa + pos], S[s, fbb + pos], S[s, fab + pos]
+            caa, cbb, cab = S[s, faa + 7 * pos], S[s, fbb + 7 * pos], S[s, fab + 7 * pos]
         else:
-            da = bma - S[s, fa + pos]
-            db = bmb - S[s, fb + pos]
+            da = bma - S[s, fa + 7 * pos]
+            db = bmb - S[s, fb + 7 * pos]
             w = fn * bn / cnt
-            caa = S[s, faa + pos] + baa + da * da * w
-            cbb = S[s, fbb + pos] + bbb + db * db * w
-            cab = S[s, fab + pos] + bab + da * db * w
+            caa = S[s, faa + 7 * pos] + baa + da * da * w
+            cbb = S[s, fbb + 7 * pos] + bbb + db * db * w
+            cab = S[s, fab + 7 * pos] + bab + da * db * w
         if mode == 0:
             den = caa * cbb
             out[i] = cab / math.sqrt(den) if den > 0 else NAN
@@ -408,8 +410,8 @@ def _wma(x, sid, S, o, n, out):
     # pos back values is wsum[pos] + f * bsum + bw: additions only, no cancellation.
     denom = n * (n + 1) / 2.0
     r = o + 5
-    fs = r + n
-    fw = fs + n
+    fs = r + 1
+    fw = r + 2
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -421,12 +423,12 @@ def _wma(x, sid, S, o, n, out):
         cnt = S[s, o + 2]
         bsum = S[s, o + 3]
         bw = S[s, o + 4]
-        if seen >= n and not math.isnan(S[s, r + pos]):
+        if seen >= n and not math.isnan(S[s, r + 3 * pos]):
             cnt -= 1
         xv = 0.0 if math.isnan(v) else v
         if not math.isnan(v):
             cnt += 1
-        S[s, r + pos] = v
+        S[s, r + 3 * pos] = v
         bsum += xv
         bw += (pos + 1) * xv
         pos += 1
@@ -435,12 +437,12 @@ def _wma(x, sid, S, o, n, out):
             pos = 0
             sm, wm = 0.0, 0.0
             for j in range(n - 1, -1, -1):
-                w = S[s, r + j]
+                w = S[s, r + 3 * j]
                 w = 0.0 if math.isnan(w) else w
                 wm = w + wm + sm
                 sm = w + sm
-                S[s, fs + j] = sm
-                S[s, fw + j] = wm
+                S[s, fs + 3 * j] = sm
+                S[s, fw + 3 * j] = wm
             bsum, bw = 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -448,7 +450,7 @@ def _wma(x, sid, S, o, n, out):
         S[s, o + 3] = bsum
         S[s, o + 4] = bw
         if seen >= n and cnt == n:
-            out[i] = (S[s, fw + pos] + (n - pos) * bsum + bw) / denom
+            out[i] = (S[s, fw + 3 * pos] + (n - pos) * bsum + bw) / denom
         else:
             out[i] = NAN
 

@@ -9,17 +9,25 @@ Grammar (lowest to highest precedence)::
     prod:  * /
     unary: -x  !x  not x
     atom:  number | true | false | column | name(args) | (expr)
+
+Numbers are ASCII digits only (``２０`` and ``٢٠`` are not 20) and must be finite float64
+(``1e400`` is an error, not infinity). The limits of ``limits.py`` (text length, nesting
+depth, tree size) are checked on the text and on lark's parse tree -- built iteratively by the
+LALR parser -- before any recursive walk, so hostile input gets a FactorSyntaxError, never a
+RecursionError.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from pyplatform.factors.errors import FactorError, FactorSyntaxError
 from pyplatform.factors.functions import check
+from pyplatform.factors.limits import MAX_DEPTH, MAX_NODES, MAX_TEXT_CHARS
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = ["parse"]
@@ -50,7 +58,7 @@ NEG: "-"
 NOT: "!" | /not\b/
 TRUE.2: /true\b/
 FALSE.2: /false\b/
-NUMBER: /(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
+NUMBER: /([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?/
 NAME: /(?!(and|or|not|true|false)\b)[A-Za-z_][A-Za-z0-9_]*/
 %import common.WS
 %ignore WS
@@ -65,8 +73,17 @@ def _pos(tok: Token) -> tuple[int, int]:
 
 @v_args(inline=True)
 class _ToTree(Transformer):
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.text = text
+
     def number(self, tok: Token) -> Num:
-        return Num(float(tok), _pos(tok))
+        value = float(tok)
+        if not math.isfinite(value):
+            line, col = _pos(tok)
+            raise FactorSyntaxError(f"number {str(tok)!r} is outside the float64 range (at most ~1.8e308)",
+                                    self.text, line, col)
+        return Num(value, _pos(tok))
 
     def true(self, tok: Token) -> Num:
         return Num(1.0, _pos(tok))
@@ -87,6 +104,40 @@ class _ToTree(Transformer):
         return Unary(_CANON.get(str(op), str(op)), operand, _pos(op))
 
 
+def _first_token(tree: Tree) -> Token | None:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            return node
+        stack.extend(reversed(node.children))
+    return None
+
+
+def _check_size(tree: Tree, text: str) -> None:
+    """Nesting depth and node count of lark's tree, walked iteratively (see module doc)."""
+    stack: list[tuple[object, int]] = [(tree, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Token):
+            if node.type in ("NUMBER", "NAME", "TRUE", "FALSE"):
+                nodes += 1
+            continue
+        assert isinstance(node, Tree)
+        level = depth if node.data == "args" else depth + 1  # an argument list is not a level
+        if node.data != "args":
+            nodes += 1
+        if level > MAX_DEPTH or nodes > MAX_NODES:
+            tok = _first_token(node)
+            line, col = _pos(tok) if tok is not None else (1, 1)
+            what = (f"nesting deeper than {MAX_DEPTH} levels" if level > MAX_DEPTH
+                    else f"more than {MAX_NODES} terms (numbers, columns, operators and calls)")
+            raise FactorSyntaxError(f"expression too large: {what}; the limit keeps parsing and evaluation "
+                                    "bounded (see docs/factors.md, Limits)", text, line, col)
+        stack.extend((c, level) for c in node.children)
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(_GRAMMAR, parser="lalr", propagate_positions=False, maybe_placeholders=False)
@@ -104,6 +155,11 @@ def _describe(exc: UnexpectedInput) -> str:
 
 @lru_cache(maxsize=4096)
 def _parse_cached(text: str) -> Expr:
+    if len(text) > MAX_TEXT_CHARS:
+        head = text[:MAX_TEXT_CHARS]
+        line, col = head.count("\n") + 1, len(head) - (head.rfind("\n") + 1) + 1
+        raise FactorSyntaxError(f"expression is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,} "
+                                "(see docs/factors.md, Limits)", text, line, col)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
@@ -113,9 +169,10 @@ def _parse_cached(text: str) -> Expr:
             lines = text.splitlines() or [""]
             line, col = len(lines), len(lines[-1]) + 1
         raise FactorSyntaxError(_describe(exc), text, line, col) from None
+    _check_size(tree, text)
     try:
-        return _ToTree().transform(tree)
-    except VisitError as exc:  # pragma: no cover - transformer bugs surface here
+        return _ToTree(text).transform(tree)
+    except VisitError as exc:  # a FactorSyntaxError raised by the transformer (non-finite number)
         raise exc.orig_exc from None
 
 

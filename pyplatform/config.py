@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     dash_host: str = "127.0.0.1"
     dash_port: int = 8050
     fix_port: int = 9878
+    #: Outside FIX venue for ``trade run --broker fix`` (a quickfix session file or HOST:PORT);
+    #: unset means the internal exchange simulator.
+    fix_venue: str | None = None
 
     itick_ws_url: str = "wss://api.itick.org/stock"
     itick_rest_url: str = "https://api.itick.org"

@@ -70,6 +70,8 @@ def run(
     if venue is not None and broker != "fix":
         raise typer.BadParameter("--venue needs --broker fix", param_hint="--venue")
     settings = get_settings()
+    if venue is None and broker == "fix":
+        venue = settings.fix_venue  # PYPLATFORM_FIX_VENUE
     session_cfg = None
     if venue is not None:
         from pyplatform.execution.fix.session import parse_venue

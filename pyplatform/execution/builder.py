@@ -64,6 +64,8 @@ def build_trading_node(settings, clock: Clock, *, broker: str = "paper", venue: 
         raise ValueError(f"broker must be 'paper' or 'fix', got {broker!r}")
     if venue is not None and broker != "fix":
         raise ValueError("venue needs broker='fix'")
+    if venue is None and broker == "fix":
+        venue = getattr(settings, "fix_venue", None)  # PYPLATFORM_FIX_VENUE
     paths = trading_paths(settings, account)
     fsync = getattr(settings, "fsync", "always") != "never"
     oms = OrderManager.recover(journal or paths["journal"], fsync=fsync)

@@ -64,3 +64,15 @@ def test_bad_builds_say_what_is_wrong(tmp_path):
         build_trading_node(settings, SimClock(0), broker="fix", venue="nowhere")
     with pytest.raises(TimeoutError, match="timed out"):
         build_trading_node(settings, LiveClock(), broker="fix", venue=f"127.0.0.1:{free_port()}", logon_wait_s=0.5)
+
+
+def test_fix_venue_from_settings(tmp_path):
+    ex = FixExchange(tmp_path / "venue").start()
+    settings = get_settings(data_dir=tmp_path / "data", fix_venue=f"127.0.0.1:{ex.port}", fix_port=1)
+    node = build_trading_node(settings, LiveClock(), broker="fix")
+    try:
+        # fix_port=1 would fail: the session reached the venue named by the setting
+        assert node.status()["session"]["state"] == "logged_on"
+    finally:
+        node.close()
+        ex.stop()

@@ -54,3 +54,15 @@ def test_run_with_a_bad_venue_says_what_is_wrong(tmp_path, monkeypatch):
         assert r.exit_code != 0 and "--venue needs --broker fix" in r.output
     finally:
         reset_settings_cache()
+
+
+def test_fix_venue_setting_is_used_when_no_venue_flag(tmp_path, monkeypatch):
+    # PYPLATFORM_FIX_VENUE stands in for --venue; a malformed one is refused naming the form
+    monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PYPLATFORM_FIX_VENUE", "nowhere")
+    reset_settings_cache()
+    try:
+        r = runner.invoke(app, ["run", "--broker", "fix", "--minutes", "1"])
+        assert r.exit_code != 0 and "HOST:PORT" in r.output
+    finally:
+        reset_settings_cache()

@@ -428,8 +428,7 @@ def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: 
 
     s = _settings(settings, data_dir)
     b = bars(symbols, start, end, freq=freq, settings=s)
-    ppy = 252.0 if freq in ("1d", "1D", "D") else 252.0 * 390
-    return sweep_dual_ma(b, fast_windows, slow_windows, periods_per_year=ppy)
+    return sweep_dual_ma(b, fast_windows, slow_windows)  # each symbol annualised on its own calendar
 
 
 def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(), panels=(), *,

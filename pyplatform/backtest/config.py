@@ -44,7 +44,9 @@ class SlippageConfig(BaseModel):
 
 
 class FeeSchedule(BaseModel):
-    """Commission of one asset class: ``max(minimum, bps x notional + per_unit x quantity)``."""
+    """Commission of one asset class: ``max(minimum, bps x notional + per_unit x quantity)`` per
+    **order** (the minimum is charged once per order, however many fills it takes; the
+    simulated venue charges each fill the increase of the order's running commission)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,9 +54,14 @@ class FeeSchedule(BaseModel):
     per_unit: float = Field(0.0, ge=0)
     minimum: float = Field(0.0, ge=0)
 
-    def fee(self, quantity: float, price: float) -> float:
+    def commission(self, quantity: float, price: float) -> float:
+        """The proportional part (``bps`` and ``per_unit``) of a fill, without the minimum."""
         q = abs(quantity)
-        return max(self.minimum, self.bps * 1e-4 * q * price + self.per_unit * q)
+        return self.bps * 1e-4 * q * price + self.per_unit * q
+
+    def fee(self, quantity: float, price: float) -> float:
+        """Fee of a whole order filled at once."""
+        return max(self.minimum, self.commission(quantity, price))
 
 
 #: Defaults per asset class (``pyplatform.domain.AssetClass`` values): a US-broker-like
@@ -108,6 +115,18 @@ class BacktestConfig(BaseModel):
     audit_timestamps : int
         Look-ahead audit: the signals of the first N timestamps are recomputed one
         timestamp at a time and must equal the micro-batched ones (0 turns it off).
+    max_gross : float or None
+        Largest gross exposure (sum of ``|position| x price`` over symbols, working orders
+        and unreleased VWAP slices included) as a multiple of equity that an opening order
+        may take the account to: risk sizing shrinks a new position to fit and the check
+        refuses what still does not (rule ``gross_exposure``). ``1.0`` (the default): no
+        leverage. ``None``: no gross limit (each position is still capped by the
+        concentration limit).
+    periods_per_year : "calendar", "data" or float
+        Annualisation of the metrics. ``calendar``: from the symbols' trading calendars
+        (NYSE 252 sessions of 390 minutes, forex 260 x 24 h, crypto 365 x 24 h; a mixed run
+        takes the densest, see :mod:`pyplatform.backtest.annualisation`). ``data``: bars
+        actually present per year of the run's elapsed time. A number: that.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -127,6 +146,15 @@ class BacktestConfig(BaseModel):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     chunk_rows: int = Field(262_144, ge=1)
     audit_timestamps: int = Field(200, ge=0)
+    max_gross: float | None = Field(1.0, gt=0)
+    periods_per_year: float | Literal["calendar", "data"] = "calendar"
+
+    @model_validator(mode="after")
+    def _ppy(self):
+        if not isinstance(self.periods_per_year, str) and not self.periods_per_year > 0:
+            raise ValueError(f"periods_per_year must be 'calendar', 'data' or a number > 0, "
+                             f"got {self.periods_per_year!r}")
+        return self
 
     @property
     def table(self) -> str:
@@ -140,9 +168,15 @@ class BacktestConfig(BaseModel):
     def latency_ns(self) -> int:
         return int(round(self.latency_ms * 1e6))
 
-    @property
-    def periods_per_year(self) -> float:
-        return 252.0 if self.freq == "1d" else 252.0 * 390
+    def annualisation(self, symbols, ts_ns=None) -> float:
+        """Periods per year for a run over ``symbols`` (bar start stamps ``ts_ns`` for ``data``)."""
+        from pyplatform.backtest.annualisation import periods_per_year, periods_per_year_of_data
+
+        if self.periods_per_year == "calendar":
+            return periods_per_year(symbols, self.bar_ns)
+        if self.periods_per_year == "data":
+            return periods_per_year_of_data(ts_ns, self.bar_ns)
+        return float(self.periods_per_year)
 
     @classmethod
     def frictionless(cls, **overrides) -> "BacktestConfig":
@@ -152,6 +186,7 @@ class BacktestConfig(BaseModel):
                                                 rate_per_s=1e9, burst=1_000_000, min_turnover_rate=0.0,
                                                 fixed_stop=0.99, trailing_stop=0.99, kill_on_breach="none"))
         base = dict(latency_ms=0.0, slippage=SlippageConfig(kind="none"), fees={}, participation=None,
-                    vwap_slicing=False, sizing="all_in", long_only=True, stops=False, aggression=0.5, risk=wide)
+                    vwap_slicing=False, sizing="all_in", long_only=True, stops=False, aggression=0.5, risk=wide,
+                    max_gross=None)
         base.update(overrides)
         return cls(**base)

@@ -21,47 +21,24 @@ from __future__ import annotations
 
 import heapq
 import math
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Callable
 
 import pyarrow as pa
 
 from pyplatform.backtest.config import BacktestConfig
 from pyplatform.backtest.prices import TickPath
+from pyplatform.backtest.risk import BacktestRisk
 from pyplatform.backtest.signals import audit_lookahead, generate_signals, long_only
 from pyplatform.backtest.venue import SimulatedVenue
 from pyplatform.clock import SimClock
 from pyplatform.domain import AssetClass, Quote, Signal, asset_class_of
 from pyplatform.execution.node import StepReport, TradingNode
-from pyplatform.risk.manager import RiskManager
 from pyplatform.strategies.base import Strategy
 
 __all__ = ["Execution", "simulate"]
 
 _DAY = 86_400_000_000_000
-
-
-class _AllInRisk(RiskManager):
-    """The live risk manager with all-in sizing: the whole equity at the last price."""
-
-    def size(self, account, symbol, equity, strength=1.0, price=None):
-        price = self.last_price.get(symbol) if price is None else price
-        if price is None or price <= 0 or equity <= 0:
-            return Decimal(0)
-        return (Decimal(equity) / Decimal(price)).quantize(Decimal("1e-8"), rounding=ROUND_FLOOR)
-
-
-class _NoStops:
-    """Stops switched off (``BacktestConfig.stops=False``)."""
-
-    def sync(self, *args, **kwargs) -> None:
-        return None
-
-    def on_price(self, *args, **kwargs) -> list:
-        return []
-
-    def tracked(self, *args, **kwargs):
-        return None
 
 
 class Execution:
@@ -73,23 +50,46 @@ class Execution:
         self.orders, self.refused, self.instants = orders, refused, instants
 
 
-def make_node(cfg: BacktestConfig, clock: SimClock, account: str = "backtest") -> tuple[TradingNode, SimulatedVenue]:
-    """A TradingNode (journal in memory) over a simulated venue, configured by ``cfg``."""
+def make_node(cfg: BacktestConfig, clock: SimClock, account: str = "backtest",
+              path: TickPath | None = None) -> tuple[TradingNode, SimulatedVenue]:
+    """A TradingNode (journal in memory) over a simulated venue, configured by ``cfg``.
+
+    The node composes what it is handed: the venue as its broker and a
+    :class:`~pyplatform.backtest.risk.BacktestRisk` (the live risk manager with the run's
+    sizing mode, gross limit and stop switch) as its risk manager -- nothing inside the node
+    is replaced after construction. ``path`` (the replayed prices) lets all-in sizing look up
+    the price an order will fill at.
+    """
     holder: dict[str, TradingNode] = {}
 
     def charge(fee: float) -> None:
         holder["node"].capital -= Decimal(repr(fee))
 
     venue = SimulatedVenue(clock, cfg, on_fee=charge)
-    node = TradingNode(None, {}, clock, venue, strategies=[], risk_config=cfg.risk, account=account,
-                       capital=cfg.capital, aggression=cfg.aggression,
-                       max_participation=cfg.participation or 1.0)
+    fill_price = _fill_price_of(path, cfg.latency_ns) if path is not None else None
+    risk = BacktestRisk(cfg.risk, clock, all_in=cfg.sizing == "all_in", max_gross=cfg.max_gross, stops=cfg.stops,
+                        fill_price=fill_price)
+    node = TradingNode(None, {}, clock, venue, strategies=[], account=account, capital=cfg.capital,
+                       aggression=cfg.aggression, max_participation=cfg.participation or 1.0, risk=risk)
+    risk.watch(node)
     holder["node"] = node
-    if cfg.sizing == "all_in":
-        node.risk = _AllInRisk(cfg.risk, clock)
-    if not cfg.stops:
-        node.risk.stops = _NoStops()
     return node, venue
+
+
+def _fill_price_of(path: TickPath, latency_ns: int) -> Callable[[str, int], float | None]:
+    """The price an order decided at ``now`` meets: the tick prevailing on arrival, unless that
+    tick is older than the decision (nothing has traded since), then the next tick -- the
+    venue's own rule (``SimulatedVenue._arrive``)."""
+    def fill_price(symbol: str, now: int) -> float | None:
+        if symbol not in path.index:
+            return None
+        k = path.at(symbol, now + latency_ns)
+        if k >= 0 and path.ts[k] >= now:
+            return float(path.price[k])
+        i = path.index[symbol]
+        nxt = (k + 1) if k >= 0 else path.start[i]
+        return float(path.price[nxt]) if nxt < path.end[i] else None
+    return fill_price
 
 
 def simulate(strategies: list[Strategy], bars: pa.Table, cfg: BacktestConfig,
@@ -101,7 +101,7 @@ def simulate(strategies: list[Strategy], bars: pa.Table, cfg: BacktestConfig,
         signals = long_only(signals)
     path = TickPath(bars, cfg.bar_ns)
     clock = SimClock(int(bars.column("ts")[0].as_py()) if bars.num_rows else 0)
-    node, venue = make_node(cfg, clock)
+    node, venue = make_node(cfg, clock, path=path)
     return _execute(node, venue, path, signals, cfg, clock)
 
 

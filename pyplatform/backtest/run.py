@@ -119,11 +119,14 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     eq = curve["equity"]
     returns = eq.pct_change()
     returns.iloc[0] = eq.iloc[0] / cfg.capital - 1.0
+    # the equity curve runs on the union of the symbols' timelines: annualise with the densest
+    # calendar among them (or the data's own spacing / a number, as configured)
+    ppy = cfg.annualisation(path.symbols, curve.index.asi8)
     metrics = compute_metrics(returns, trips, turnover=curve["traded"] / eq.shift(1).fillna(cfg.capital),
-                              exposure=curve["gross"] / eq, periods_per_year=cfg.periods_per_year)
+                              exposure=curve["gross"] / eq, periods_per_year=ppy)
     metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.node.oms.commands),
                    n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(table.num_rows),
-                   instants=ex.instants, final_equity=float(eq.iloc[-1]))
+                   instants=ex.instants, final_equity=float(eq.iloc[-1]), periods_per_year=ppy)
     ts = table.column("ts")
     symbols_used = sorted(set(path.symbols))
     conf = {"strategies": [{"kind": s.KIND, "name": s.name, "params": s.params,

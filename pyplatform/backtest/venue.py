@@ -5,7 +5,8 @@ Commands sent by the live :class:`~pyplatform.execution.node.TradingNode` travel
 prevailing at their arrival. (The matching engine's own ``FillModel.latency_ns`` delays a
 command but matches it against the book as it stood before the arrival-time quote; holding
 the command here until the caller has delivered that quote avoids it.) Fills pass back
-through here, where the optional square-root impact is applied and fees are charged.
+through here, where the optional square-root impact is applied and fees are charged (the
+minimum once per order, not per fill).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class SimulatedVenue:
         self._waiting: dict[str, list] = {}  # symbol -> commands waiting for a price newer than them  # finished orders, moved out of the matching engine's scan
         #: one tuple per fill: ts, symbol, side, quantity, price, fee, client order id
         self.fills: list[tuple] = []
+        # per open order: (proportional commission so far, fee charged so far) -- the minimum
+        # fee is per order, so a fill pays only what it adds to the order's total
+        self._fee_state: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ broker protocol
     def send(self, cmd) -> list:
@@ -149,7 +153,11 @@ class SimulatedVenue:
                 fee = 0.0
                 sched = self.cfg.fees.get(asset_class_of(cmd.symbol).value)
                 if sched is not None:
-                    fee = sched.fee(qty, px)
+                    raw, paid = self._fee_state.get(ev.client_order_id, (0.0, 0.0))
+                    raw += sched.commission(qty, px)
+                    total = max(sched.minimum, raw)
+                    fee = total - paid
+                    self._fee_state[ev.client_order_id] = (raw, total)
                     if fee and self.on_fee is not None:
                         self.on_fee(fee)
                 self.fills.append((ev.ts, cmd.symbol, side, qty, px, fee, ev.client_order_id))
@@ -159,6 +167,7 @@ class SimulatedVenue:
         for cl in [cl for cl in self._live if not orders[cl].live]:
             self._done[cl] = orders.pop(cl)
             del self._live[cl]
+            self._fee_state.pop(cl, None)
         return out
 
     def _impact(self, ev: OrderFilled, symbol: str, side: int) -> OrderFilled:

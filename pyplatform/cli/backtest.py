@@ -136,12 +136,12 @@ def sweep(
     table = "bars_1m" if freq in ("1min", "1m") else "bars_1d"
     store = open_store(_settings(data_dir))
     syms = list(symbols) if symbols else store.symbols(table)
-    ppy = 252.0 if table == "bars_1d" else 252.0 * 390
     parts = []
     for sym in tqdm(syms, desc="symbols", unit="sym"):
         b = store.read(table, symbols=[sym], start=start, end=end, columns=["open", "close"])
         if len(b):
-            parts.append(sweep_dual_ma(b, fw, sw, periods_per_year=ppy))
+            # each symbol annualised on its own calendar (crypto 365 days, stocks 252 sessions)
+            parts.append(sweep_dual_ma(b, fw, sw, freq="1d" if table == "bars_1d" else "1min"))
     if not parts:
         typer.echo(f"no {table} rows for {syms[:5]} in [{start}, {end})", err=True)
         raise typer.Exit(1)

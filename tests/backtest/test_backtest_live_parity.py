@@ -75,8 +75,10 @@ def test_backtest_equals_live_replay():
     b = bars_table(generate_bars(["AAPL.US", "MSFT.US", "JPM.US"], "2024-01-03", "2024-01-04", freq="1min",
                                  seed=4))
     risk = RiskConfig(default=AccountLimits(fixed_stop=0.99, trailing_stop=0.99, concentration=0.5))
+    # the live node has the live risk manager, which has no gross exposure limit: the backtest's
+    # (BacktestConfig.max_gross) is switched off so that both apply the same rules
     cfg = BacktestConfig(freq="1min", latency_ms=50, participation=None, vwap_slicing=False, risk=risk,
-                         slippage=SlippageConfig(kind="fixed", bps=2.0), audit_timestamps=0)
+                         slippage=SlippageConfig(kind="fixed", bps=2.0), audit_timestamps=0, max_gross=None)
     bt = run_backtest(STRAT, bars=b, backtest=cfg)
     live_signals, live_orders, node = live_run(b, cfg)
     assert len(live_signals) > 10 and len(live_orders) > 10

@@ -23,6 +23,8 @@ followed by prices near 1 gives the exact spread of those prices), sums over exa
 exactly 0, and a flat window has spread exactly 0 (Welford adds ``d = 0``); moving sums and
 means of a flat window are ``value * count`` and ``value``. The cost is one O(n) pass per ``n``
 rows: O(1) amortised, and independent of how rows are batched (bit-identical output).
+Each symbol's ring starts at a phase taken from its first value (``_phase``), so symbols fed
+in lockstep do not all flip on the same batch.
 Each slot's ring value and suffix aggregates are stored side by side, so a row reads one
 cache line of them (the state of thousands of symbols does not fit in cache).
 """
@@ -61,6 +63,19 @@ def _ok(cnt, seen, n, minp, need):
     return seen >= n and cnt >= need
 
 
+@nb.njit(cache=True, inline="always")
+def _phase(v, n):
+    # Where a symbol's ring starts (its first flip comes after n - phase rows). Derived from
+    # the symbol's first value, so symbols fed in lockstep flip on different rows -- the O(n)
+    # passes are spread over the batches instead of all landing on one -- while the output
+    # stays a function of the symbol's own rows (not of symbol ids, order or batching).
+    # Unwritten slots are zeros: they add nothing to sums and are skipped by the moments.
+    h = abs(v) * 2654435.761
+    if not math.isfinite(h):
+        return 0
+    return int(h % n)
+
+
 @nb.njit(cache=True)
 def _move(x, sid, S, o, k, out):
     for i in range(x.shape[0]):
@@ -95,6 +110,8 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
             out[i] = NAN
             continue
         pos = int(S[s, o])
+        if seen == 0:
+            pos = _phase(v, n)
         cnt = S[s, o + 2]
         bsum = S[s, o + 3]
         run = S[s, o + 4]
@@ -164,6 +181,8 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         v = x[i]
         pos = int(S[s, o])
         seen = S[s, o + 1]
+        if seen == 0:
+            pos = _phase(v, n)
         cnt = S[s, o + 2]
         bn, bmean, bm2 = S[s, o + 3], S[s, o + 4], S[s, o + 5]
         if seen >= n and not math.isnan(S[s, r + 3 * pos]):
@@ -180,9 +199,10 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         if pos == n:  # flip: suffix Welford over the ring (age order), back stack empty
             pos = 0
             c, mu, q = 0.0, 0.0, 0.0
+            lo = n - seen  # slots below it were never written (the ring started at a phase)
             for j in range(n - 1, -1, -1):
                 w = S[s, r + 3 * j]
-                if not math.isnan(w):
+                if j >= lo and not math.isnan(w):
                     c += 1
                     d = w - mu
                     mu += d / c
@@ -272,6 +292,8 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         va, vb = a[i], b[i]
         pos = int(S[s, o])
         seen = S[s, o + 1]
+        if seen == 0:
+            pos = _phase(va, n)
         cnt = S[s, o + 2]
         bn, bma, bmb = S[s, o + 3], S[s, o + 4], S[s, o + 5]
         baa, bbb, bab = S[s, o + 6], S[s, o + 7], S[s, o + 8]
@@ -294,9 +316,10 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         if pos == n:  # flip
             pos = 0
             c, ma, mb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            lo = n - seen  # slots below it were never written (the ring started at a phase)
             for j in range(n - 1, -1, -1):
                 wa, wb = S[s, ra + 7 * j], S[s, rb + 7 * j]
-                if not (math.isnan(wa) or math.isnan(wb)):
+                if j >= lo and not (math.isnan(wa) or math.isnan(wb)):
                     c += 1
                     da = wa - ma
                     ma += da / c
@@ -420,6 +443,8 @@ def _wma(x, sid, S, o, n, out):
             out[i] = NAN
             continue
         pos = int(S[s, o])
+        if seen == 0:
+            pos = _phase(v, n)
         cnt = S[s, o + 2]
         bsum = S[s, o + 3]
         bw = S[s, o + 4]

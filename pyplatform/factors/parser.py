@@ -116,7 +116,7 @@ def _first_token(tree: Tree) -> Token | None:
 
 def _check_size(tree: Tree, text: str) -> None:
     """Nesting depth and node count of lark's tree, walked iteratively (see module doc)."""
-    stack: list[tuple[object, int]] = [(tree, 1)]
+    stack: list[tuple[object, int]] = [(tree, 0)]
     nodes = 0
     while stack:
         node, depth = stack.pop()

@@ -73,6 +73,10 @@ class DayView:
     def rows(self) -> int:
         return len(self.tcode)
 
+    @property
+    def key(self) -> int:
+        return self.day0
+
     def frame(self, symbols: list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The day as the store's frame: indexed by (datetime, symbol), sorted by time then symbol."""
         names = list(self.values) if columns is None else list(columns)
@@ -178,6 +182,9 @@ class DayCache:
         The store root; day files go to ``<root>/<table>/_days/<YYYY-MM-DD>.arrow``.
     max_days : int
         Day files kept per table (least recently used removed first); 0 turns caching off.
+
+    A file is built on the second request for its day in this process (``admit_after``), so
+    a one-off read costs no more than the Parquet query alone.
     """
 
     def __init__(self, root: Path, max_days: int = 4) -> None:
@@ -185,6 +192,8 @@ class DayCache:
         self.max_days = int(max_days)
         self._memo: dict[tuple[str, int], DayView] = {}
         self._lock = threading.Lock()
+        self._asked: dict[tuple, int] = {}
+        self.admit_after = 1  # earlier requests of a key answered without building its file
         self.builds = 0
         self.hits = 0
 
@@ -210,21 +219,30 @@ class DayCache:
             self.hits += 1
             return view
         path = self.path(table, day0)
-        view = _read_view(path) if path.exists() else None
-        if view is not None and view.sources == sources and view.day0 == day0:
+        view = self._read(path) if path.exists() else None
+        if view is not None and view.sources == sources and view.key == day0:
             self.hits += 1
             self._remember(key, view, path)
             return view
         if not build_missing:
             return None
+        with self._lock:
+            # admission: build on the second request, so a one-off read (a loop over every
+            # symbol once, a single old day) pays the Parquet query only, not a file write too
+            asked = self._asked.get(key, 0)
+            self._asked[key] = asked + 1
+            if len(self._asked) > 100_000:
+                self._asked.clear()
+        if asked < self.admit_after:
+            return None
         frame, after = build()
-        view = view_from_frame(frame, day0, sources)
+        view = self._from_frame(frame, day0, sources)
         if view is None or after != sources:
             return None
         self.builds += 1
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _write_view(view, path)
+            self._write(view, path)
             self._evict(path.parent)
         except OSError:
             pass  # a cache: a full disk costs speed, not answers
@@ -252,6 +270,16 @@ class DayCache:
                     p.unlink(missing_ok=True)
             except OSError:
                 pass
+
+    # the file format (a subclass keeps other views: see :mod:`.symbolcache`)
+    def _read(self, path: Path):
+        return _read_view(path)
+
+    def _write(self, view, path: Path) -> None:
+        _write_view(view, path)
+
+    def _from_frame(self, frame: pd.DataFrame, key, sources: tuple[str, ...]):
+        return view_from_frame(frame, key, sources)
 
     def clear(self) -> None:
         with self._lock:

@@ -47,6 +47,7 @@ from pyplatform.store.daycache import DAY_NS, DayCache, DayView
 from pyplatform.store.encoding import parquet_options, select_sql, storage_schema, to_storage, value_exprs
 from pyplatform.store.frames import as_canonical, symbol_list, to_frame, ts_ns
 from pyplatform.store.locking import writer_lock
+from pyplatform.store.symbolcache import SymbolCache
 from pyplatform.store.manifest import FileEntry, Manifest, fsync_dir, load_manifest, save_manifest
 from pyplatform.store.tables import TABLES, TableSpec, table_spec
 
@@ -82,13 +83,16 @@ class EmbeddedStore:
     day_cache_days : int
         Days of ``bars_1m`` kept as memory-mapped day files (see :mod:`.daycache`) for
         whole-market reads of one day and "as of" snapshots; 0 turns them off.
+    symbol_cache_symbols : int
+        Symbols of ``bars_1m`` kept as memory-mapped symbol files (see :mod:`.symbolcache`)
+        for one-symbol reads over years; 0 turns them off.
     """
 
     backend = "embedded"
 
     def __init__(self, root: str | os.PathLike, row_group_size: int = 16_384, max_segments: int = 8,
                  fsync: bool = True, grace_s: float = 60.0, threads: int | None = None,
-                 rollup_rows: int = 2_000_000, day_cache_days: int = 4) -> None:
+                 rollup_rows: int = 2_000_000, day_cache_days: int = 4, symbol_cache_symbols: int = 4) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.row_group_size = int(row_group_size)
@@ -103,6 +107,7 @@ class EmbeddedStore:
         _progress_off(self._con)
         self._local = threading.local()
         self.days = DayCache(self.root, day_cache_days)
+        self.symbol_files = SymbolCache(self.root, symbol_cache_symbols)
 
     # ------------------------------------------------------------------ paths and metadata
     def table_dir(self, table: str) -> Path:
@@ -324,9 +329,9 @@ class EmbeddedStore:
                 "live_bytes": sum(b for p, b in on_disk.items() if p in live),
                 "superseded_files": sum(1 for p in on_disk if p in garbage),
                 "superseded_bytes": sum(b for p, b in on_disk.items() if p in garbage),
-                "cache_bytes": sum(b for p, b in on_disk.items() if p.startswith("_days/")),
+                "cache_bytes": sum(b for p, b in on_disk.items() if p.startswith(("_days/", "_symbols/"))),
                 "other_bytes": sum(b for p, b in on_disk.items()
-                                   if p not in live and p not in garbage and not p.startswith("_days/")),
+                                   if p not in live and p not in garbage and not p.startswith(("_days/", "_symbols/"))),
             })
         frame = pd.DataFrame(rows).set_index("table")
         frame["total_bytes"] = (frame["live_bytes"] + frame["superseded_bytes"] + frame["cache_bytes"]
@@ -450,12 +455,39 @@ class EmbeddedStore:
     def read(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):
         """Rows of ``symbols`` (all if None) with ``start <= ts < end``.
 
+        One symbol of ``bars_1m`` into pandas is answered from its memory-mapped symbol file
+        (built on the first such read, rebuilt after any write to the table; see
+        :mod:`.symbolcache`).
+
         Returns
         -------
         pandas.DataFrame or pyarrow.Table
             A frame indexed by (datetime, symbol) sorted by time then symbol, or with
             ``as_arrow`` an Arrow table in the table's schema (``ts`` int64 ns first).
         """
+        syms = symbol_list(symbols)
+        if not as_arrow and syms is not None and len(syms) == 1 and table == "bars_1m" \
+                and self.symbol_files.max_days > 0:
+            value_exprs(table_spec(table), columns)  # an unknown column is named, as below
+            view = self._symbol_view(table, syms[0])
+            if view is not None:
+                return view.frame(ts_ns(start), ts_ns(end), columns)
+        return self._read_parquet(table, symbols, start, end, columns, as_arrow)
+
+    def _symbol_view(self, table: str, symbol: str):
+        tdir = self.table_dir(table)
+        man = load_manifest(tdir)
+        if symbol not in man.symbols:
+            return None  # the Parquet path answers (an empty frame of the right shape)
+        sources = tuple(f.path for f in man.files())
+
+        def from_parquet():
+            frame = self._read_parquet(table, [symbol], None, None, None, False)
+            return frame, tuple(f.path for f in load_manifest(tdir).files())
+
+        return self.symbol_files.get(table, symbol, sources, from_parquet)
+
+    def _read_parquet(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):
         spec = table_spec(table)
         lo, hi = ts_ns(start), ts_ns(end)
         syms = symbol_list(symbols)
@@ -520,8 +552,7 @@ class EmbeddedStore:
                 view = self._day_view(table, ts_ns(d0), build=symbols is None)
                 if view is not None:
                     return view.frame(symbol_list(symbols), columns)
-            return self.read(table, symbols=symbols, start=d0, end=d0 + pd.Timedelta("1D"),
-                             columns=columns, as_arrow=as_arrow)
+            return self._read_parquet(table, symbols, d0, d0 + pd.Timedelta("1D"), columns, as_arrow)
         spec = table_spec(table)
         t = ts_ns(at)
         syms = symbol_list(symbols)
@@ -577,7 +608,7 @@ class EmbeddedStore:
         sources = tuple(f.path for f in man.files(day0, day0 + DAY_NS))
 
         def from_parquet():
-            frame = self.read(table, start=day0, end=day0 + DAY_NS)
+            frame = self._read_parquet(table, None, day0, day0 + DAY_NS)
             after = tuple(f.path for f in load_manifest(tdir).files(day0, day0 + DAY_NS))
             return frame, after
 

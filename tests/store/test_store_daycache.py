@@ -37,6 +37,36 @@ def _eq(got, want):
     pd.testing.assert_frame_equal(got, want, check_index_type=False, check_categorical=False)
 
 
+@pytest.fixture(autouse=True)
+def _build_at_once(monkeypatch):
+    # these tests are about the files' answers: build on the first request (the admission
+    # policy, building on the second, has its own test below)
+    from pyplatform.store.daycache import DayCache
+
+    init = DayCache.__init__
+
+    def eager(self, *a, **k):
+        init(self, *a, **k)
+        self.admit_after = 0
+
+    monkeypatch.setattr(DayCache, "__init__", eager)
+
+
+def test_a_day_file_is_built_on_the_second_request(tmp_path, bars):
+    from pyplatform.store.daycache import DayCache
+
+    s = EmbeddedStore(tmp_path, fsync=False)
+    s.days.admit_after = 1
+    s.write("bars_1m", bars)
+    want = _day(bars, DAY)
+    _eq(s.cross_section("bars_1m", day=DAY), want)
+    assert s.days.builds == 0 and not s.days.path("bars_1m", DAY.value).exists()
+    _eq(s.cross_section("bars_1m", day=DAY), want)
+    assert s.days.builds == 1 and s.days.path("bars_1m", DAY.value).exists()
+    assert isinstance(s.days, DayCache)
+    s.close()
+
+
 def test_whole_day_from_the_day_file_equals_pandas(store, bars):
     store.write("bars_1m", bars)
     want = _day(bars, DAY)

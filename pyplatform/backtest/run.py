@@ -124,6 +124,12 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     ppy = cfg.annualisation(path.symbols, curve.index.asi8)
     metrics = compute_metrics(returns, trips, turnover=curve["traded"] / eq.shift(1).fillna(cfg.capital),
                               exposure=curve["gross"] / eq, periods_per_year=ppy)
+    # one definition of a trade, the sweep's: a position opened (from flat, or the far side of a
+    # flip), whether closed by the end or still open; win rate and profit factor are over the
+    # closed ones (``n_closed_trades``), the only ones with a realised P&L
+    held = (fills["side"] * fills["quantity"]).groupby(fills["symbol"]).sum() if len(fills) else pd.Series(dtype=float)
+    n_open = int((held.abs() > 1e-9).sum())
+    metrics.update(n_trades=int(len(trips)) + n_open, n_closed_trades=int(len(trips)), n_open_trades=n_open)
     metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.node.oms.commands),
                    n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(table.num_rows),
                    instants=ex.instants, final_equity=float(eq.iloc[-1]), periods_per_year=ppy)

@@ -167,13 +167,17 @@ def _merge_var(na, ma, qa, nb_, mb, qb):
 @nb.njit(cache=True)
 def _wvar(x, sid, S, o, n, minp, mode, out):
     # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
-    # the last flip), then n slots of (ring value, suffix mean, suffix M2 at the last flip;
-    # their counts are cnt - bn), interleaved per slot. A window is Chan's merge of the suffix and the back: only
-    # values inside the window enter it, so nothing is removed and no cancellation is left
-    # behind; a flat window has mean == the value and M2 == 0 exactly (Welford adds d = 0).
+    # the last flip), k (the shift of the suffixes), then n slots of (ring value, suffix
+    # sum of (x - k), suffix sum of (x - k)**2 at the last flip; their counts are cnt - bn),
+    # interleaved per slot. A window is Chan's merge of the suffix and the back: only values
+    # inside the window enter it, so nothing is removed and no cancellation is left behind.
+    # The suffixes are shifted by k, the newest non-NULL value of the ring at the flip, which
+    # belongs to every non-empty suffix: then M2 = Q - D**2/c >= Q/c (Cauchy-Schwarz), so at
+    # most log2(c) bits cancel, and the flip needs no division per value. A flat window has
+    # D = Q = 0 and so M2 == 0 exactly (and Welford adds d = 0 to the back).
     ddof = 1.0 if mode < 2 else 0.0
     need = 2 if mode < 2 else 1
-    r = o + 6
+    r = o + 7
     fm = r + 1
     fq = r + 2
     for i in range(x.shape[0]):
@@ -196,19 +200,22 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             bm2 += d * (v - bmean)
         pos += 1
         seen += 1
-        if pos == n:  # flip: suffix Welford over the ring (age order), back stack empty
+        if pos == n:  # flip: shifted suffix sums over the ring (age order), back stack empty
             pos = 0
-            c, mu, q = 0.0, 0.0, 0.0
+            dsum, qsum = 0.0, 0.0
+            k = NAN
             lo = n - seen  # slots below it were never written (the ring started at a phase)
             for j in range(n - 1, -1, -1):
                 w = S[s, r + 3 * j]
                 if j >= lo and not math.isnan(w):
-                    c += 1
-                    d = w - mu
-                    mu += d / c
-                    q += d * (w - mu)
-                S[s, fm + 3 * j] = mu
-                S[s, fq + 3 * j] = q
+                    if math.isnan(k):
+                        k = w
+                    d = w - k
+                    dsum += d
+                    qsum += d * d
+                S[s, fm + 3 * j] = dsum
+                S[s, fq + 3 * j] = qsum
+            S[s, o + 6] = 0.0 if math.isnan(k) else k
             bn, bmean, bm2 = 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -218,8 +225,12 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             out[i] = NAN
         else:
             fn = cnt - bn
-            _, _, m2 = _merge_var(fn, S[s, fm + 3 * pos] if fn > 0 else 0.0, S[s, fq + 3 * pos] if fn > 0 else 0.0,
-                                  bn, bmean, bm2)
+            fmean, fm2 = 0.0, 0.0
+            if fn > 0:
+                dsum = S[s, fm + 3 * pos]
+                fmean = S[s, o + 6] + dsum / fn
+                fm2 = max(S[s, fq + 3 * pos] - dsum * dsum / fn, 0.0)
+            _, _, m2 = _merge_var(fn, fmean, fm2, bn, bmean, bm2)
             var = m2 / (cnt - ddof)
             out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
 
@@ -277,10 +288,10 @@ def _wext(x, sid, S, o, n, minp, sign, out):
 
 @nb.njit(cache=True)
 def _wcov(a, b, sid, S, o, n, minp, mode, out):
-    # The two-stack scheme of _wvar for pairs: back (bn, means, co-moments) by Welford, suffix
-    # means and co-moments of the ring at the last flip, merged per row (Chan et al.). Only
+    # The two-stack scheme of _wvar for pairs: back (bn, means, co-moments) by Welford, shifted
+    # suffix sums and cross-products of the ring at the last flip, merged per row (Chan et al.). Only
     # rows where both values are non-NULL count. A flat series has co-moments exactly 0.
-    ra = o + 9
+    ra = o + 11  # after the header: ..., ka, kb (the suffixes' shifts, as in _wvar)
     rb = ra + 1
     fa = ra + 2
     fb = ra + 3
@@ -315,21 +326,25 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         seen += 1
         if pos == n:  # flip
             pos = 0
-            c, ma, mb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            sa, sb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0
+            ka, kb = NAN, NAN
             lo = n - seen  # slots below it were never written (the ring started at a phase)
             for j in range(n - 1, -1, -1):
                 wa, wb = S[s, ra + 7 * j], S[s, rb + 7 * j]
                 if j >= lo and not (math.isnan(wa) or math.isnan(wb)):
-                    c += 1
-                    da = wa - ma
-                    ma += da / c
-                    db = wb - mb
-                    mb += db / c
-                    caa += da * (wa - ma)
-                    cbb += db * (wb - mb)
-                    cab += da * (wb - mb)
-                S[s, fa + 7 * j], S[s, fb + 7 * j] = ma, mb
+                    if math.isnan(ka):
+                        ka, kb = wa, wb
+                    da = wa - ka
+                    db = wb - kb
+                    sa += da
+                    sb += db
+                    caa += da * da
+                    cbb += db * db
+                    cab += da * db
+                S[s, fa + 7 * j], S[s, fb + 7 * j] = sa, sb
                 S[s, faa + 7 * j], S[s, fbb + 7 * j], S[s, fab + 7 * j] = caa, cbb, cab
+            S[s, o + 9] = 0.0 if math.isnan(ka) else ka
+            S[s, o + 10] = 0.0 if math.isnan(kb) else kb
             bn, bma, bmb, baa, bbb, bab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -342,15 +357,21 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         fn = cnt - bn
         if fn == 0:
             caa, cbb, cab = baa, bbb, bab
-        elif bn == 0:
-            caa, cbb, cab = S[s, faa + 7 * pos], S[s, fbb + 7 * pos], S[s, fab + 7 * pos]
         else:
-            da = bma - S[s, fa + 7 * pos]
-            db = bmb - S[s, fb + 7 * pos]
-            w = fn * bn / cnt
-            caa = S[s, faa + 7 * pos] + baa + da * da * w
-            cbb = S[s, fbb + 7 * pos] + bbb + db * db * w
-            cab = S[s, fab + 7 * pos] + bab + da * db * w
+            # the suffix's moments from its shifted sums (see _wvar), then Chan's merge
+            sa, sb = S[s, fa + 7 * pos], S[s, fb + 7 * pos]
+            faa_ = max(S[s, faa + 7 * pos] - sa * sa / fn, 0.0)
+            fbb_ = max(S[s, fbb + 7 * pos] - sb * sb / fn, 0.0)
+            fab_ = S[s, fab + 7 * pos] - sa * sb / fn
+            if bn == 0:
+                caa, cbb, cab = faa_, fbb_, fab_
+            else:
+                da = bma - (S[s, o + 9] + sa / fn)
+                db = bmb - (S[s, o + 10] + sb / fn)
+                w = fn * bn / cnt
+                caa = faa_ + baa + da * da * w
+                cbb = fbb_ + bbb + db * db * w
+                cab = fab_ + bab + da * db * w
         if mode == 0:
             den = caa * cbb
             out[i] = cab / math.sqrt(den) if den > 0 else NAN

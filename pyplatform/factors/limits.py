@@ -29,7 +29,7 @@ MAX_STATE_BYTES = 1 << 20
 # floats of per-symbol stream state of each stateful primitive, as a function of its window or
 # step count ``n`` (the kernels' layouts; ``kernels.state_width`` reads this table)
 _STATE = {
-    "_move": (2, 1), "_wsum": (6, 2), "_wvar": (6, 3), "_wext": (5, 3), "_wcov": (9, 7),
+    "_move": (2, 1), "_wsum": (6, 2), "_wvar": (7, 3), "_wext": (5, 3), "_wcov": (11, 7),
     "_wrank": (2, 1), "_ema": (4, 0), "_wma": (5, 3), "_cum": (3, 0),
 }
 

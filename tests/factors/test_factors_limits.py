@@ -81,8 +81,8 @@ def test_window_limit_follows_from_state_memory():
     assert "MiB of stream state per symbol" in exc.value.reason and f"at most {biggest:,}" in exc.value.reason
     with pytest.raises(FactorTypeError, match="at most 43,689"):
         parse("mmax(close, 102400)")
-    # mcorr keeps 9 + 7n floats
-    with pytest.raises(FactorTypeError, match=f"at most {(MAX_STATE_BYTES // 8 - 9) // 7:,}"):
+    # mcorr keeps 11 + 7n floats
+    with pytest.raises(FactorTypeError, match=f"at most {(MAX_STATE_BYTES // 8 - 11) // 7:,}"):
         parse("mcorr(close, volume, 30000)")
     # a shift keeps 2 + n floats: DolphinDB's 102,400 cap applies first
     parse("move(close, 102400)")

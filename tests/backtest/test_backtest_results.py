@@ -45,7 +45,10 @@ def test_round_trips_from_fill_pairs(result):
     assert r.metrics["win_rate"] == pytest.approx((pnl > 0).mean())
     wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     assert r.metrics["profit_factor"] == pytest.approx(wins / losses)
-    assert r.metrics["n_trades"] == n
+    # one definition of a trade (issue 20 item 3): positions opened, the last one possibly
+    # still open at the end; the closed ones are n_closed_trades
+    assert r.metrics["n_closed_trades"] == n
+    assert r.metrics["n_trades"] == len(buys)
 
 
 def test_saved_runs_are_listed_and_load_back(market_settings):

@@ -128,7 +128,10 @@ class TickWriter:
             return
         writer = self._get()
         rows, self.pending = self.pending, []
-        info = writer.insertUnwrittenData(rows)
+        try:
+            info = writer.insertUnwrittenData(rows)
+        except Exception as exc:  # the 3.0 client RAISES once its threads exited ("thread is exiting")
+            self._recover(writer, rows, f"insert refused: {exc}")
         if info.hasError():
             self._recover(writer, rows, f"insert refused: {info.errorInfo}")
 

@@ -15,13 +15,13 @@ from datetime import date
 from pathlib import Path
 
 from pyplatform.dolphindb import schema
-from pyplatform.dolphindb.dos_parse import tokenize
+from pyplatform.dolphindb.dos_parse import parse_calls, tokenize
 from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS
 
 __all__ = [
     "DeployConfig", "FactorMetric", "RenderedScript", "SCRIPTS_DIR", "DEPLOY_ORDER",
     "UNDEPLOY_ORDER", "DROP_STREAMS", "DROP_DATA", "render_text", "render_scripts",
-    "render_publish", "validate_metric", "library_metrics", "deploy_order",
+    "render_publish", "validate_metric", "library_metrics", "deploy_order", "metacode_problems",
 ]
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "dolphindb_scripts"
@@ -192,6 +192,102 @@ def validate_metric(name: str, text: str, input: str = "bars") -> None:
                 raise ValueError(f"factor {name}: {tok.text!r} is not a column of {input} {sorted(columns)}")
     if depth != 0:
         raise ValueError(f"factor {name}: unbalanced brackets in {text!r}")
+    problems = metacode_problems(text)
+    if problems:
+        raise ValueError(f"factor {name}: {problems[0]}")
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch in "([" and 1 or (-1 if ch in ")]" else 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _unwrap(text: str) -> str:
+    t = text.strip()
+    while t.startswith("(") and t.endswith(")") and _balanced(t[1:-1]):
+        t = t[1:-1].strip()
+    return t
+
+
+def _null_operands(cond: str) -> list[str] | None:
+    """``[A, B]`` when ``cond`` is exactly ``isNull(A) || isNull(B)`` (or ``[A]`` for ``isNull(A)``)."""
+    def one(part: str) -> str | None:
+        part = part.strip()
+        if part.startswith("isNull(") and part.endswith(")") and _balanced(part[7:-1]):
+            return part[7:-1]
+        return None
+    if one(cond) is not None:
+        return [one(cond)]
+    for i in range(len(cond)):
+        if cond.startswith(" || ", i):
+            a, b = one(cond[:i]), one(cond[i + 4:])
+            if a is not None and b is not None:
+                return [a, b]
+    return None
+
+
+def _is_guard(call, null: str) -> list[str] | None:
+    """Operands of an explicit NULL guard ``iif(isNull(A) [|| isNull(B)], <null>, body)``."""
+    if call.name != "iif" or len(call.args) != 3 or call.args[1].text.strip() != null:
+        return None
+    return _null_operands(call.args[0].text)
+
+
+def metacode_problems(text: str) -> list[str]:
+    """Metacode forms whose meaning on the server differs from the factor language's.
+
+    Each rule follows a documentation page (docs/dolphindb.md, "metacode"): ``nullCompare``
+    takes only ``< > <= >=``; ``||``/``&&``/``not`` and binary ``max``/``min`` must sit in an
+    explicit NULL guard ``iif(isNull(a) || isNull(b), 00b|00F, ...)`` (``or`` ignores NULL
+    under ``logicOrIgnoreNull=true``, ``max`` treats NULL as the minimum); ``iif`` branches
+    must both be DOUBLE (no integer literals, no bare INT/CHAR column); no ``--``; no
+    ``0 * move(...)`` alignment trick.
+    """
+    problems: list[str] = []
+    calls = parse_calls(text, "metric")
+    guards = []  # (call text, operands, body)
+    for c in calls:
+        if c.name == "nullCompare" and c.args and c.args[0].text.strip() in ("==", "!="):
+            problems.append(f"nullCompare({c.args[0].text.strip()}, ...) is not documented")
+        if c.name == "iif" and len(c.args) == 3:
+            for a in c.args[1:]:
+                t = a.text.strip()
+                if re.fullmatch(r"-?\d+", t) or t in ("trades", "side"):
+                    problems.append(f"iif branch {t!r} is not DOUBLE (iif needs both branches of one type)")
+        for null in ("00b", "00F"):
+            ops = _is_guard(c, null)
+            if ops:
+                guards.append((c.text, ops, c.args[2].text.strip()))
+    guarded_bodies = {(tuple(ops), _unwrap(body.removeprefix("double(").removesuffix(")")
+                                          if body.startswith("double(") else body)) for _, ops, body in guards}
+    for c in calls:
+        if c.name in ("max", "min") and len(c.args) == 2:
+            key = (tuple(a.text.strip() for a in c.args), c.text)
+            if key not in guarded_bodies:
+                problems.append(f"binary {c.name}({c.args[0].text}, {c.args[1].text}) without a NULL guard "
+                                "(DolphinDB's max/min treat NULL as the smallest value)")
+    # logic operators: strip every well-formed guard (checking its operands recursively);
+    # whatever ||, && or not( is left has DolphinDB's own NULL rules
+    stripped = text
+    for gtext, ops, body in sorted(guards, key=lambda g: -len(g[0])):
+        if gtext not in stripped:
+            continue
+        for o in ops:  # the guarded operands must be clean themselves
+            problems += [p for p in metacode_problems(o) if p.startswith("logical")]
+        stripped = stripped.replace(gtext, "G")
+    stripped = re.sub(r"isNull\(", "N(", stripped)
+    if re.search(r"\|\||&&|\bnot\(", stripped):
+        problems.append("logical operator without an explicit NULL guard (or ignores NULL operands "
+                        "under logicOrIgnoreNull=true)")
+    if re.search(r"-\s*-", text):
+        problems.append("'--' is not -(-x)")
+    if re.search(r"\b0 \* move\(", text):
+        problems.append("'x + 0 * move(x, k)' alignment trick (mask the input with iif(isNull(move(x, k)), 00F, x))")
+    return list(dict.fromkeys(problems))
 
 
 def _input_of(name: str, columns: set[str]) -> str:

@@ -102,7 +102,8 @@ def _values(r: _Reader, typ: str, n: int, extended: bool = False) -> list:
     fmt, _ = _FIXED[typ]
     vals = list(r.unpack(f"{n}{fmt}")) if n else []
     null = _NULL.get(fmt)
-    return [None if (v == null or (fmt in "fd" and v != v)) else v for v in vals]
+    # DOUBLE/FLOAT NULL is -DBL_MAX / -FLT_MAX on the wire
+    return [None if (v == null or (fmt in "fd" and (v != v or v <= -3.4e38))) else v for v in vals]
 
 
 def _decode(r: _Reader) -> dict:

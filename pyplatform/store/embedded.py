@@ -639,7 +639,8 @@ class EmbeddedStore:
                 continue
             codes, rows = view.last_at(anchor)
             names = view.symbols[codes]
-            keep = np.fromiter((n in missing for n in names), dtype=bool, count=len(names))
+            # hashed membership (np.isin on object arrays compares pairwise)
+            keep = pd.Index(names, dtype=object).isin(list(missing))
             if keep.any():
                 rows = rows[keep]
                 parts.append((names[keep], view.times[view.tcode[rows]], {c: view.values[c][rows] for c in cols}))

@@ -109,6 +109,8 @@ def run_bench(symbols: int, start: str, end: str, fast: int, slow: int, repeat: 
     out["event_realistic_s"] = median_time(ev(real, "real"), repeat)
     out["orders_frictionless"] = len(res["fric"].orders)
     out["orders_realistic"] = len(res["real"].orders)
+    out["fills_frictionless"] = len(res["fric"].trades)
+    out["fills_realistic"] = len(res["real"].trades)
     fw, sw = [5, 10, 15, 20, 30, 40, 50, 60], [50, 100, 150, 200, 250, 300, 400, 500]
     pairs = sum(1 for f in fw for s in sw if f < s)
     out["pairs"] = pairs
@@ -148,6 +150,8 @@ def format_bench(r: dict) -> str:
         f"{r['event_frictionless_s']:9.3f} {ev_f:14,.0f} {ev_f / loop_rate:14.1f}",
         f"{'event-driven: whole run, realistic (' + format(r['orders_realistic'], ',') + ' orders)':58s} "
         f"{r['event_realistic_s']:9.3f} {ev_r:14,.0f} {ev_r / loop_rate:14.1f}",
+        f"{'  per fill, realistic (' + format(r['fills_realistic'], ',') + ' fills)':58s} "
+        f"{r['event_realistic_s'] / max(r['fills_realistic'], 1) * 1e6:8.0f}us",
         f"{'vectorised sweep, ' + str(r['pairs']) + ' pairs (bar-evaluations/s)':58s} {r['vector_s']:9.3f} "
         f"{vec:14,.0f} {vec / loop_rate:14.1f}",
     ]

@@ -24,6 +24,7 @@ import math
 from decimal import Decimal
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from pyplatform.backtest.config import BacktestConfig
@@ -94,7 +95,12 @@ def _fill_price_of(path: TickPath, latency_ns: int) -> Callable[[str, int], floa
 
 def simulate(strategies: list[Strategy], bars: pa.Table, cfg: BacktestConfig,
              progress: Callable[[int], None] | None = None) -> Execution:
-    """Run both phases over ``bars`` (sorted by ts then symbol)."""
+    """Run both phases over ``bars`` (sorted by ts then symbol).
+
+    ``progress`` is called with a number of bars: those of each micro-batch as the signals
+    phase finishes it, then, during execution, the bars the simulated clock has passed (so a
+    whole run reports ``2 x bars``).
+    """
     signals = generate_signals(strategies, bars, cfg.chunk_rows, progress)
     audit_lookahead(strategies, bars, signals, cfg.audit_timestamps)
     if cfg.long_only:
@@ -102,11 +108,13 @@ def simulate(strategies: list[Strategy], bars: pa.Table, cfg: BacktestConfig,
     path = TickPath(bars, cfg.bar_ns)
     clock = SimClock(int(bars.column("ts")[0].as_py()) if bars.num_rows else 0)
     node, venue = make_node(cfg, clock, path=path)
-    return _execute(node, venue, path, signals, cfg, clock)
+    bar_ts = bars.column("ts").to_numpy() if progress is not None else None
+    return _execute(node, venue, path, signals, cfg, clock, progress, bar_ts)
 
 
 def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: list[Signal],
-             cfg: BacktestConfig, clock: SimClock) -> Execution:
+             cfg: BacktestConfig, clock: SimClock, progress: Callable[[int], None] | None = None,
+             bar_ts=None) -> Execution:
     groups: dict[int, list[Signal]] = {}
     for s in signals:
         groups.setdefault(s.ts + cfg.bar_ns, []).append(s)
@@ -134,6 +142,7 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
     overnight = any(a.max_overnight_qty is not None or any(x.max_overnight_qty is not None for x in a.symbols.values())
                     for a in acc)
     i, n_static, visited, prev_day = 0, len(static), 0, None
+    reported = 0
     while i < n_static or heap:
         t = static[i] if i < n_static else heap[0]
         if heap and heap[0] < t:
@@ -145,6 +154,11 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
             sigs = groups[t]
             i += 1
         visited += 1
+        if progress is not None and not visited % 512:  # bars the clock has passed (sorted by ts)
+            k = int(np.searchsorted(bar_ts, t - cfg.bar_ns, side="right"))
+            if k > reported:
+                progress(k - reported)
+                reported = k
         clock.set(t)
         day = t // _DAY
         if prev_day is not None and day != prev_day:
@@ -200,4 +214,6 @@ def _execute(node: TradingNode, venue: SimulatedVenue, path: TickPath, signals: 
                     nt = path.next_after(p.symbol, t)
                     if nt is not None:
                         heapq.heappush(heap, nt)
+    if progress is not None and bar_ts is not None and len(bar_ts) > reported:
+        progress(len(bar_ts) - reported)
     return Execution(node, venue, signals, orders, refused, visited)

@@ -71,7 +71,8 @@ def _load(settings, cfg: BacktestConfig, symbols, start, end) -> pa.Table:
 
 def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, bars=None,
                  backtest: BacktestConfig | dict | None = None, save: bool = False,
-                 progress: Callable[[int], None] | None = None, **kwargs: Any) -> BacktestResult:
+                 progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
+                 **kwargs: Any) -> BacktestResult:
     """Event-driven backtest of strategies over history, through the live components.
 
     Parameters
@@ -89,7 +90,11 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     save : bool
         Save under ``data_dir/backtests/<run_id>/``.
     progress : callable, optional
-        Called with the number of bars processed after each micro-batch.
+        Called with numbers of bars done: per micro-batch of the signals phase, then as the
+        simulated clock passes them in the execution phase (``2 x bars`` in all).
+    on_start : callable, optional
+        Called once with that total (``2 x bars``) when the bars are known (a progress bar's
+        total, for its ETA).
 
     Returns
     -------
@@ -111,6 +116,8 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
         import pyarrow.compute as pc
 
         table = table.filter(pc.is_in(table.column("symbol"), pa.array(list(symbols))))
+    if on_start is not None:
+        on_start(2 * int(table.num_rows))
     ex = simulate(strategies, table, cfg, progress)
     path = TickPath(table, cfg.bar_ns)
     fills = fills_frame(ex.venue.fills)

@@ -95,10 +95,15 @@ def run(
         raise typer.Exit(2) from None
     settings = _settings(data_dir)
     strat = {"kind": strategy, "name": name, "params": _params(param)}
-    with tqdm(desc="bars", unit="bar", unit_scale=True) as bar:
+    with tqdm(desc="signals + execution", unit="bar", unit_scale=True) as bar:
+        def total(n: int) -> None:  # known once the bars are read: gives the bar its ETA
+            bar.total = n
+            bar.refresh()
+
         try:
             result = run_backtest(strat, symbols=list(symbols) if symbols else None, start=start, end=end,
-                                  settings=settings, backtest=cfg, save=save, progress=bar.update)
+                                  settings=settings, backtest=cfg, save=save, progress=bar.update,
+                                  on_start=total)
         except (ValueError, KeyError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

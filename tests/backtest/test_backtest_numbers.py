@@ -217,3 +217,14 @@ def test_default_limits_keep_average_gross_exposure_at_most_one():
     off = run_backtest(z, bars=bars, backtest=BacktestConfig(freq="1d", audit_timestamps=0, max_gross=None))
     assert off.metrics["exposure"] > 1.0  # without it the strategy levers up (the 2.3x)
     assert (off.equity_curve["gross"] / off.equity_curve["equity"]).max() > exposure.max()
+
+
+# ---------------------------------------------------------------------------------- progress
+def test_progress_counts_both_phases_to_the_announced_total(crypto_minutes):
+    done, totals = [], []
+    r = run_backtest(MA, bars=crypto_minutes, backtest=BacktestConfig(freq="1min", audit_timestamps=0, chunk_rows=500),
+                     progress=done.append, on_start=totals.append)
+    assert totals == [2 * len(crypto_minutes)]
+    assert sum(done) == totals[0] and all(d > 0 for d in done)
+    assert len(done) > 2 * (len(crypto_minutes) // 500)  # the execution phase reports as it goes too
+    assert len(r.trades)

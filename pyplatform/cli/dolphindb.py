@@ -66,15 +66,30 @@ def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session:
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    return Deployer(connect(target), _config(prefix, nanoseconds, snapshot_dir, session)), target
+    config = _config(prefix, nanoseconds, snapshot_dir, session)
+    try:
+        return Deployer(connect(target), config), target
+    except ConnectionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def deploy(prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
            session: list[str] = _SESS) -> None:
     """Create the databases, stream tables, engines and subscriptions that are missing (idempotent)."""
+    from pyplatform.dolphindb.preflight import PreflightError
+
     deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session)
-    done = deployer.deploy(progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
+    try:
+        done = deployer.deploy(progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
+    except PreflightError as exc:
+        for line in exc.report.lines():
+            typer.echo(line, err=True)
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for line in deployer.report.fallbacks if deployer.report else []:
+        typer.echo(f"fallback: {line}")
     typer.echo(f"deployed ({len(done)} scripts)")
 
 
@@ -93,9 +108,12 @@ def undeploy(prefix: str = _PREFIX, drop_streams: bool = typer.Option(False, hel
 
 
 @app.command()
-def status(prefix: str = _PREFIX) -> None:
-    """Which of the deployment's stream tables, engines and databases exist on the server."""
-    deployer, target = _deployer(prefix, False, None, [])
+def status(prefix: str = _PREFIX, snapshot_dir: str | None = _SNAP) -> None:
+    """The preflight (version, settings, permissions, fallbacks) and which of the deployment's
+    stream tables, engines and databases exist on the server."""
+    deployer, target = _deployer(prefix, False, snapshot_dir, [])
     typer.echo(f"{target}")
+    for line in deployer.preflight().lines():
+        typer.echo(line)
     for kind, names in deployer.status().items():
         typer.echo(f"{kind}: {', '.join(names) if names else '(none)'}")

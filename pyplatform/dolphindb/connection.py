@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from pyplatform.config import Settings, get_settings
 
-__all__ = ["DolphinDBTarget", "target_from_settings", "parse_uri", "connect"]
+__all__ = ["DolphinDBTarget", "target_from_settings", "parse_uri", "connect", "reachable"]
 
 DEFAULT_PORT = 8848
 
@@ -98,16 +98,38 @@ def target_from_settings(settings: Settings | None = None) -> DolphinDBTarget:
     return DolphinDBTarget(host, port, uri_user or settings.dolphindb_user, SecretStr(password or ""))
 
 
-def connect(target: DolphinDBTarget, *, keep_alive_s: int = 30, reconnect: bool = True):
+def reachable(target: DolphinDBTarget, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing answers at ``target`` (a TCP connect with a deadline).
+
+    The client's own connect, with ``reconnect=True``, keeps retrying an unreachable node;
+    this check runs first so a wrong URI or a stopped server is an error in seconds.
+
+    Raises
+    ------
+    ConnectionError
+        Naming the server and the setting to check.
+    """
+    import socket
+
+    try:
+        socket.create_connection((target.host, target.port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach {target} within {timeout_s:g} s ({exc}); is the server running and "
+                              "is PYPLATFORM_DOLPHINDB_URI=dolphindb://host:port right?") from None
+
+
+def connect(target: DolphinDBTarget, *, keep_alive_s: int = 30, reconnect: bool = True, timeout_s: float = 5.0):
     """An open ``dolphindb.Session`` logged in to ``target``.
 
     Raises
     ------
     ConnectionError
-        Naming the server (never the password) when the connection or login fails.
+        Naming the server (never the password) when it cannot be reached within
+        ``timeout_s`` or the login fails.
     """
     import dolphindb as ddb  # optional extra: imported only when a server is configured
 
+    reachable(target, timeout_s)
     session = ddb.Session()
     try:
         ok = session.connect(target.host, target.port, target.user, target.password.get_secret_value(),

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyplatform.dolphindb.plan import signature_problems, simulate
+from pyplatform.dolphindb.preflight import PreflightError, PreflightReport, run_preflight, snapshot_dir_script
 from pyplatform.dolphindb.render import (
     DROP_DATA, DROP_STREAMS, UNDEPLOY_ORDER, DeployConfig, FactorMetric, RenderedScript,
     deploy_order, library_metrics, render_publish, render_scripts,
 )
 
-__all__ = ["Deployer", "DeployCheckError", "check_scripts", "deploy_plan", "undeploy_plan", "status_script"]
+__all__ = ["Deployer", "DeployCheckError", "PreflightError", "check_scripts", "deploy_plan", "undeploy_plan",
+           "status_script"]
 
 
 class DeployCheckError(RuntimeError):
@@ -82,14 +84,16 @@ class Deployer:
     session: object
     config: DeployConfig
     metrics: list[FactorMetric] | None = None
+    report: PreflightReport | None = None
 
     def _metrics(self) -> list[FactorMetric]:
         if self.metrics is None:
             self.metrics = library_metrics()
         return self.metrics
 
-    def _run(self, scripts: list[RenderedScript], progress=None) -> list[str]:
-        problems = check_scripts(self.config, self._metrics())
+    def _run(self, scripts: list[RenderedScript], progress=None, metrics: list[FactorMetric] | None = None
+             ) -> list[str]:
+        problems = check_scripts(self.config, metrics if metrics is not None else self._metrics())
         if problems:
             raise DeployCheckError("rendered scripts failed their checks:\n  " + "\n  ".join(problems))
         done = []
@@ -104,9 +108,43 @@ class Deployer:
                 progress(s.name)
         return done
 
-    def deploy(self, progress=None) -> list[str]:
-        """Create whatever is missing, in order; returns the script names run."""
-        return self._run(deploy_plan(self.config, self._metrics()), progress)
+    def preflight(self) -> PreflightReport:
+        """Ask the node for its version and settings (read-only) and judge them."""
+        self.report = run_preflight(self.session, self.config, self._metrics())
+        return self.report
+
+    def deploy(self, progress=None, preflight: bool = True) -> list[str]:
+        """Create whatever is missing, in order; returns the script names run.
+
+        The preflight runs first: a failed precondition raises :class:`PreflightError`
+        (naming the setting to change) before anything is created; then the snapshot
+        directory is created if absent and the engines get the metrics the server's version
+        supports (``report.fallbacks`` says what was left out).
+        """
+        metrics = self._metrics()
+        if preflight:
+            report = self.preflight()
+            if not report.ok:
+                raise PreflightError(report)
+            metrics = report.metrics if report.metrics is not None else metrics
+            # checked like the rendered scripts, then run on its own before them
+            mk = RenderedScript("snapshot_dir", snapshot_dir_script(self.config))
+            problems = signature_problems([mk])
+            if problems:
+                raise DeployCheckError("snapshot-directory script failed its checks:\n  " + "\n  ".join(problems))
+            plan = deploy_plan(self.config, metrics)
+            problems = check_scripts(self.config, metrics)
+            if problems:
+                raise DeployCheckError("rendered scripts failed their checks:\n  " + "\n  ".join(problems))
+            try:
+                self.session.run(mk.text)
+            except Exception as exc:
+                raise RuntimeError(f"creating the snapshot directory {self.config.snapshot_dir} failed on the "
+                                   f"server: {exc} (nothing else was created)") from None
+            done = self._run(plan, progress, metrics)
+            self.metrics = list(metrics)  # what the engine runs now (publish checks names against it)
+            return done
+        return self._run(deploy_plan(self.config, metrics), progress, metrics)
 
     def undeploy(self, drop_streams: bool = False, drop_data: bool = False, progress=None) -> list[str]:
         """Unsubscribe and drop engines (and optionally stream tables, DFS databases)."""

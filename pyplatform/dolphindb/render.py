@@ -77,6 +77,11 @@ class DeployConfig:
     sessions : tuple of (begin, end)
         Trading sessions ``("09:30:00", "16:00:00")``; when given, the 1-minute bar engine
         is ``createDailyTimeSeriesEngine`` restricted to them.
+    narrow_snapshots : bool
+        Give the narrow reactive state engines ``snapshotDir`` (off by default: the 3.00.1
+        manual does not list it for ``createNarrowReactiveStateEngine``; turn it on only for
+        a server whose manual does). Without snapshots a restarted factor engine subscribes
+        from new bars (``offset=-1``).
     """
 
     prefix: str = "pp"
@@ -96,6 +101,7 @@ class DeployConfig:
     dfs_batch_size: int = 10_000
     dfs_throttle: float = 1.0
     sessions: tuple[tuple[str, str], ...] = field(default=())
+    narrow_snapshots: bool = False
 
     def __post_init__(self) -> None:
         if not _IDENT.fullmatch(self.prefix):
@@ -366,6 +372,14 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
     }
     for key, group in (("factor", bars), ("tick_factor", ticks)):
         if group:  # without factors of an input its engine file is not rendered (deploy_order)
+            engine = f'getStreamEngine("{c.prefix}_{key}_engine")'
+            if c.narrow_snapshots:
+                ctx[f"{key}_snapshot_args"] = (f', snapshotDir="{c.snapshot_dir}", '
+                                               f"snapshotIntervalInMsgCount={c.snapshot_interval}")
+                ctx[f"{key}_offset"] = f"iif(getSnapshotMsgId({engine}) >= 0, getSnapshotMsgId({engine}) + 1, -1)"
+            else:
+                ctx[f"{key}_snapshot_args"] = ""
+                ctx[f"{key}_offset"] = "-1"
             ctx[f"{key}_count"] = str(len(group))
             ctx[f"{key}_metrics"] = ", ".join(f"<{m.dolphindb}>" for m in group)
             ctx[f"{key}_names"] = "[" + ", ".join(f'"{m.name}"' for m in group) + "]"

@@ -191,6 +191,15 @@ _TABLE = [
     ("exp(X)", f"{_DOCS}/e/exp.html"),
     ("signum(X)", f"{_DOCS}/s/signum.html"),
     ("double(X)", f"{_DOCS}/d/double.html"),
+    # --- preflight (pyplatform/dolphindb/preflight.py) ----------------------------------
+    ("version()", f"{_DOCS}/v/version.html"),
+    ("getConfig([key])", f"{_DOCS}/g/getConfig.html"),
+    ("exists(path)", f"{_DOCS}/e/exists.html"),
+    ("mkdir(directory)", f"{_DOCS}/m/mkdir.html"),
+    ("getUserAccess([userIds], [finalAccess=false])", f"{_DOCS}/g/getUserAccess.html"),
+    ("string(X)", f"{_DOCS}/s/string.html"),
+    ("bool(X)", f"{_DOCS}/b/bool.html"),
+    ("dict(keyObj, valueObj, [ordered=false])", f"{_DOCS}/d/dict.html"),
     ("not(X)", f"{_DOCS}/n/not.html"),
 ]
 

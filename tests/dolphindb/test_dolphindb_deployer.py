@@ -10,6 +10,7 @@ from pyplatform.dolphindb.deployer import DeployCheckError, Deployer, deploy_pla
 from pyplatform.dolphindb.dos_parse import parse_calls
 from pyplatform.dolphindb.plan import signature_problems
 from pyplatform.dolphindb.render import DeployConfig, FactorMetric, RenderedScript, render_publish
+from pyplatform.dolphindb.preflight import preflight_script, snapshot_dir_script
 from pyplatform.dolphindb.signals import persistence_meta_script
 from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS, SIGNATURES
 
@@ -33,7 +34,7 @@ class RecordingSession:
 
 def test_deploy_runs_each_file_once_in_order():
     s = RecordingSession()
-    done = Deployer(s, CFG, METRICS).deploy()
+    done = Deployer(s, CFG, METRICS).deploy(preflight=False)  # the preflight: test_dolphindb_wire
     assert done == ["00_helpers", "10_databases", "20_stream_tables", "30_bar_engines", "40_factor_engine",
                     "45_tick_factor_engine", "50_subscriptions"]
     assert [x.splitlines()[0] for x in s.scripts] == [
@@ -44,14 +45,14 @@ def test_a_server_error_names_the_file_and_what_ran_before():
     s = RecordingSession(fail_on="createTimeSeriesEngine")
     with pytest.raises(RuntimeError, match=r"30_bar_engines.dos failed on the server: .*name conflict.*"
                                            r"\['00_helpers', '10_databases', '20_stream_tables'\]"):
-        Deployer(s, CFG, METRICS).deploy()
+        Deployer(s, CFG, METRICS).deploy(preflight=False)
 
 
 def test_scripts_failing_their_checks_are_never_sent():
     s = RecordingSession()
     bad = [FactorMetric("ma3", "mavg(close, 3)"), FactorMetric("ma3", "mavg(close, 5)")]
     with pytest.raises(ValueError, match=r"unique, duplicated: \['ma3'\]"):
-        Deployer(s, CFG, bad).deploy()
+        Deployer(s, CFG, bad).deploy(preflight=False)
     assert s.scripts == []
 
 
@@ -92,7 +93,7 @@ def test_every_documented_signature_is_used_and_every_use_is_documented():
               dsql.resample_sql(CFG, "ticks", 60_000_000_000, None, None, None),
               dsql.resample_sql(CFG, "bars_1m", 60_000_000_000, None, None, None),
               dsql.asof_script(CFG, "bars_1m", None, ["A.US"], None, 1), dsql.symbols_sql(CFG, "factors"),
-              persistence_meta_script("pp_signals")]
+              persistence_meta_script("pp_signals"), preflight_script(CFG), snapshot_dir_script(CFG)]
     scripts = [RenderedScript(f"s{i}", t) for i, t in enumerate(texts)]
     assert signature_problems(scripts) == []
     used = {c.name for t in texts for c in parse_calls(t)}

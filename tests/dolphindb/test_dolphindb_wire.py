@@ -28,6 +28,7 @@ from pyplatform.dolphindb.deployer import Deployer, deploy_plan, undeploy_plan
 from pyplatform.dolphindb.dos_parse import parse_calls
 from pyplatform.dolphindb.ingest import IngestError, TickWriter
 from pyplatform.dolphindb.plan import signature_problems
+from pyplatform.dolphindb.preflight import PreflightError, preflight_script, snapshot_dir_script
 from pyplatform.dolphindb.render import DeployConfig, FactorMetric, RenderedScript, metacode_problems
 from pyplatform.dolphindb import schema as dschema
 from pyplatform.dolphindb import sql as dsql
@@ -50,6 +51,15 @@ def schema_reply(key: str, time_type: str = "TIMESTAMP", partitioned: bool = Fal
         "typeInt": {"__type__": "INT", "value": [_TYPE_INT[t] for t in types]},
         "extra": {"__type__": "INT", "value": [0] * len(cols)}, "comment": [""] * len(cols)}}}
     return out
+
+
+GOOD_FACTS = {"version": "3.00.1.2 2024.06.30 LINUX x86_64", "persistenceDir": "/data/ddb/streams",
+              "newValuePartitionPolicy": "add", "maxPartitionNumPerQuery": "65536", "logicOrIgnoreNull": "1",
+              "snapshotDirExists": False, "isAdmin": True, "dbOwner": "allow"}
+
+
+def preflight_rule(**changes) -> dict:
+    return {"match": "ppPf = dict(STRING, ANY)", "reply": dict(GOOD_FACTS, **changes)}
 
 
 def library_metrics() -> list[FactorMetric]:
@@ -100,12 +110,15 @@ def test_handshake_logs_in_and_never_records_the_password(wire):
     assert wire.scripts() == ["1+1"]
 
 
+@pytest.mark.parametrize("wire", [[preflight_rule()]], indirect=True)
 def test_deploy_sends_exactly_the_rendered_scripts_and_each_call_is_documented(wire):
     metrics = library_metrics()
     session = connect(_target(wire))
     Deployer(session, CFG, metrics).deploy()
     session.close()
     sent = [s for s in wire.scripts()]
+    assert sent[0] == preflight_script(CFG) and sent[1] == snapshot_dir_script(CFG)
+    sent = sent[2:]
     expected = [s.text for s in deploy_plan(CFG, metrics)]
     assert sent == expected  # one request per file, in order, byte for byte
     assert signature_problems([RenderedScript(f"sent{i}", s) for i, s in enumerate(sent)]) == []
@@ -269,3 +282,81 @@ def test_signal_subscriber_asks_for_the_table_from_the_next_offset(wire, tmp_pat
     # publishTable(host, port, tableName, actionName, offset, filter, allowExists)
     assert [(a["type"], a["value"]) for a in args[2:5]] == [
         ("STRING", "pp_signals"), ("STRING", "risk"), ("LONG", 42)]
+
+
+# ---------------------------------------------------------------- preflight
+def test_preflight_request_is_read_only_and_documented():
+    text = preflight_script(CFG)
+    assert signature_problems([RenderedScript("preflight", text)]) == []
+    created = {"database", "createPartitionedTable", "enableTableShareAndPersistence", "mkdir",
+               "createTimeSeriesEngine", "createNarrowReactiveStateEngine", "subscribeTable"}
+    assert not {c.name for c in parse_calls(text)} & created
+    assert snapshot_dir_script(DeployConfig(snapshot_dir="/home/ddb/snaps")) == (
+        'if(!exists("/home")) { mkdir("/home") }\n'
+        'if(!exists("/home/ddb")) { mkdir("/home/ddb") }\n'
+        'if(!exists("/home/ddb/snaps")) { mkdir("/home/ddb/snaps") }\n')
+
+
+@pytest.mark.parametrize("wire, setting, fix", [
+    ([preflight_rule(newValuePartitionPolicy="skip")], "newValuePartitionPolicy", "newValuePartitionPolicy=add"),
+    ([preflight_rule(persistenceDir="")], "persistenceDir", "persistenceDir=/data/ddb/streams"),
+    ([preflight_rule(version="2.00.9.4 2023.03.01")], "version()", "upgrade the server"),
+    ([preflight_rule(isAdmin=False, dbOwner="")], "user permissions", "grant(userId, DB_OWNER)"),
+], indirect=["wire"])
+def test_a_failed_precondition_stops_deploy_before_anything_is_created(wire, setting, fix):
+    session = connect(_target(wire))
+    with pytest.raises(PreflightError, match=re.escape(setting)) as err:
+        Deployer(session, CFG, library_metrics()).deploy()
+    session.close()
+    assert fix in str(err.value)
+    assert wire.scripts() == [preflight_script(CFG)]  # the only request: nothing was created
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(version="2.00.12.3 2024.01.01")]], indirect=True)
+def test_an_older_server_gets_the_wilder_fallback_and_says_so(wire):
+    metrics = library_metrics()
+    session = connect(_target(wire))
+    d = Deployer(session, CFG, metrics)
+    d.deploy()
+    session.close()
+    dropped = sorted(m.name for m in metrics if "wilder(" in m.dolphindb)
+    assert dropped == ["atr_14", "natr_14", "rsi_14"]
+    assert any("< 3.00.0" in f and all(n in f for n in dropped) for f in d.report.fallbacks), d.report.fallbacks
+    sent = "\n".join(wire.scripts())
+    assert "wilder(" not in sent and "rsi_14" not in sent and '"sma_20"' in sent
+    assert sorted(m.name for m in d.metrics) == sorted(set(m.name for m in metrics) - set(dropped))
+
+
+def test_unreachable_server_fails_fast_naming_the_setting(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="PYPLATFORM_DOLPHINDB_URI") as err:
+        connect(DolphinDBTarget("127.0.0.1", port, "admin", SecretStr("pw")), timeout_s=2)
+    assert "pw" not in str(err.value) and time.monotonic() - t0 < 30
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(newValuePartitionPolicy="skip")]], indirect=True)
+def test_cli_status_shows_the_preflight_and_deploy_refuses(wire, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pyplatform.cli.dolphindb import app
+
+    from pyplatform.config import reset_settings_cache
+
+    monkeypatch.setenv("PYPLATFORM_DOLPHINDB_URI", f"dolphindb://admin:pw@127.0.0.1:{wire.port}")
+    reset_settings_cache()
+    try:
+        out = CliRunner().invoke(app, ["status"])
+        res = CliRunner().invoke(app, ["deploy"])
+    finally:
+        monkeypatch.delenv("PYPLATFORM_DOLPHINDB_URI")
+        reset_settings_cache()
+    assert "FAIL newValuePartitionPolicy: 'skip' (need add)" in out.output, out.output
+    assert "ok   persistenceDir: '/data/ddb/streams'" in out.output
+    assert res.exit_code == 1 and "newValuePartitionPolicy=add" in res.output
+    assert not any("createPartitionedTable" in s for s in wire.scripts())

@@ -28,6 +28,7 @@ Parquet bytes), so only recent or recently asked-for days are kept. See ``docs/h
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import threading
 import time
@@ -44,6 +45,55 @@ __all__ = ["DayView", "DayCache", "DAY_NS", "SPAN"]
 DAY_NS = 86_400 * 10**9
 SPAN = 1 << 47  # > DAY_NS: room for the time offset under the symbol code in one int64 key
 _FORMAT = b"pyplatform-day/1"
+
+
+class MappedColumns:
+    """Where each value column lies in a mapped cache file, to hand out private views of it.
+
+    Frames must be writable and independent of each other (a user may ``df.iloc[0, 0] = x``),
+    while the file and the in-process memo are shared. Each frame therefore gets its own
+    *copy-on-write* mapping of the file (``mmap.ACCESS_COPY``): no bytes are copied until the
+    user writes, and a write lands in private pages of that mapping only. The open file object
+    pins the inode, so a rebuild that renames a new file over the path cannot change what an
+    older view maps.
+    """
+
+    def __init__(self, fh, layout: dict[str, tuple[int, np.dtype, int]]) -> None:
+        self.fh = fh
+        self.layout = layout
+
+    def private(self, names: list[str], lo: int = 0, hi: int | None = None) -> dict[str, np.ndarray]:
+        mm = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        out = {}
+        for n in names:
+            off, dt, count = self.layout[n]
+            end = count if hi is None else hi
+            out[n] = np.frombuffer(mm, dtype=dt, count=max(end - lo, 0), offset=off + lo * dt.itemsize)
+        return out
+
+
+def open_mapped(path: Path):
+    """(Arrow table of zero-copy read-only columns, :class:`MappedColumns` of its ``v:`` columns)."""
+    fh = open(path, "rb")
+    try:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        base = pa.py_buffer(mm)
+        table = pa.ipc.open_file(base).read_all()
+        layout = {}
+        for name in table.schema.names:
+            if not name.startswith("v:"):
+                continue
+            col = table.column(name)
+            if col.num_chunks != 1 or col.null_count:
+                return table, None
+            chunk = col.chunk(0)
+            dt = np.dtype(chunk.type.to_pandas_dtype())
+            data = chunk.buffers()[1]
+            layout[name[2:]] = (data.address - base.address + chunk.offset * dt.itemsize, dt, len(chunk))
+        return table, MappedColumns(fh, layout)
+    except BaseException:
+        fh.close()
+        raise
 
 
 def _code_dtype(n_levels: int) -> np.dtype:
@@ -68,6 +118,7 @@ class DayView:
     perm: np.ndarray  # symbol-major position -> row
     skey: np.ndarray  # int64, symbol-major, ascending
     sym_start: np.ndarray  # int64, n_symbols + 1
+    mapped: MappedColumns | None = None  # private views for frames (None: copy the arrays)
 
     @property
     def rows(self) -> int:
@@ -81,8 +132,13 @@ class DayView:
         """The day as the store's frame: indexed by (datetime, symbol), sorted by time then symbol."""
         names = list(self.values) if columns is None else list(columns)
         tcode, scode = self.tcode, self.scode
-        vals = {c: self.values[c] for c in names}
         filtered = symbols is not None
+        if filtered:
+            vals = {c: self.values[c] for c in names}  # gathered below: copies
+        elif self.mapped is not None:
+            vals = self.mapped.private(names)
+        else:
+            vals = {c: self.values[c].copy() for c in names}
         if filtered:
             want = np.asarray(sorted(set(symbols)), dtype=object)
             pos = np.searchsorted(self.symbols, want)
@@ -153,8 +209,7 @@ def _write_view(view: DayView, path: Path) -> None:
 
 def _read_view(path: Path) -> DayView | None:
     try:
-        source = pa.memory_map(str(path), "r")
-        table = pa.ipc.open_file(source).read_all()
+        table, mapped = open_mapped(path)
         meta = table.schema.metadata or {}
         if meta.get(b"format") != _FORMAT:
             return None
@@ -168,7 +223,7 @@ def _read_view(path: Path) -> DayView | None:
         return DayView(int(meta[b"day0"]), tuple(json.loads(meta[b"sources"])),
                        np.asarray(json.loads(meta[b"symbols"]), dtype=object),
                        np.frombuffer(meta[b"times"], dtype="<i8"), np_of("tcode"), np_of("scode"), values,
-                       np_of("perm"), np_of("skey"), np.frombuffer(meta[b"sym_start"], dtype="<i8"))
+                       np_of("perm"), np_of("skey"), np.frombuffer(meta[b"sym_start"], dtype="<i8"), mapped)
     except (OSError, pa.ArrowException, KeyError, ValueError):
         return None
 
@@ -244,8 +299,9 @@ class DayCache:
         try:
             self._write(view, path)
             self._evict(path.parent)
+            view = self._read(path) or view  # the mapped file (frames get private views of it)
         except OSError:
-            pass  # a cache: a full disk costs speed, not answers
+            pass  # a cache: a full disk costs speed, not answers (frames copy the arrays)
         self._remember(key, view, path)
         return view
 

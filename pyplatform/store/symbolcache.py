@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pyplatform.store.daycache import DayCache, _code_dtype
+from pyplatform.store.daycache import DayCache, MappedColumns, _code_dtype, open_mapped
 
 __all__ = ["SymbolView", "SymbolCache"]
 
@@ -43,6 +43,7 @@ class SymbolView:
     sources: tuple[str, ...]
     ts: np.ndarray  # int64 ns, strictly increasing
     values: dict[str, np.ndarray]
+    mapped: MappedColumns | None = None  # private views for frames (None: copy the arrays)
 
     @property
     def key(self) -> str:
@@ -55,7 +56,9 @@ class SymbolView:
         hi = len(self.ts) if end is None else int(np.searchsorted(self.ts, end, side="left"))
         hi = max(lo, hi)
         names = list(self.values) if columns is None else list(columns)
-        frame = pd.DataFrame({c: self.values[c][lo:hi] for c in names}, copy=False)
+        vals = self.mapped.private(names, lo, hi) if self.mapped is not None \
+            else {c: self.values[c][lo:hi].copy() for c in names}
+        frame = pd.DataFrame(vals, copy=False)
         n = hi - lo
         frame.index = pd.MultiIndex(
             levels=[pd.DatetimeIndex(self.ts[lo:hi].view("datetime64[ns]"), name="datetime"),
@@ -87,7 +90,7 @@ def _write(view: SymbolView, path: Path) -> None:
 
 def _read(path: Path) -> SymbolView | None:
     try:
-        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        table, mapped = open_mapped(path)
         meta = table.schema.metadata or {}
         if meta.get(b"format") != _FORMAT:
             return None
@@ -97,7 +100,7 @@ def _read(path: Path) -> SymbolView | None:
             return (c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()).to_numpy(zero_copy_only=True)
 
         return SymbolView(meta[b"symbol"].decode(), tuple(json.loads(meta[b"sources"])), np_of("ts"),
-                          {n[2:]: np_of(n) for n in table.schema.names if n.startswith("v:")})
+                          {n[2:]: np_of(n) for n in table.schema.names if n.startswith("v:")}, mapped)
     except (OSError, pa.ArrowException, KeyError, ValueError):
         return None
 

@@ -33,6 +33,17 @@ def _as_of(bars: pd.DataFrame, at: pd.Timestamp, columns=None) -> pd.DataFrame:
     return out if columns is None else out[columns]
 
 
+def _mapped(arr) -> bool:
+    import mmap
+
+    base = arr
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return isinstance(base, mmap.mmap)
+
+
 def _eq(got, want):
     pd.testing.assert_frame_equal(got, want, check_index_type=False, check_categorical=False)
 
@@ -82,13 +93,13 @@ def test_whole_day_from_the_day_file_equals_pandas(store, bars):
     fresh.close()
 
 
-def test_day_frame_is_built_without_copying_the_columns(store, bars):
+def test_day_frame_maps_the_file_without_copying(store, bars):
     store.write("bars_1m", bars)
     store.cross_section("bars_1m", day=DAY)
-    view = store._day_view("bars_1m", DAY.value)
-    frame = view.frame()
+    frame = store.cross_section("bars_1m", day=DAY)
+    assert store.days.hits >= 1
     for c in frame.columns:
-        assert np.shares_memory(frame[c].to_numpy(), view.values[c]), c
+        assert _mapped(frame[c].to_numpy()), c  # a view of a file mapping, not a copy
 
 
 def test_subsets_and_unknown_columns(store, bars):
@@ -157,3 +168,14 @@ def test_day_files_are_bounded(tmp_path, bars):
         _eq(s.cross_section("bars_1m", day=d), _day(bars, pd.Timestamp(d)))
     assert len(list((tmp_path / "bars_1m" / "_days").glob("*.arrow"))) == 2
     s.close()
+
+
+def test_day_frames_are_writable_and_independent(store, bars):
+    store.write("bars_1m", bars)
+    want = _day(bars, DAY)
+    a = store.cross_section("bars_1m", day=DAY)
+    a.iloc[3, 2] = -5.0
+    assert a.iloc[3, 2] == -5.0
+    _eq(store.cross_section("bars_1m", day=DAY), want)
+    _eq(store.cross_section("bars_1m", at=DAY + pd.Timedelta("23h")),
+        _as_of(bars, DAY + pd.Timedelta("23h")))

@@ -9,10 +9,13 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Deploy to / undeploy from a DolphinDB server.")
 
 
-def _config(prefix: str, nanoseconds: bool, snapshot_dir: str | None, sessions: list[str]):
+def _config(prefix: str, nanoseconds: bool, snapshot_dir: str | None, sessions: list[str],
+            session_tz: str | None = None):
     from pyplatform.dolphindb.render import DeployConfig
 
     kw = {"prefix": prefix, "time_type": "NANOTIMESTAMP" if nanoseconds else "TIMESTAMP"}
+    if session_tz:
+        kw["session_timezone"] = session_tz
     if snapshot_dir:
         kw["snapshot_dir"] = snapshot_dir
     if sessions:
@@ -32,18 +35,19 @@ def _config(prefix: str, nanoseconds: bool, snapshot_dir: str | None, sessions: 
 _PREFIX = typer.Option("pp", help="Prefix of every deployed object.")
 _NS = typer.Option(False, "--nanoseconds", help="Store ts as NANOTIMESTAMP instead of TIMESTAMP (ms).")
 _SNAP = typer.Option(None, help="Engine snapshot directory on the server (must exist).")
-_SESS = typer.Option([], "--session", help="Trading session HH:MM:SS-HH:MM:SS (repeat); bars only inside.")
+_SESS = typer.Option([], "--session", help="Trading session HH:MM:SS-HH:MM:SS in UTC (repeat); bars only inside.")
+_SESS_TZ = typer.Option(None, "--session-tz", help="Time zone of --session; must be UTC (ts is UTC, no DST).")
 
 
 @app.command()
 def render(out: Path = typer.Option(Path("rendered_dolphindb"), help="Directory for the rendered .dos files."),
            prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
-           session: list[str] = _SESS) -> None:
+           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ) -> None:
     """Render the scripts (library + published factors) for a DBA to read or run by hand, and check them."""
     from pyplatform.dolphindb.deployer import check_scripts
     from pyplatform.dolphindb.render import library_metrics, render_scripts
 
-    config = _config(prefix, nanoseconds, snapshot_dir, session)
+    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz)
     metrics = library_metrics()
     out.mkdir(parents=True, exist_ok=True)
     for s in render_scripts(config, metrics):
@@ -57,7 +61,8 @@ def render(out: Path = typer.Option(Path("rendered_dolphindb"), help="Directory 
     typer.echo(f"checked: {len(metrics)} factors; signatures, deploy order, guards and teardown OK")
 
 
-def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session: list[str]):
+def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session: list[str],
+              session_tz: str | None = None):
     from pyplatform.dolphindb.connection import connect, target_from_settings
     from pyplatform.dolphindb.deployer import Deployer
 
@@ -66,7 +71,7 @@ def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session:
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    config = _config(prefix, nanoseconds, snapshot_dir, session)
+    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz)
     try:
         return Deployer(connect(target), config), target
     except ConnectionError as exc:
@@ -76,11 +81,11 @@ def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session:
 
 @app.command()
 def deploy(prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
-           session: list[str] = _SESS) -> None:
+           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ) -> None:
     """Create the databases, stream tables, engines and subscriptions that are missing (idempotent)."""
     from pyplatform.dolphindb.preflight import PreflightError
 
-    deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session)
+    deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session, session_tz)
     try:
         done = deployer.deploy(progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
     except PreflightError as exc:

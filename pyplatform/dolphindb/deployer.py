@@ -35,7 +35,9 @@ def undeploy_plan(config: DeployConfig, metrics: list[FactorMetric], drop_stream
     """The teardown scripts in execution order (data is kept unless asked)."""
     names = UNDEPLOY_ORDER + ((DROP_STREAMS,) if drop_streams or drop_data else ()) + \
         ((DROP_DATA,) if drop_data else ())
-    return render_scripts(config, metrics, names)
+    # dropping the stream tables: the DFS writers' persisted offsets go with them
+    extra = {"remove_offsets": "true" if drop_streams or drop_data else "false"}
+    return render_scripts(config, metrics, names, extra=extra)
 
 
 def check_scripts(config: DeployConfig, metrics: list[FactorMetric]) -> list[str]:

@@ -75,8 +75,12 @@ class DeployConfig:
     dfs_throttle : float
         Seconds after which a partial batch is written anyway.
     sessions : tuple of (begin, end)
-        Trading sessions ``("09:30:00", "16:00:00")``; when given, the 1-minute bar engine
-        is ``createDailyTimeSeriesEngine`` restricted to them.
+        Trading sessions ``("14:30:00", "21:00:00")`` IN UTC (``ts`` is UTC); when given,
+        the 1-minute bar engine is ``createDailyTimeSeriesEngine`` restricted to them.
+    session_timezone : str
+        Must be ``"UTC"`` when ``sessions`` are given: the engine compares
+        ``sessionBegin``/``sessionEnd`` with ``ts`` as it is, with no time zone and no DST,
+        so exchange-local hours (09:30 New York) would silently select the wrong hours.
     narrow_snapshots : bool
         Give the narrow reactive state engines ``snapshotDir`` (off by default: the 3.00.1
         manual does not list it for ``createNarrowReactiveStateEngine``; turn it on only for
@@ -102,6 +106,7 @@ class DeployConfig:
     dfs_throttle: float = 1.0
     sessions: tuple[tuple[str, str], ...] = field(default=())
     narrow_snapshots: bool = False
+    session_timezone: str = ""
 
     def __post_init__(self) -> None:
         if not _IDENT.fullmatch(self.prefix):
@@ -123,6 +128,10 @@ class DeployConfig:
         for i, pair in enumerate(self.sessions):
             if len(pair) != 2 or not all(_SESSION.fullmatch(t) for t in pair) or pair[0] >= pair[1]:
                 raise ValueError(f"DeployConfig.sessions[{i}] must be ('HH:MM:SS', 'HH:MM:SS') with begin < end, got {pair!r}")
+        if self.sessions and self.session_timezone != "UTC":
+            raise ValueError("DeployConfig.sessions are compared with ts, which is UTC, with no DST: give them in "
+                             "UTC and say so with session_timezone='UTC' (--session-tz UTC); exchange-local "
+                             f"sessions are not supported (got session_timezone={self.session_timezone!r})")
 
     @property
     def unit_per_ms(self) -> int:
@@ -367,6 +376,9 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
         "snapshot_interval": str(c.snapshot_interval),
         "dfs_batch_size": str(c.dfs_batch_size),
         "dfs_throttle": repr(float(c.dfs_throttle)),
+        # a millisecond key would merge ticks of one millisecond (issue 15, item 9)
+        "tick_keep_duplicates": "ALL" if c.time_type == "TIMESTAMP" else "LAST",
+        "remove_offsets": "false",
         "minute": str(60_000 * c.unit_per_ms),
         "day": str(86_400_000 * c.unit_per_ms),
     }
@@ -411,7 +423,7 @@ def render_text(template: str, values: dict[str, str], source: str = "<template>
 
 def render_scripts(config: DeployConfig | None = None, metrics: list[FactorMetric] | None = None,
                    names: tuple[str, ...] | None = None,
-                   scripts_dir: Path = SCRIPTS_DIR) -> list[RenderedScript]:
+                   scripts_dir: Path = SCRIPTS_DIR, extra: dict[str, str] | None = None) -> list[RenderedScript]:
     """Render the named templates (default: all, in file-name order).
 
     Parameters
@@ -422,10 +434,13 @@ def render_scripts(config: DeployConfig | None = None, metrics: list[FactorMetri
         Factor metrics; defaults to :func:`library_metrics`.
     names : tuple of str, optional
         Template stems to render, in order (e.g. :data:`DEPLOY_ORDER`).
+    extra : dict, optional
+        Placeholder values of one run (``remove_offsets`` for ``undeploy --drop-streams``).
     """
     config = config or DeployConfig()
     metrics = library_metrics() if metrics is None else metrics
     values = context(config, metrics)
+    values.update({k: v for k, v in (extra or {}).items() if k in ("remove_offsets",) and v in ("true", "false")})
     stems = names or tuple(sorted(p.stem for p in scripts_dir.glob("*.dos")
                                   if p.stem in deploy_order(metrics) or p.stem not in DEPLOY_ORDER))
     out = []

@@ -191,6 +191,7 @@ _TABLE = [
     ("exp(X)", f"{_DOCS}/e/exp.html"),
     ("signum(X)", f"{_DOCS}/s/signum.html"),
     ("double(X)", f"{_DOCS}/d/double.html"),
+    ("hashBucket(X, buckets)", f"{_DOCS}/h/hashBucket.html"),
     # --- preflight (pyplatform/dolphindb/preflight.py) ----------------------------------
     ("version()", f"{_DOCS}/v/version.html"),
     ("getConfig([key])", f"{_DOCS}/g/getConfig.html"),

@@ -86,7 +86,7 @@ def test_every_documented_signature_is_used_and_every_use_is_documented():
     """The signature table is exactly what the platform calls (engine functions aside,
     which are there for whatever the factor compiler emits)."""
     texts = [s.text for s in deploy_plan(CFG, METRICS) + undeploy_plan(CFG, METRICS, True, True)]
-    texts.append(deploy_plan(DeployConfig(sessions=(("09:30:00", "16:00:00"),)), METRICS)[3].text)
+    texts.append(deploy_plan(DeployConfig(sessions=(("09:30:00", "16:00:00"),), session_timezone="UTC"), METRICS)[3].text)
     texts += [render_publish(CFG, METRICS), status_script(CFG),
               dsql.read_sql(CFG, "ticks", ["A.US"], 0, 1, None),
               dsql.latest_sql(CFG, "bars_1m", None, 0, 1, None),
@@ -113,7 +113,7 @@ def test_cli_render_writes_checked_scripts(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "signatures, deploy order, guards and teardown OK" in result.output
     assert 'createNarrowReactiveStateEngine(name="qa_factor_engine"' in (out / "40_factor_engine.dos").read_text()
-    bad = CliRunner().invoke(app, ["render", "--out", str(out), "--session", "16:00"])
+    bad = CliRunner().invoke(app, ["render", "--out", str(out), "--session", "16:00", "--session-tz", "UTC"])
     assert bad.exit_code != 0 and "HH:MM:SS-HH:MM:SS" in bad.output
 
 

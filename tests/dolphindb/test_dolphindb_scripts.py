@@ -156,11 +156,21 @@ def test_teardown_in_the_wrong_order_is_caught(config, metrics):
 def test_check_scripts_is_clean_for_variants(metrics):
     assert check_scripts(DeployConfig(), metrics) == []
     assert check_scripts(DeployConfig(prefix="qa", time_type="NANOTIMESTAMP",
-                                      sessions=(("09:30:00", "11:30:00"), ("13:00:00", "15:00:00"))), metrics) == []
+                                      sessions=(("09:30:00", "11:30:00"), ("13:00:00", "15:00:00")),
+                                      session_timezone="UTC"), metrics) == []
+
+
+def test_sessions_must_be_declared_utc():
+    # issue 15, item 6: 09:30-16:00 given as New York hours would keep 09:30-16:00 UTC
+    with pytest.raises(ValueError, match="ts, which is UTC"):
+        DeployConfig(sessions=(("09:30:00", "16:00:00"),))
+    with pytest.raises(ValueError, match="America/New_York"):
+        DeployConfig(sessions=(("09:30:00", "16:00:00"),), session_timezone="America/New_York")
+    assert DeployConfig(sessions=(("14:30:00", "21:00:00"),), session_timezone="UTC").sessions
 
 
 def test_stock_sessions_use_the_daily_engine_and_ns_scales_windows(metrics):
-    cfg = DeployConfig(time_type="NANOTIMESTAMP", sessions=(("09:30:00", "16:00:00"),))
+    cfg = DeployConfig(time_type="NANOTIMESTAMP", sessions=(("09:30:00", "16:00:00"),), session_timezone="UTC")
     text = render_scripts(cfg, metrics, ("30_bar_engines",))[0].text
     call = next(c for c in parse_calls(text) if c.name == "createDailyTimeSeriesEngine")
     assert call.arg("windowSize").text == "60000000000"

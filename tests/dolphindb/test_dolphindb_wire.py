@@ -132,6 +132,14 @@ def test_deploy_sends_exactly_the_rendered_scripts_and_each_call_is_documented(w
     code = "\n".join(line for line in factor_script.splitlines() if not line.lstrip().startswith("//"))
     assert "--" not in code.replace(" ", "") and "0 * move(" not in code
     assert "max(high - low" in factor_script and "00F, max(high - low" in factor_script
+    calls = [c for s in sent for c in parse_calls(s)]
+    # concurrent writers need atomic='CHUNK' (database page); ms ticks are all kept (item 9)
+    dbs = [c for c in calls if c.name == "database" and (c.arg("directory", 0).literal or "").startswith("dfs://")
+           and c.arg("partitionType") is not None]
+    assert len(dbs) == 5 and all(c.arg("atomic").literal == "CHUNK" for c in dbs)
+    tables = {c.arg("tableName").literal: c for c in calls if c.name == "createPartitionedTable"}
+    assert tables["ticks"].arg("keepDuplicates").text == "ALL"
+    assert tables["factors"].arg("sortKeyMappingFunction").text == "[hashBucket{, 50}, hashBucket{, 20}]"
 
 
 def test_undeploy_with_drop_data_calls_dropDatabase_as_documented(wire):
@@ -145,6 +153,17 @@ def test_undeploy_with_drop_data_calls_dropDatabase_as_documented(wire):
         f"dfs://pp_{x}" for x in ("signals", "factors", "bars_1d", "bars_1m", "ticks")]
     # current reference: dropDatabase(dbDir); 2.00's name was `directory`: pass it by position
     assert all(c.keywords == [] and c.positional == 1 for c in drops)
+    # the stream tables go, so the DFS writers' persisted offsets go too (item 14)
+    unsubs = [c for s in sent for c in parse_calls(s) if c.name == "unsubscribeTable" and c.arg("removeOffset")]
+    assert len(unsubs) == 5 and all(c.arg("removeOffset").text == "true" for c in unsubs)
+
+
+def test_plain_undeploy_keeps_the_writers_offsets(wire):
+    session = connect(_target(wire))
+    Deployer(session, CFG, library_metrics()).undeploy()
+    session.close()
+    unsubs = [c for s in wire.scripts() for c in parse_calls(s) if c.name == "unsubscribeTable" and c.arg("removeOffset")]
+    assert len(unsubs) == 5 and all(c.arg("removeOffset").text == "false" for c in unsubs)
 
 
 # ---------------------------------------------------------------- tick ingestion

@@ -139,18 +139,6 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
             out[i] = sm if mode == 0 else sm / cnt
 
 
-@nb.njit(cache=True, inline="always")
-def _merge_var(na, ma, qa, nb_, mb, qb):
-    # Chan et al.'s pairwise update: (count, mean, M2) of the union of two disjoint sets
-    if na == 0:
-        return nb_, mb, qb
-    if nb_ == 0:
-        return na, ma, qa
-    m = na + nb_
-    d = mb - ma
-    return m, ma + d * (nb_ / m), qa + qb + d * d * (na * nb_ / m)
-
-
 @nb.njit(cache=True)
 def _wvar(x, sid, S, o, n, minp, mode, out):
     # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
@@ -209,12 +197,15 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             out[i] = NAN
         else:
             fn = cnt - bn
-            fmean, fm2 = 0.0, 0.0
-            if fn > 0:
+            if fn == 0:
+                m2 = bm2
+            else:  # the suffix's M2 from its shifted sums, then Chan et al.'s merge with the back
+                inv = 1.0 / fn
                 dsum = S[s, fm + 3 * pos]
-                fmean = S[s, o + 6] + dsum / fn
-                fm2 = max(S[s, fq + 3 * pos] - dsum * dsum / fn, 0.0)
-            _, _, m2 = _merge_var(fn, fmean, fm2, bn, bmean, bm2)
+                m2 = max(S[s, fq + 3 * pos] - dsum * dsum * inv, 0.0)
+                if bn > 0:
+                    d = bmean - (S[s, o + 6] + dsum * inv)
+                    m2 += bm2 + d * d * (fn * bn / cnt)
             var = m2 / (cnt - ddof)
             out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
 
@@ -340,15 +331,16 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
             caa, cbb, cab = baa, bbb, bab
         else:
             # the suffix's moments from its shifted sums (see _wvar), then Chan's merge
+            inv = 1.0 / fn
             sa, sb = S[s, fa + 7 * pos], S[s, fb + 7 * pos]
-            faa_ = max(S[s, faa + 7 * pos] - sa * sa / fn, 0.0)
-            fbb_ = max(S[s, fbb + 7 * pos] - sb * sb / fn, 0.0)
-            fab_ = S[s, fab + 7 * pos] - sa * sb / fn
+            faa_ = max(S[s, faa + 7 * pos] - sa * sa * inv, 0.0)
+            fbb_ = max(S[s, fbb + 7 * pos] - sb * sb * inv, 0.0)
+            fab_ = S[s, fab + 7 * pos] - sa * sb * inv
             if bn == 0:
                 caa, cbb, cab = faa_, fbb_, fab_
             else:
-                da = bma - (S[s, o + 9] + sa / fn)
-                db = bmb - (S[s, o + 10] + sb / fn)
+                da = bma - (S[s, o + 9] + sa * inv)
+                db = bmb - (S[s, o + 10] + sb * inv)
                 w = fn * bn / cnt
                 caa = faa_ + baa + da * da * w
                 cbb = fbb_ + bbb + db * db * w

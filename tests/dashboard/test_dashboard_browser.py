@@ -367,3 +367,238 @@ def test_expression_box_validates_inline_and_draws_and_csv_exports(session, scre
     assert list(csv.columns[:3]) == ["datetime", "symbol", "open"] and len(csv) == len(closes)
     np.testing.assert_allclose(csv["close"].to_numpy(), closes.to_numpy())
     assert duo.get_logs() == []
+
+
+def _wait_js(duo, script: str, predicate, timeout: float = 15.0, what: str = ""):
+    end = time.time() + timeout
+    got = None
+    while time.time() < end:
+        got = duo.driver.execute_script(script)
+        if predicate(got):
+            return got
+        time.sleep(0.15)
+    raise AssertionError(f"{what or script} never matched; last: {got!r}")
+
+
+def _query(duo) -> dict:
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(duo.driver.current_url).query)
+
+
+def test_state_in_the_url_reopens_the_chart_with_compared_symbols(session, market_frames, screenshot):
+    """Issue 20 item 9: symbol, timeframe, window, overlays and compared symbols go into the URL
+    after each draw; opening that link in a fresh page draws the same chart. A compared symbol
+    is a line rebased to the chart's first candle."""
+    duo, app, _ = session.open("/")
+    _wait_status(duo, lambda t: t.startswith("AAA.US") and "candles of 1 day" in t)
+    lib = app.pyplatform.factors.library
+    _choose(duo, "#market-overlays", f"sma_20: {lib['sma_20']}")
+    _choose(duo, "#market-compare", "BBB.US")
+    _wait_status(duo, lambda t: "compared (rebased to the first candle): BBB.US" in t)
+    # a box zoom over candles 10..29
+    duo.driver.execute_script(f"Plotly.relayout({GD}, {{'xaxis.range[0]': 9.5, 'xaxis.range[1]': 29.4}})")
+    _wait_status(duo, lambda t: t.startswith("AAA.US · 20 candles"))
+    end = time.time() + 10
+    while time.time() < end and "start" not in _query(duo):
+        time.sleep(0.1)
+    q = _query(duo)
+    days = market_frames[1].xs("AAA.US", level="symbol").index
+    assert q["symbol"] == ["AAA.US"] and q["tf"] == ["1d"] and q["overlays"] == ["sma_20"], q
+    assert q["compare"] == ["BBB.US"]
+    assert q["start"] == [f"{days[10]:%Y-%m-%d}"] and q["end"] == [f"{days[30]:%Y-%m-%d}"], q
+    link = duo.driver.current_url
+    # a fresh page (a colleague opening the link): same symbol, window, overlay and comparison
+    duo.driver.get(duo.server_url + "/factors")
+    duo.wait_for_element("#factor-name", timeout=10)
+    duo.driver.get(link)
+    duo.wait_for_element("#page", timeout=10)
+    _wait_status(duo, lambda t: t.startswith("AAA.US · 20 candles") and "BBB.US" in t)
+    names = _wait_js(duo, f"return {GD}.data.map(t => t.name)", lambda n: "BBB.US (rebased)" in n and "sma_20" in n)
+    assert "sma_20" in names
+    ys = duo.driver.execute_script(
+        f"return Array.from({GD}._fullData.filter(t => t.name === 'BBB.US (rebased)')[0].y)")
+    a = market_frames[1].xs("AAA.US", level="symbol")["close"].iloc[10:30].to_numpy()
+    b = market_frames[1].xs("BBB.US", level="symbol")["close"].iloc[10:30].to_numpy()
+    np.testing.assert_allclose(np.array(ys, float), b / b[0] * a[0], rtol=1e-12)  # rebased by hand
+    screenshot(duo.driver, "market-url-compare")
+    assert duo.get_logs() == []
+
+
+def test_crosshair_labels_price_and_time_at_the_cursor(session, screenshot):
+    """Issue 20 item 9: moving the mouse over the K-line draws Plotly's spike lines and labels
+    the price at the cursor (right edge) and the candle's time (bottom)."""
+    duo, app, _ = session.open("/")
+    _wait_status(duo, lambda t: t.startswith("AAA.US") and "candles of 1 day" in t)
+    _wait_js(duo, f"return {GD} && {GD}._fullLayout && {GD}._fullLayout.yaxis ? 1 : 0", lambda v: v == 1)
+    geo = duo.driver.execute_script(f"""
+        var gd = {GD}, fl = gd._fullLayout, b = gd.getBoundingClientRect();
+        return {{w: b.width, h: b.height, xo: fl.xaxis._offset, xl: fl.xaxis._length, yo: fl.yaxis._offset,
+                 yl: fl.yaxis._length, yr: fl.yaxis.range, xr: fl.xaxis.range, n: gd._fullData[0].x.length}}""")
+    px, py = geo["xl"] * 0.5, geo["yl"] * 0.3  # inside the price panel
+    # the mouse event goes to Plotly's hover layer at those coordinates, as a pointer's would
+    # (a WebDriver pointer lands on whatever Dash keeps layered there, e.g. a closed menu)
+    duo.driver.execute_script(f"""
+        var gd = {GD}, b = gd.getBoundingClientRect(), drag = gd.querySelector('.nsewdrag');
+        var x = b.left + arguments[0], y = b.top + arguments[1];
+        drag.dispatchEvent(new MouseEvent('mousemove', {{clientX: x, clientY: y, bubbles: true}}));""",
+                              geo["xo"] + px, geo["yo"] + py)
+    label = _wait_js(duo, "var e = document.querySelector('.pp-cross-price'); "
+                          "return e && e.style.display === 'block' ? e.dataset.value : null", lambda v: v is not None)
+    lo, hi = geo["yr"]
+    expected = hi - (hi - lo) * (py / geo["yl"])  # linear axis: value falls with pixel row
+    assert float(label) == pytest.approx(expected, abs=(hi - lo) / geo["yl"] * 1.5)
+    idx = int(duo.driver.execute_script("return document.querySelector('.pp-cross-time').dataset.index"))
+    x0, x1 = geo["xr"]
+    assert abs(idx - (x0 + (x1 - x0) * px / geo["xl"])) <= 1.0
+    cats = duo.driver.execute_script(f"return {GD}._fullData[0].x")
+    assert duo.find_element(".pp-cross-time").text == cats[idx]
+    # Plotly's own spike lines are drawn too (the vertical one through every panel)
+    assert duo.driver.execute_script(f"return {GD}.querySelectorAll('.spikeline').length") > 0
+    screenshot(duo.driver, "market-crosshair")
+    assert duo.get_logs() == []
+
+
+def test_watchlist_persists_and_keyboard_shortcuts_drive_the_chart(session, market_frames, screenshot):
+    """Issue 20 item 9: a watchlist kept in the browser's local storage (survives a reload),
+    with last close and change; keys: w watches, j/k walk the list, l log axis, / expression."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    duo, app, _ = session.open("/")
+    duo.driver.execute_script("window.localStorage.clear()")
+    duo.driver.get(duo.server_url + "/")
+    _wait_status(duo, lambda t: t.startswith("AAA.US"))
+    items = "return Array.from(document.querySelectorAll('#watchlist .watch-item')).map(b => b.innerText)"
+    duo.find_element("#watch-add").click()
+    got = _wait_js(duo, items, lambda v: len(v) == 1)
+    d = market_frames[1].xs("AAA.US", level="symbol")["close"]
+    # the row shows the last close and the change since the previous close (pandas by hand)
+    assert "AAA.US" in got[0] and f"{d.iloc[-1]:,.6g}" in got[0] and f"{d.iloc[-1] / d.iloc[-2] - 1:+.2%}" in got[0]
+    _choose(duo, "#market-symbol", "BBB.US")
+    _wait_status(duo, lambda t: t.startswith("BBB.US"))
+    duo.find_element("#market-status").click()  # focus out of the dropdown, as a user would
+    ActionChains(duo.driver).send_keys("w").perform()
+    _wait_js(duo, items, lambda v: len(v) == 2 and "BBB.US" in v[1])
+    # local storage: the list survives a reload (the URL keeps the shown symbol)
+    duo.driver.refresh()
+    duo.wait_for_element("#page", timeout=10)
+    _wait_status(duo, lambda t: t.startswith("BBB.US"))
+    _wait_js(duo, items, lambda v: len(v) == 2)
+    duo.driver.execute_script("document.querySelectorAll('#watchlist .watch-item')[0].click()")
+    _wait_status(duo, lambda t: t.startswith("AAA.US"))
+    duo.find_element("#market-status").click()
+    ActionChains(duo.driver).send_keys("j").perform()  # next in the watchlist
+    _wait_status(duo, lambda t: t.startswith("BBB.US"))
+    ActionChains(duo.driver).send_keys("l").perform()
+    _wait_js(duo, f"return {GD}.layout.yaxis.type", lambda v: v == "log")
+    ActionChains(duo.driver).send_keys("/").perform()
+    assert duo.driver.execute_script("return document.activeElement.id") == "market-expr"
+    screenshot(duo.driver, "market-watchlist")
+    duo.driver.execute_script("window.localStorage.clear()")
+    assert duo.get_logs() == []
+
+
+def test_factor_page_shows_progress_then_compares_factors_side_by_side(session, screenshot):
+    """Issue 20 item 9: a factor not evaluated yet shows its progress (not a bare spinner);
+    factors chosen side by side share a cumulative-IC chart and a summary table whose figures
+    are pyplatform.research's for the same factor and universe."""
+    from pyplatform.research.evaluation import evaluate
+
+    duo, app, _ = session.open("/factors")
+    fd = app.pyplatform.factors
+    # slow the bar read a little so the progress of a fresh evaluation is visible to the test
+    orig = fd.load_daily
+
+    def slow(symbols):
+        time.sleep(1.5)
+        return orig(symbols)
+
+    fd.load_daily = slow
+    fd._frames.clear()
+    try:
+        names = list(fd.library)
+        pick = [n for n in names[1:] if fd.cached(n, "stocks") is None and n in ("sma_20", "mom_10", "ema_12")
+                ] or names[1:3]
+        _choose(duo, "#factor-compare", f"{pick[0]}: {fd.library[pick[0]]}")
+        duo.wait_for_contains_text("#factor-progress", "evaluating over stocks", timeout=15)
+        assert duo.find_element("#factor-progress .meter").is_displayed()
+        duo.wait_for_contains_text("#factor-compare-summary", pick[0], timeout=60)
+    finally:
+        fd.load_daily = orig
+    first = names[0]
+    rows = {tr.find_elements("css selector", "td")[0].text: [td.text for td in tr.find_elements("css selector", "td")]
+            for tr in duo.driver.find_elements("css selector", "#factor-compare-summary tbody tr")}
+    assert set(rows) == {first, pick[0]}
+    daily = fd.load_daily(fd.universes["stocks"])
+    for n in (first, pick[0]):
+        vals = fd._values(daily.sort_index(), n)
+        ref = evaluate(vals.dropna(), daily["close"].unstack("symbol"), horizons=(1, 5, 10), name=n, min_names=5)
+        assert rows[n][1] == f"{ref.summary.iloc[0]['ic_mean']:+.4f}", (n, rows[n])
+    traces = duo.driver.execute_script(
+        "return document.querySelector('#factor-compare-ic .js-plotly-plot').data.map(t => t.name)")
+    assert traces == [first, pick[0]]
+    assert duo.find_element("#factor-progress").text == ""  # gone once everything is drawn
+    screenshot(duo.driver, "factors-side-by-side")
+    assert duo.get_logs() == []
+
+
+def test_backtests_are_listed_by_name_and_dates_and_show_a_chosen_symbols_trades(session, market_settings,
+                                                                              screenshot):
+    """Issue 20 item 9: runs are listed by strategy, kinds and dates (id last), and a
+    multi-symbol run's trades are shown for the symbol picked in the selector."""
+    from pyplatform.backtest import load_run, run_backtest
+
+    syms = ["AAA.US", "BBB.US", "CCC.US", "DDD.US"]
+    run = run_backtest({"kind": "ma_cross", "name": "wide_cross", "params": {"fast": 3, "slow": 8}}, symbols=syms,
+                       settings=market_settings, save=True)
+    duo, app, _ = session.open("/backtests")
+    duo.wait_for_contains_text("#bt-runs", "wide_cross", timeout=10)
+    label = [lab.text for lab in duo.driver.find_elements("css selector", "#bt-runs label") if run.run_id in lab.text][0]
+    cfg = load_run(run.run_id, market_settings).config
+    assert label.startswith("wide_cross (ma_cross) · ")
+    assert f"{pd.Timestamp(cfg['start']):%Y-%m-%d} → {pd.Timestamp(cfg['end']):%Y-%m-%d}" in label
+    assert "4 symbols" in label and "Sharpe" in label
+    # tick only the new run
+    for lab in duo.driver.find_elements("css selector", "#bt-runs label"):
+        box = lab.find_element("css selector", "input")
+        if box.is_selected() != (run.run_id in lab.text):
+            box.click()
+    fills = load_run(run.run_id, market_settings).trades
+    other = [s for s in fills["symbol"].value_counts().index if s != run.symbol][0]
+    n_other = int((fills["symbol"] == other).sum())
+    _choose(duo, "#bt-symbol", f"{other} ({n_other} fills)")
+    gd = "document.querySelector('#bt-trades .js-plotly-plot')"
+    _wait_js(duo, f"return {gd} ? {gd}.layout.title.text : ''", lambda t: t.startswith(other), timeout=20)
+    prices = duo.driver.execute_script(
+        f"return {gd}._fullData.filter(t => t.name === 'buy' || t.name === 'sell').map(t => Array.from(t.y))")
+    drawn = sorted(p for trace in prices for p in trace)
+    mine = fills[fills["symbol"] == other]
+    assert drawn == pytest.approx(sorted(mine["price"].astype(float)))  # that symbol's fills, all of them
+    time.sleep(0.5)
+    screenshot(duo.driver, "backtests-symbol")
+    assert duo.get_logs() == []
+
+
+@pytest.mark.parametrize("path, marker, name", [
+    ("/", "#market-chart .js-plotly-plot", "market"),
+    ("/factors", "#factor-ic .js-plotly-plot", "factors"),
+    ("/backtests", "#bt-runs", "backtests"),
+    ("/live", "#live-quotes", "live"),
+])
+def test_pages_fit_desktop_and_phone_widths(session, screenshot, path, marker, name):
+    """Styling at a desktop (1366 px) and a phone (390 px) width: nothing wider than the
+    screen, controls stacked on the phone; a screenshot of each."""
+    duo, app, _ = session.open(path)
+    for width, height, tag in ((1366, 900, "desktop"), (390, 844, "phone")):
+        duo.driver.set_window_size(width, height)
+        duo.wait_for_element(marker, timeout=30)
+        time.sleep(0.6)  # relayout after the resize
+        overflow = duo.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (name, tag, overflow)
+        if tag == "phone":
+            # controls take the full width, one per row
+            widths = duo.driver.execute_script(
+                "return Array.from(document.querySelectorAll('.controls > .control')).map(e => e.getBoundingClientRect().width)")
+            assert all(w >= 0.8 * (width - 40) for w in widths), widths
+        screenshot(duo.driver, f"{name}-{tag}")
+    assert duo.get_logs() == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,6 +58,29 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     total = int(lens.sum())
     first = np.repeat(np.cumsum(lens) - lens, lens)
     return np.repeat(starts, lens) + (np.arange(total, dtype=np.int64) - first)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_kernel(src: np.ndarray, starts: np.ndarray, lens: np.ndarray, out: np.ndarray) -> None:
+    pos = 0
+    for i in range(len(starts)):
+        n = lens[i]
+        s = starts[i]
+        out[pos:pos + n] = src[s:s + n]
+        pos += n
+
+
+def gather_segments(src: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> bytes:
+    """``b"".join(src[s:s + n] for s, n in zip(starts, lens))``, one compiled loop of slice copies.
+
+    It replaced a byte-index gather (``src[_ranges(starts, lens)]``) that built, repeated and
+    indexed an int64 array per output *byte*: over half of the fan-out's time per batch
+    (~600 kB of frames for 1,000 subscribers); this copies each segment once.
+    """
+    out = np.empty(int(lens.sum()), dtype=np.uint8)
+    if len(out):
+        _gather_kernel(src, starts.astype(np.int64, copy=False), lens.astype(np.int64, copy=False), out)
+    return out.tobytes()
 
 
 def assemble_frames(index: SubsetIndex, codec: Codec, kind: str, topic: str, buf: bytes, row_bounds: np.ndarray,
@@ -126,7 +150,7 @@ def assemble_frames(index: SubsetIndex, codec: Codec, kind: str, topic: str, buf
     seg_len = np.concatenate([np.diff(extra_off)[ci[act]], p_len[keep], np.full(len(act), len(codec.suffix), np.int64)])
     order = np.lexsort((seg_order, seg_client))
     seg_start, seg_len, seg_client = seg_start[order], seg_len[order], seg_client[order]
-    out = src[_ranges(seg_start, seg_len)].tobytes()
+    out = gather_segments(src, seg_start, seg_len)
     frame_len = np.bincount(seg_client, weights=seg_len, minlength=n_sub).astype(np.int64)[act]
     ends = np.cumsum(frame_len)
     begins = ends - frame_len

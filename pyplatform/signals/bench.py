@@ -37,6 +37,7 @@ class BenchResult:
     p99_ms: float
     bytes_per_msg: float
     dropped: int
+    cpu_ms_per_batch: float = float("nan")  # server process CPU (user + sys) per published batch
 
 
 def _raise_nofile() -> None:
@@ -330,7 +331,8 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
         period = 1.0 / rate
         t_end = time.monotonic() + seconds
         next_t = time.monotonic()
-        seq = 0
+        seq = n_batches = 0
+        cpu0 = time.process_time()
         while time.monotonic() < t_end:
             now_ns = time.time_ns()
             if floor is not None:
@@ -340,9 +342,12 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
                 seq += per_client
             else:
                 table.append({"ts": np.full(n_symbols, now_ns, dtype=np.int64), "symbol": sym_arr, "mom": values})
+            n_batches += 1
             next_t += period
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         await asyncio.sleep(0.5)  # let in-flight frames land
+        # CPU time is what a loaded, shared machine distorts least: the server's cost per batch
+        cpu_ms = (time.process_time() - cpu0) * 1e3 / max(n_batches, 1)
         parent.send("stop")
         stats = await loop.run_in_executor(None, parent.recv)
         if "error" in stats:
@@ -362,7 +367,7 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
     return BenchResult(mode=mode, encoding=encoding,
                        msgs_per_s=stats["rows"] / stats["elapsed"], frames_per_s=stats["frames"] / stats["elapsed"],
                        p50_ms=float(np.percentile(lat_ms, 50)), p99_ms=float(np.percentile(lat_ms, 99)),
-                       bytes_per_msg=stats["bytes"] / max(stats["rows"], 1), dropped=dropped)
+                       bytes_per_msg=stats["bytes"] / max(stats["rows"], 1), dropped=dropped, cpu_ms_per_batch=cpu_ms)
 
 
 def run_signals_bench(*, clients: int = 1000, per_client: int = 10, symbols: int = 5000, rate: float = 20.0,
@@ -385,7 +390,8 @@ def run_signals_bench(*, clients: int = 1000, per_client: int = 10, symbols: int
                 out.setdefault((r.mode, enc), []).append(r)
                 if progress:
                     print(f"  run {i + 1}/{repeat} {enc:7s} {r.mode:6s}: {r.msgs_per_s:10,.0f} msg/s "
-                          f"p50 {r.p50_ms:7.1f} ms p99 {r.p99_ms:7.1f} ms  {r.bytes_per_msg:5.1f} B/msg", flush=True)
+                          f"p50 {r.p50_ms:7.1f} ms p99 {r.p99_ms:7.1f} ms  {r.bytes_per_msg:5.1f} B/msg  "
+                          f"server CPU {r.cpu_ms_per_batch:5.1f} ms/batch", flush=True)
     return out
 
 
@@ -395,12 +401,13 @@ def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: i
     lines = [f"signal fan-out, loopback: {clients} subscribers x {per_client} symbols of {symbols}, "
              f"{rate:g} batches/s offered ({rate * clients * per_client:,.0f} msg/s); medians of "
              f"{len(next(iter(results.values())))} runs",
-             f"{'encoding':9s} {'fan-out':7s} {'msg/s':>11s} {'frames/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'B/msg':>6s} {'dropped':>7s}"]
+             f"{'encoding':9s} {'fan-out':7s} {'msg/s':>11s} {'frames/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'B/msg':>6s} "
+             f"{'dropped':>7s} {'CPU ms/batch':>12s}"]
     order = {"shared": 0, "naive": 1, "floor": 2}
     for (mode, enc), rs in sorted(results.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 3))):
         lines.append(f"{enc:9s} {mode:7s} {med(rs, 'msgs_per_s'):11,.0f} {med(rs, 'frames_per_s'):9,.0f} "
                      f"{med(rs, 'p50_ms'):8.1f} {med(rs, 'p99_ms'):8.1f} {med(rs, 'bytes_per_msg'):6.1f} "
-                     f"{max(r.dropped for r in rs):7d}")
+                     f"{max(r.dropped for r in rs):7d} {med(rs, 'cpu_ms_per_batch'):12.1f}")
     for enc in sorted({e for _, e in results}):
         if ("shared", enc) in results and ("naive", enc) in results:
             s, n = results[("shared", enc)], results[("naive", enc)]
@@ -409,7 +416,8 @@ def format_results(results: dict[tuple[str, str], list[BenchResult]], clients: i
         if ("shared", enc) in results and ("floor", enc) in results:
             s, f = results[("shared", enc)], results[("floor", enc)]
             lines.append(f"{enc}: shared/socket-floor throughput x{med(s, 'msgs_per_s') / med(f, 'msgs_per_s'):.2f}, "
-                         f"p99 shared/floor x{med(s, 'p99_ms') / med(f, 'p99_ms'):.2f}")
+                         f"p99 shared/floor x{med(s, 'p99_ms') / med(f, 'p99_ms'):.2f}, server CPU per batch "
+                         f"shared/floor x{med(s, 'cpu_ms_per_batch') / med(f, 'cpu_ms_per_batch'):.2f}")
     return "\n".join(lines)
 
 

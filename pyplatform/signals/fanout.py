@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyplatform.signals.assemble import SubsetIndex, assemble_frames, build_index
+from pyplatform.signals.assemble import SubsetIndex, assemble_frames, build_index, gather_segments
 from pyplatform.signals.topics import Topic, TopicError, check_topic_against_schema, filter_symbols, group_by_symbol, project_rows
 from pyplatform.signals.wire import Codec
 
@@ -150,6 +150,8 @@ class Fanout:
         self.rows_published = 0
         self._version = 0  # bumped on every subscription change: cached indexes are rebuilt
         self._indexes: dict[tuple[str, str], tuple[int, SubsetIndex]] = {}
+        # load (or compile) the segment-copy kernel now, not during the first live batch
+        gather_segments(np.zeros(1, np.uint8), np.zeros(1, np.int64), np.ones(1, np.int64))
         for name, t in self.tables.items():  # rows appended before the service started still snapshot
             start = max(int(t.oldest_offset), self.cursor[name] - seed_rows)
             if start < self.cursor[name]:

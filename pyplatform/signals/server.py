@@ -9,6 +9,7 @@ bridges stream-table appends into the event loop, and drives the Redis hot cache
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -166,14 +167,25 @@ def _direct_writer(ws: ServerConnection, text: bool) -> Any:
 
 
 class _Conn:
-    __slots__ = ("ws", "sub", "session", "wake", "cid", "closing", "writer", "drained", "ip")
+    __slots__ = ("ws", "sub", "session", "wake", "cid", "_closing", "writer", "drained", "ip", "on_closing")
 
     def __init__(self, ws: ServerConnection, sub: Subscriber, session: Session, wake: asyncio.Event, cid: str,
-                 ip: str = "") -> None:
-        self.ws, self.sub, self.session, self.wake, self.cid, self.closing = ws, sub, session, wake, cid, False
+                 ip: str = "", on_closing: Any = None) -> None:
+        self.ws, self.sub, self.session, self.wake, self.cid, self._closing = ws, sub, session, wake, cid, False
         self.writer: asyncio.Task | None = None
         self.drained = asyncio.Event()  # set by the writer when the queue falls under the replay low-water mark
         self.ip = ip
+        self.on_closing = on_closing  # called once, when the connection stops counting (limits, /health)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @closing.setter
+    def closing(self, value: bool) -> None:
+        if value and not self._closing and self.on_closing is not None:
+            self.on_closing(self)
+        self._closing = self._closing or value
 
 
 def _peer_ip(conn: ServerConnection) -> str:
@@ -227,6 +239,8 @@ class SignalService:
                                        revocations=None if revs is None else revs.entries)
             self.fanout.row_hooks.append(self.redis.on_rows)
         self._conns: dict[str, _Conn] = {}
+        self._live_subjects: collections.Counter[str] = collections.Counter()  # open, not closing
+        self._live_ips: collections.Counter[str] = collections.Counter()
         # claims verified at the handshake, by connection; weak so a handshake that fails
         # after authentication leaves nothing behind
         self._claims: weakref.WeakKeyDictionary[ServerConnection, Any] = weakref.WeakKeyDictionary()
@@ -373,19 +387,26 @@ class SignalService:
             claims = self.verifier.verify(token, self.clock.now_ns())
         except AuthError as exc:
             return self._refuse(conn, HTTPStatus.UNAUTHORIZED, str(exc), ip)
-        live = [c for c in self._conns.values() if not c.closing]
-        by_subject = sum(1 for c in live if c.session.claims.subject == claims.subject) + \
+        # open connections are counted as they open and close (O(1) here: a loop over every
+        # connection per handshake made a reconnect storm quadratic); handshakes in flight are few
+        by_subject = self._live_subjects[claims.subject] + \
             sum(1 for c in list(self._claims.values()) if c.subject == claims.subject)
         if by_subject >= self.config.max_conns_per_subject:
             return self._refuse(conn, HTTPStatus.TOO_MANY_REQUESTS, f"subject {claims.subject[:64]!r} already holds "
                                 f"{self.config.max_conns_per_subject} connections (the limit)", ip, claims.subject)
-        by_ip = sum(1 for c in live if c.ip == ip) + sum(1 for v in list(self._pending_ips.values()) if v == ip)
+        by_ip = self._live_ips[ip] + sum(1 for v in list(self._pending_ips.values()) if v == ip)
         if ip and by_ip >= self.config.max_conns_per_ip:
             return self._refuse(conn, HTTPStatus.TOO_MANY_REQUESTS, f"address already holds "
                                 f"{self.config.max_conns_per_ip} connections (the limit)", ip, claims.subject)
         self._claims[conn] = claims
         self._pending_ips[conn] = ip
         return None
+
+    def _uncount(self, conn: _Conn) -> None:
+        for counts, key in ((self._live_subjects, conn.session.claims.subject), (self._live_ips, conn.ip)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
 
     def _refuse(self, conn: ServerConnection, status: HTTPStatus, why: str, ip: str, subject: str | None = None) -> Any:
         """An HTTP refusal of the upgrade, recorded as ``login.refused`` (never with the token)."""
@@ -403,8 +424,11 @@ class SignalService:
         codec = self.fanout.codecs[ws.subprotocol or JSON_SUBPROTOCOL]
         sub = Subscriber(cid, codec, self.config.queue_frames, wake.set, on_lag=lambda: self._on_lag(cid),
                          direct=_direct_writer(ws, codec.text), max_bytes=self.config.queue_bytes)
-        conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid, ip)
+        conn = _Conn(ws, sub, Session(claims, self.clock.now_ns(), self.config.session), wake, cid, ip,
+                     on_closing=self._uncount)
         self._conns[cid] = conn
+        self._live_subjects[claims.subject] += 1
+        self._live_ips[ip] += 1
         writer = conn.writer = asyncio.create_task(self._writer(conn), name=f"writer-{cid}")
         try:
             async for msg in ws:
@@ -421,6 +445,7 @@ class SignalService:
             log.exception("connection %s failed (ref %s)", cid, ref)
             await self._close(conn, CloseCode.INTERNAL_ERROR, f"internal error (ref {ref})")
         finally:
+            conn.closing = True  # uncounted once, whichever way it ended
             self._conns.pop(cid, None)
             self.fanout.detach(sub)
             if self.redis is not None:

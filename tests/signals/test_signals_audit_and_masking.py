@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token
+from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token, wait_for
 from pyplatform.audit import AuditLog, read_audit, verify_file
 from pyplatform.signals.auditing import AuditSink
 from pyplatform.signals.wire import JSON_SUBPROTOCOL
@@ -59,6 +59,9 @@ def test_refused_logins_and_entitlements_are_audited_with_the_reason_never_the_t
                 assert (await recv_msg(ws))["code"] == "forbidden"
                 await ws.send(json.dumps({"type": "subscribe", "topics": ["factors:mom"], "symbols": SYMBOLS[:2], "id": 7}))
                 assert (await recv_msg(ws))["type"] == "subscribed"  # an allowed subscribe is not audited as refused
+            # once that connection has closed, its place is free again (the count is released)
+            await wait_for(lambda: svc.health()["connections"] == 0)
+            assert (await _status(svc.url, limited))[0] == 101
         finally:
             await svc.stop()
 

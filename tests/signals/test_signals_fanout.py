@@ -104,3 +104,18 @@ def test_signals_topic_filters_by_strategy_and_latest_is_per_strategy_and_symbol
     assert [(r["seq"], r["symbol"], r["strategy"]) for r in msg["rows"]] == [(2, "B.US", "x"), (3, "A.US", "x")]
     latest = f.latest("signals")
     assert sorted(latest.column("offset").to_pylist()) == [1, 2, 3]
+
+
+def test_gather_segments_equals_joining_the_slices():
+    """The compiled segment copy against ``b"".join`` of Python slices (empty segments included)."""
+    from pyplatform.signals.assemble import gather_segments
+
+    rng = np.random.default_rng(3)
+    src = rng.integers(0, 256, 5_000, dtype=np.uint8)
+    raw = src.tobytes()
+    for n in (0, 1, 7, 500):
+        starts = rng.integers(0, 4_000, n)
+        lens = rng.integers(0, 200, n)
+        lens[::3] = 0
+        expected = b"".join(raw[s:s + k] for s, k in zip(starts.tolist(), lens.tolist()))
+        assert gather_segments(src, starts, lens) == expected

@@ -25,7 +25,7 @@ FACTORS = {"ma3": "mavg(close, 3)", "ret1": "close / prev(close) - 1"}
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, factors: dict[str, str] | None = None):
         from pyplatform.factors import FactorEngine
         from pyplatform.store import open_store
         from pyplatform.stream.bars import BarEngine
@@ -34,7 +34,7 @@ class EmbeddedBackend:
         self.dir = tmp_path / "streams"
         self.tables = {}
         self.bar_engine = BarEngine("1min")
-        self.factor_engine = FactorEngine(dict(FACTORS))
+        self.factor_engine = FactorEngine(dict(factors or FACTORS))
 
     def stream(self, name, schema):
         from pyplatform.stream import StreamTable
@@ -49,10 +49,10 @@ class EmbeddedBackend:
     def read_stream(self, name, schema, start) -> pa.Table:
         return self.stream(name, schema).read(start)
 
-    def ticks_to_bars(self, ticks: pa.Table) -> pa.Table:
+    def ticks_to_bars(self, ticks: pa.Table, expect: int | None = None) -> pa.Table:
         return self.bar_engine.feed(ticks)
 
-    def bars_to_factors(self, bars: pa.Table) -> pd.DataFrame:
+    def bars_to_factors(self, bars: pa.Table, expect: int | None = None) -> pd.DataFrame:
         wide = self.factor_engine.feed(bars).to_pandas()
         return wide.melt(id_vars=["ts", "symbol"], var_name="factor", value_name="value")
 
@@ -69,7 +69,7 @@ class DolphinDBBackend:
 
     name = "dolphindb"
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, factors: dict[str, str] | None = None, **config):
         from pyplatform.dolphindb.connection import connect, target_from_settings
         from pyplatform.dolphindb.deployer import Deployer
         from pyplatform.dolphindb.render import DeployConfig, FactorMetric
@@ -81,8 +81,9 @@ class DolphinDBBackend:
         self.session = connect(self.target)
         self.config = DeployConfig(prefix="ct" + uuid.uuid4().hex[:8],
                                    snapshot_dir=os.environ.get("DOLPHINDB_SNAPSHOT_DIR",
-                                                               DeployConfig().snapshot_dir))
-        metrics = [FactorMetric(n, to_dolphindb(parse(e))) for n, e in FACTORS.items()]
+                                                               DeployConfig().snapshot_dir), **config)
+        self.factors = dict(factors or FACTORS)
+        metrics = [FactorMetric(n, to_dolphindb(parse(e))) for n, e in self.factors.items()]
         self.deployer = Deployer(self.session, self.config, metrics)
         self.deployer.deploy()
         self.store = DolphinDBStore(settings, session=self.session, config=self.config)
@@ -94,7 +95,8 @@ class DolphinDBBackend:
     def append(self, name, schema, batch) -> tuple[int, int]:
         frame = pa.table(batch) if isinstance(batch, dict) else batch
         frame = frame.to_pandas()
-        frame["ts"] = frame["ts"].to_numpy().astype("datetime64[ns]").astype("datetime64[ms]")
+        unit = "datetime64[ms]" if self.config.time_type == "TIMESTAMP" else "datetime64[ns]"
+        frame["ts"] = frame["ts"].to_numpy().astype("datetime64[ns]").astype(unit)
         from pyplatform.dolphindb.signals import next_offset
 
         first = next_offset(self.session, self._name(name))
@@ -110,26 +112,41 @@ class DolphinDBBackend:
         got.insert(0, "offset", np.arange(first, first + len(got), dtype=np.int64))
         return pa.Table.from_pandas(got[got["offset"] >= start], preserve_index=False)
 
-    def _wait_rows(self, name, n_before, timeout=10.0) -> pd.DataFrame:
+    def _wait_rows(self, name, n_before, expect: int | None = None, timeout=30.0, quiet=1.0) -> pd.DataFrame:
+        """Rows appended to ``name`` after the first ``n_before``: waits for ``expect`` of them
+        (the FULL expected output, not the first partial batch an engine emits), or -- when the
+        count is not known in advance -- until the count has not changed for ``quiet`` seconds.
+        Raises AssertionError naming how many arrived when the deadline passes first."""
         deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
         while True:
             got = self.session.run(f'select * from objByName("{self._name(name)}")')
-            if len(got) > n_before or time.monotonic() > deadline:
+            n = len(got) - n_before
+            if n != last:
+                last, since = n, time.monotonic()
+            if expect is not None and n >= expect:
                 return got.iloc[n_before:]
+            if expect is None and n > 0 and time.monotonic() - since >= quiet:
+                return got.iloc[n_before:]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self._name(name)}: {n} row(s) arrived within {timeout:g} s, expected "
+                                     f"{expect if expect is not None else 'at least 1'}")
             time.sleep(0.1)
 
-    def ticks_to_bars(self, ticks: pa.Table) -> pa.Table:
+    def ticks_to_bars(self, ticks: pa.Table, expect: int | None = None) -> pa.Table:
         before = self._seen.setdefault("bars_1m", 0)
         self.append("ticks", None, ticks)
-        got = self._wait_rows("bars_1m", before)
+        got = self._wait_rows("bars_1m", before, expect)
         self._seen["bars_1m"] = before + len(got)
         got["ts"] = pd.to_datetime(got["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
         return pa.Table.from_pandas(got.reset_index(drop=True), preserve_index=False)
 
-    def bars_to_factors(self, bars: pa.Table) -> pd.DataFrame:
+    def bars_to_factors(self, bars: pa.Table, expect: int | None = None) -> pd.DataFrame:
+        """Long factor rows for ``bars``: one per bar and factor unless told otherwise."""
         before = self._seen.setdefault("factors", 0)
         self.append("bars_1m", None, bars)
-        got = self._wait_rows("factors", before)
+        n_factors = len(self.factors) + len(getattr(self, "_published", []))
+        got = self._wait_rows("factors", before, bars.num_rows * n_factors if expect is None else expect)
         self._seen["factors"] = before + len(got)
         got["ts"] = pd.to_datetime(got["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
         return got[["ts", "symbol", "factor", "value"]].reset_index(drop=True)
@@ -139,6 +156,7 @@ class DolphinDBBackend:
         from pyplatform.factors import parse, to_dolphindb
 
         self.deployer.publish([FactorMetric(name, to_dolphindb(parse(expression)))])
+        self._published = getattr(self, "_published", []) + [name]
 
     def close(self):
         try:
@@ -156,5 +174,49 @@ class DolphinDBBackend:
 ])
 def backend(request, tmp_path):
     b = EmbeddedBackend(tmp_path) if request.param == "embedded" else DolphinDBBackend(tmp_path)
+    yield b
+    b.close()
+
+
+def library_bar_factors() -> dict[str, str]:
+    from pyplatform.factors import load_library
+
+    return {d.name: d.expression for d in load_library() if d.input == "bars"}
+
+
+@pytest.fixture(params=[
+    "embedded",
+    pytest.param("dolphindb", marks=[
+        pytest.mark.dolphindb,
+        pytest.mark.skipif(not DOLPHINDB_URI, reason="DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI"),
+    ]),
+])
+def library_backend(request, tmp_path):
+    """A backend whose factor engine runs every library bar factor (wilder ones included)."""
+    factors = library_bar_factors()
+    b = EmbeddedBackend(tmp_path, factors) if request.param == "embedded" else DolphinDBBackend(tmp_path, factors)
+    yield b
+    b.close()
+
+
+needs_server = pytest.mark.skipif(not DOLPHINDB_URI, reason="DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI")
+
+
+@pytest.fixture
+def server_backend(tmp_path):
+    """The DolphinDB backend alone (cases with no embedded counterpart of their own)."""
+    if not DOLPHINDB_URI:
+        pytest.skip("DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI")
+    b = DolphinDBBackend(tmp_path)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def server_backend_ns(tmp_path):
+    """The DolphinDB backend deployed with NANOTIMESTAMP ``ts`` (``--nanoseconds``)."""
+    if not DOLPHINDB_URI:
+        pytest.skip("DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI")
+    b = DolphinDBBackend(tmp_path, time_type="NANOTIMESTAMP")
     yield b
     b.close()

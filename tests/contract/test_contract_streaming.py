@@ -41,7 +41,7 @@ def test_bars_from_ticks_match_pandas(backend):
     closing = pa.table({"ts": [T0 + 4 * MIN + 5_000_000] * 2, "symbol": ["AAPL.US", "MSFT.US"],
                         "price": [1.0, 1.0], "volume": [1.0, 1.0], "side": pa.array([1, 1], pa.int8()),
                         "bid": [1.0, 1.0], "ask": [1.0, 1.0]}, schema=TICKS)
-    bars = backend.ticks_to_bars(pa.concat_tables([ticks, closing])).to_pandas()
+    bars = backend.ticks_to_bars(pa.concat_tables([ticks, closing]), expect=8).to_pandas()  # 4 windows x 2
     frame = ticks.to_pandas()
     for sym in ["AAPL.US", "MSFT.US"]:
         t = frame[frame.symbol == sym].assign(dt=lambda d: pd.to_datetime(d.ts)).set_index("dt")

@@ -1,0 +1,190 @@
+"""Contract cases for what only the DolphinDB backend does, each compared with the embedded
+backend (or the batch runtime) on the same input.
+
+The library-factor case runs on every backend: on the embedded one it checks the stream
+runtime against the batch runtime; on a server it checks the reactive engine's output (the
+``wilder`` factors and the NULL-guarded metacode included). The rest need a server and skip
+without ``PYPLATFORM_DOLPHINDB_URI``; they are written for the first contact with one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pyplatform.domain.schemas import BARS, SIGNALS, TICKS
+
+MIN = 60_000_000_000
+T0 = pd.Timestamp("2024-03-04 09:30:00").value
+SYMS = ["AAPL.US", "MSFT.US"]
+
+
+def _bars(n: int, seed: int = 5, null_high_at: int | None = 40) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, sym in enumerate(SYMS):
+        close = 100 + 20 * k + np.cumsum(rng.normal(0, 0.3, n))
+        spread = np.abs(rng.normal(0.2, 0.05, n))
+        high, low = close + spread, close - spread
+        if null_high_at is not None and k == 0:
+            high = high.copy()
+            high[null_high_at] = np.nan  # a NULL input: the metacode's NULL rules must match Python's
+        rows.append(pd.DataFrame({"ts": T0 + np.arange(n, dtype=np.int64) * MIN, "symbol": sym,
+                                  "open": close - 0.05, "high": high, "low": low, "close": close,
+                                  "volume": rng.integers(1, 500, n) * 1.0, "vwap": close,
+                                  "trades": rng.integers(1, 20, n).astype(np.int32)}))
+    frame = pd.concat(rows).sort_values("ts", kind="stable").reset_index(drop=True)
+    return pa.Table.from_pandas(frame, schema=BARS, preserve_index=False)
+
+
+def _wide(long: pd.DataFrame) -> pd.DataFrame:
+    return long.pivot_table(index=["ts", "symbol"], columns="factor", values="value", dropna=False).reset_index()
+
+
+def test_every_library_bar_factor_matches_the_batch_runtime(library_backend):
+    from pyplatform.factors import compile_batch, load_library
+
+    bars = _bars(80)
+    defs = {d.name: d for d in load_library() if d.input == "bars"}
+    got = _wide(library_backend.bars_to_factors(bars)).sort_values(["symbol", "ts"]).reset_index(drop=True)
+    frame = bars.to_pandas()
+    frame = frame.assign(datetime=pd.to_datetime(frame.ts)).set_index(["datetime", "symbol"]).sort_index()
+    assert len(got) == len(frame)
+    for name, d in defs.items():
+        oracle = compile_batch(d.expr)(frame)
+        oracle = oracle.reset_index().rename(columns={0: "v"}) if isinstance(oracle, pd.Series) else oracle
+        oracle = oracle.sort_values(["symbol", "datetime"]).reset_index(drop=True)
+        mine = got[name].to_numpy(dtype=float)
+        want = oracle.iloc[:, -1].to_numpy(dtype=float)
+        np.testing.assert_allclose(mine, want, rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=name)
+
+
+# ---------------------------------------------------------------- server-only cases
+def _ticks(n: int, same_ms_pairs: bool = True) -> pa.Table:
+    ts = T0 + np.arange(n, dtype=np.int64) * 250_000_000
+    if same_ms_pairs:
+        ts[1::2] = ts[0::2][: len(ts[1::2])] + 400  # two ticks in one millisecond (400 ns apart)
+    price = 100 + np.arange(n) * 0.01
+    return pa.table({"ts": ts, "symbol": ["AAPL.US"] * n, "price": price, "volume": np.ones(n),
+                     "side": pa.array(np.ones(n, np.int8)), "bid": price - 0.01, "ask": price + 0.01}, schema=TICKS)
+
+
+def _until(fn, timeout: float = 30.0, what: str = "rows"):
+    """Poll ``fn()`` until it returns a truthy value; AssertionError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not arrive within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def _embedded_stream(tmp_path, name, schema, batch) -> pa.Table:
+    from pyplatform.stream import StreamTable
+
+    t = StreamTable(name, schema, directory=tmp_path / "embedded_streams")
+    try:
+        t.append(batch)
+        return t.read(0)
+    finally:
+        t.close()
+
+
+def test_tick_writer_rows_reach_the_stream_table(server_backend, tmp_path):
+    from pyplatform.dolphindb.ingest import TickWriter
+
+    ticks = _ticks(20)
+    tw = TickWriter(server_backend.target, server_backend.config, batch_size=8, throttle_s=0.05, threads=1)
+    tw.write(ticks)
+    tw.flush()
+    assert tw.pending == []
+    got = _until(lambda: (lambda t: t if t.num_rows >= 20 else None)(server_backend.read_stream("ticks", TICKS, 0)),
+                 what="ticks in the stream table")
+    want = _embedded_stream(tmp_path, "ticks", TICKS, ticks)
+    # TIMESTAMP keeps milliseconds: the embedded rows floored to ms are the oracle
+    assert got.column("ts").to_pylist() == [t // 1_000_000 * 1_000_000 for t in want.column("ts").to_pylist()]
+    np.testing.assert_allclose(got.column("price").to_numpy(), want.column("price").to_numpy())
+
+
+def test_nanosecond_ticks_round_trip_and_reach_the_dfs_table(server_backend_ns, tmp_path):
+    from pyplatform.config import Settings
+    from pyplatform.store import open_store
+
+    ticks = _ticks(10)  # pairs 400 ns apart: distinct rows under NANOTIMESTAMP
+    server_backend_ns.append("ticks", TICKS, ticks)
+    got = server_backend_ns.read_stream("ticks", TICKS, 0)
+    assert got.column("ts").to_pylist() == ticks.column("ts").to_pylist()
+    embedded = open_store(Settings(data_dir=tmp_path / "emb"))
+    embedded.write("ticks", ticks.to_pandas())
+    want = embedded.read("ticks")
+    dfs = _until(lambda: (lambda f: f if len(f) >= len(want) else None)(server_backend_ns.store.read("ticks")),
+                 what="ticks in dfs://.../ticks (stream -> DFS writer)")
+    assert (dfs.index.get_level_values("datetime") == want.index.get_level_values("datetime")).all()
+    np.testing.assert_allclose(dfs["price"].to_numpy(), want["price"].to_numpy())
+
+
+def test_stream_to_dfs_writer_persists_the_bars(server_backend, tmp_path):
+    from pyplatform.config import Settings
+    from pyplatform.store import open_store
+
+    ticks = _ticks(40, same_ms_pairs=False)
+    closing = pa.table({"ts": [T0 + 11 * MIN], "symbol": ["AAPL.US"], "price": [1.0], "volume": [1.0],
+                        "side": pa.array([1], pa.int8()), "bid": [1.0], "ask": [1.0]}, schema=TICKS)
+    bars = server_backend.ticks_to_bars(pa.concat_tables([ticks, closing])).to_pandas()
+    embedded = open_store(Settings(data_dir=tmp_path / "emb"))
+    embedded.write("bars_1m", bars)
+    want = embedded.read("bars_1m")
+    dfs = _until(lambda: (lambda f: f if len(f) >= len(want) else None)(server_backend.store.read("bars_1m")),
+                 what="bars in dfs://.../bars_1m")
+    for c in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_allclose(dfs[c].to_numpy(), want[c].to_numpy(), err_msg=c)
+
+
+def test_daily_bars_are_utc_midnight_windows_like_the_embedded_resample(server_backend, tmp_path):
+    from pyplatform.config import Settings
+    from pyplatform.store import open_store
+
+    day = 86_400 * 1_000_000_000
+    d0 = pd.Timestamp("2024-03-04").value
+    ts = np.concatenate([d0 + 10 * 3600 * 10**9 + np.arange(5) * MIN, d0 + day + 3 * 3600 * 10**9 + np.arange(5) * MIN,
+                         [d0 + 2 * day + 60 * MIN]])  # the third day's bar closes the second day
+    close = 50 + np.arange(len(ts), dtype=float)
+    bars = pa.Table.from_pandas(pd.DataFrame({"ts": ts, "symbol": "AAPL.US", "open": close, "high": close + 1,
+                                              "low": close - 1, "close": close, "volume": 2.0, "vwap": close,
+                                              "trades": np.int32(1)}), schema=BARS, preserve_index=False)
+    server_backend.append("bars_1m", BARS, bars)
+    got = server_backend._wait_rows("bars_1d", 0, expect=2)
+    got_ts = pd.to_datetime(got["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64).tolist()
+    embedded = open_store(Settings(data_dir=tmp_path / "emb"))
+    embedded.write("bars_1m", bars.to_pandas())
+    want = embedded.resample("bars_1m", "1D")
+    assert got_ts == want.index.get_level_values("datetime").asi8.tolist()[:2] == [d0, d0 + day]
+    np.testing.assert_allclose(got["close"].to_numpy()[:2], want["close"].to_numpy()[:2])
+
+
+def test_signal_subscriber_delivers_appended_signals_once_in_order(server_backend, tmp_path):
+    from pyplatform.dolphindb.signals import OffsetBook, SignalSubscriber
+
+    seen: list[pa.Table] = []
+    sub = SignalSubscriber(server_backend.target, seen.append, OffsetBook(tmp_path / "offsets.json"),
+                           action="ct_risk", config=server_backend.config, batch_size=1, throttle_s=0.05)
+    start = sub.start()
+    try:
+        n = 3
+        batch = pa.table({"ts": T0 + np.arange(n, dtype=np.int64) * 1_000_000, "symbol": ["AAPL.US"] * n,
+                          "strategy": ["s"] * n, "direction": pa.array([1, -1, 1], pa.int8()),
+                          "strength": [0.5, 0.25, 1.0], "reason": ["r"] * n, "factors": ["{}"] * n}, schema=SIGNALS)
+        server_backend.append("signals", SIGNALS, batch)
+        _until(lambda: sum(t.num_rows for t in seen) >= n, what="signals delivered to the subscriber")
+    finally:
+        sub.stop()
+    got = pa.concat_tables(seen)
+    want = _embedded_stream(tmp_path, "signals", SIGNALS, batch)
+    assert got.column("ts").to_pylist() == want.column("ts").to_pylist()
+    assert got.column("strength").to_pylist() == want.column("strength").to_pylist()
+    assert sub.book.get("ct_risk") == start + n

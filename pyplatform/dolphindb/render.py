@@ -77,6 +77,13 @@ class DeployConfig:
     sessions : tuple of (begin, end)
         Trading sessions ``("14:30:00", "21:00:00")`` IN UTC (``ts`` is UTC); when given,
         the 1-minute bar engine is ``createDailyTimeSeriesEngine`` restricted to them.
+    bar_accepted_delay_ms : int
+        ``acceptedDelay`` of the 1-minute bar engine (0: not set), the embedded
+        ``BarEngine(accepted_delay=...)``: ticks up to this late still count in their window.
+    bar_force_trigger_ms : int
+        ``forceTriggerTime`` of the 1-minute bar engine (0: not set): a quiet symbol's window
+        is closed once other symbols' ticks are this far past its end (the embedded engine's
+        ``on_clock`` driven by event time).
     session_timezone : str
         Must be ``"UTC"`` when ``sessions`` are given: the engine compares
         ``sessionBegin``/``sessionEnd`` with ``ts`` as it is, with no time zone and no DST,
@@ -107,6 +114,8 @@ class DeployConfig:
     sessions: tuple[tuple[str, str], ...] = field(default=())
     narrow_snapshots: bool = False
     session_timezone: str = ""
+    bar_accepted_delay_ms: int = 0
+    bar_force_trigger_ms: int = 0
 
     def __post_init__(self) -> None:
         if not _IDENT.fullmatch(self.prefix):
@@ -118,6 +127,10 @@ class DeployConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"DeployConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("bar_accepted_delay_ms", "bar_force_trigger_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"DeployConfig.{name} must be an integer >= 0, got {value!r}")
         if not self.dfs_throttle > 0:
             raise ValueError(f"DeployConfig.dfs_throttle must be > 0 seconds, got {self.dfs_throttle!r}")
         for name in ("first_month", "last_month"):
@@ -395,6 +408,12 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
             ctx[f"{key}_count"] = str(len(group))
             ctx[f"{key}_metrics"] = ", ".join(f"<{m.dolphindb}>" for m in group)
             ctx[f"{key}_names"] = "[" + ", ".join(f'"{m.name}"' for m in group) + "]"
+    extra = ""
+    if c.bar_accepted_delay_ms:
+        extra += f", acceptedDelay={c.bar_accepted_delay_ms * c.unit_per_ms}"
+    if c.bar_force_trigger_ms:
+        extra += f", forceTriggerTime={c.bar_force_trigger_ms * c.unit_per_ms}"
+    ctx["bar_extra_args"] = extra
     if c.sessions:
         begins = [_ms_literal(b, c.time_type) for b, _ in c.sessions]
         ends = [_ms_literal(e, c.time_type) for _, e in c.sessions]

@@ -160,6 +160,18 @@ def test_check_scripts_is_clean_for_variants(metrics):
                                       session_timezone="UTC"), metrics) == []
 
 
+def test_bar_engine_late_and_quiet_symbol_options_are_rendered_in_the_time_unit(metrics):
+    text = render_scripts(DeployConfig(bar_accepted_delay_ms=500, bar_force_trigger_ms=2000,
+                                       time_type="NANOTIMESTAMP"), metrics, ("30_bar_engines",))[0].text
+    call = next(c for c in parse_calls(text) if c.name == "createTimeSeriesEngine")
+    assert call.arg("acceptedDelay").text == "500000000" and call.arg("forceTriggerTime").text == "2000000000"
+    plain = render_scripts(DeployConfig(), metrics, ("30_bar_engines",))[0].text
+    plain_call = next(c for c in parse_calls(plain) if c.name == "createTimeSeriesEngine")
+    assert plain_call.arg("acceptedDelay") is None and plain_call.arg("forceTriggerTime") is None
+    with pytest.raises(ValueError, match="bar_accepted_delay_ms"):
+        DeployConfig(bar_accepted_delay_ms=-1)
+
+
 def test_sessions_must_be_declared_utc():
     # issue 15, item 6: 09:30-16:00 given as New York hours would keep 09:30-16:00 UTC
     with pytest.raises(ValueError, match="ts, which is UTC"):

@@ -379,3 +379,16 @@ def test_cli_status_shows_the_preflight_and_deploy_refuses(wire, monkeypatch):
     assert "ok   persistenceDir: '/data/ddb/streams'" in out.output
     assert res.exit_code == 1 and "newValuePartitionPolicy=add" in res.output
     assert not any("createPartitionedTable" in s for s in wire.scripts())
+
+
+def test_publish_sends_add_reactive_metrics_with_checked_metacode(wire):
+    session = connect(_target(wire))
+    d = Deployer(session, CFG, library_metrics())
+    d.publish([FactorMetric("up_or_flat", to_dolphindb("(close >= prev(close)) || (close == open)"))])
+    session.close()
+    [script] = wire.scripts()
+    [call] = [c for c in parse_calls(script) if c.name == "addReactiveMetrics"]
+    assert call.arg("name").literal == "pp_factor_engine"
+    assert call.arg("metricNames").text == '["up_or_flat"]'
+    [metric] = _metrics_of(script)
+    assert metacode_problems(metric) == [] and "nullCompare(==" not in metric

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pyplatform.factors.errors import FactorTypeError
-from pyplatform.factors.limits import MAX_STATE_BYTES, MAX_WINDOW, state_floats
+from pyplatform.factors.limits import MAX_STATE_BYTES, MAX_WINDOW
+from pyplatform.factors.primitives import ELEMENTWISE, PRIMITIVES, state_floats
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = ["FUNCTIONS", "FuncSpec", "Param", "check", "lower", "lookback_of", "MAX_WINDOW", "state_bytes"]
@@ -242,7 +243,6 @@ _SPECS: list[FuncSpec] = [
 ]
 
 FUNCTIONS: dict[str, FuncSpec] = {s.name: s for s in _SPECS}
-ELEMENTWISE = {"abs", "log", "sqrt", "exp", "sign", "max", "min", "iif"}
 
 
 def _err(msg: str, node: Expr, text: str) -> FactorTypeError:
@@ -322,10 +322,9 @@ def state_bytes(expr: Expr) -> int:
     total, stack = 0, [lower(expr)]
     while stack:
         node = stack.pop()
-        if isinstance(node, Call) and node.name.startswith("_"):
-            n = int(node.args[2].value) if node.name == "_wcov" else \
-                (int(node.args[1].value) if node.name != "_cum" else 0)
-            total += 8 * state_floats(node.name, n)
+        if isinstance(node, Call) and node.name in PRIMITIVES:
+            prim = PRIMITIVES[node.name]
+            total += 8 * state_floats(node.name, int(node.args[prim.series].value) if prim.state[1] else 0)
         stack.extend(node.children())
     return total
 
@@ -371,27 +370,11 @@ def _lb(e: Expr) -> int:
     if isinstance(e, (Unary, Binary)):
         return max(_lb(c) for c in e.children())
     assert isinstance(e, Call)
-    name, a = e.name, e.args
-    if name in ELEMENTWISE:
-        return max(_lb(c) for c in a)
-    if name == "_move":
-        return _lb(a[0]) + int(a[1].value)
-    if name == "_cum":
-        return _lb(a[0])
-    if name == "_ema":  # seeded by the n values after the `skip` (4th argument) it ignores
-        return _lb(a[0]) + int(a[1].value) - 1 + (int(a[3].value) if len(a) > 3 else 0)
-    if name == "_wma":
-        return _lb(a[0]) + int(a[1].value) - 1
-    if name == "_wcov":
-        base, n, minp, need = max(_lb(a[0]), _lb(a[1])), int(a[2].value), int(a[3].value), 2
-    else:
-        base, n, minp = _lb(a[0]), int(a[1].value), int(a[2].value)
-        need = 2 if name == "_wvar" and a[3].value in (0, 1) else 1
-        if name == "_wsum" and a[4].value == 1:  # TA-Lib window start
-            return base + n - 1
-    if minp > 0:
-        return base + max(minp, need) - 1
-    return max(base + need - 1, n - 1)
+    if e.name in ELEMENTWISE:
+        return max(_lb(c) for c in e.args)
+    prim = PRIMITIVES[e.name]
+    base = max(_lb(c) for c in e.args[:prim.series])
+    return prim.lookback(base, [c.value for c in e.args[prim.series:]])
 
 
 def lookback_of(expr: Expr) -> int:

@@ -38,17 +38,10 @@ import math
 import numba as nb
 import numpy as np
 
-from pyplatform.factors.limits import state_floats
+from pyplatform.factors.primitives import OPCODES, state_floats
 
 __all__ = ["run_program", "state_width", "OPCODES"]
 
-OPCODES = {
-    "const": 0, "neg": 1, "not": 2, "abs": 3, "log": 4, "sqrt": 5, "sign": 6, "exp": 7,
-    "+": 10, "-": 11, "*": 12, "/": 13, "<": 14, "<=": 15, ">": 16, ">=": 17, "==": 18, "!=": 19,
-    "&&": 20, "||": 21, "max": 22, "min": 23, "iif": 30,
-    "_move": 40, "_wsum": 41, "_wvar": 42, "_wext": 43, "_wcov": 44, "_wrank": 45, "_ema": 46,
-    "_wma": 47, "_cum": 48,
-}
 
 NAN = np.nan
 

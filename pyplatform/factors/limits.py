@@ -26,16 +26,4 @@ MAX_NODES = 2_000
 MAX_WINDOW = 102_400
 MAX_STATE_BYTES = 1 << 20
 
-# floats of per-symbol stream state of each stateful primitive, as a function of its window or
-# step count ``n`` (the kernels' layouts; ``kernels.state_width`` reads this table)
-_STATE = {
-    "_move": (2, 1), "_wsum": (6, 2), "_wvar": (7, 3), "_wext": (5, 3), "_wcov": (11, 7),
-    "_wrank": (2, 1), "_ema": (4, 0), "_wma": (5, 3), "_cum": (3, 0),
-}
-
-
-def state_floats(op: str, n: int) -> int:
-    """Floats of per-symbol stream state primitive ``op`` holds for window/steps ``n``
-    (0 for element-wise operators)."""
-    base, per = _STATE.get(op, (0, 0))
-    return base + per * n
+from pyplatform.factors.primitives import state_floats  # noqa: E402 - the state layouts live with the primitives

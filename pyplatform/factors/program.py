@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyplatform.factors.functions import lower
-from pyplatform.factors.kernels import OPCODES, state_width
+from pyplatform.factors.primitives import OPCODES, PRIMITIVES, STATEFUL
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = ["Program", "build_program"]
-
-_STATEFUL = {"_move", "_wsum", "_wvar", "_wext", "_wcov", "_wrank", "_ema", "_wma", "_cum"}
 
 
 @dataclass
@@ -74,37 +72,22 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
             emit(node.op, r, a, b)
         else:
             assert isinstance(node, Call)
-            if node.name not in _STATEFUL:
+            if node.name not in STATEFUL:
                 ops = [visit(x, epoch) for x in node.args] + [0, 0]
                 r = new_reg()
                 emit(node.name, r, ops[0], ops[1], ops[2])
             else:
-                nseries = 2 if node.name == "_wcov" else 1
-                srcs = [visit(x, epoch) for x in node.args[:nseries]]
-                p = [x.value for x in node.args[nseries:]]
-                n = int(p[0]) if node.name != "_cum" else 0
-                w = state_width(node.name, n)
+                prim = PRIMITIVES[node.name]
+                srcs = [visit(x, epoch) for x in node.args[:prim.series]]
+                p = [x.value for x in node.args[prim.series:]]
+                w = prim.state_floats(int(p[0]) if prim.state[1] else 0)
                 slots[key] = (width, w)
                 widths[width] = w
                 off = width
                 width += w
                 r = new_reg()
-                a = srcs[0]
-                b = srcs[1] if nseries == 2 else 0
-                if node.name == "_move":
-                    emit("_move", r, a, off=off, i1=n)
-                elif node.name == "_wsum":
-                    emit("_wsum", r, a, off=off, i1=n, i2=int(p[1]), f1=p[2], f2=p[3])
-                elif node.name in ("_wvar", "_wext", "_wrank"):
-                    emit(node.name, r, a, off=off, i1=n, i2=int(p[1]), f1=p[2])
-                elif node.name == "_wcov":
-                    emit("_wcov", r, a, b, off=off, i1=n, i2=int(p[1]), f1=p[2])
-                elif node.name == "_ema":  # optional 4th argument: leading values to skip
-                    emit("_ema", r, a, off=off, i1=n, i2=int(p[2]) if len(p) > 2 else 0, f1=p[1])
-                elif node.name == "_wma":
-                    emit("_wma", r, a, off=off, i1=n)
-                else:  # _cum
-                    emit("_cum", r, a, off=off, f1=p[0])
+                i1, i2, f1, f2 = prim.pack(p)
+                emit(node.name, r, srcs[0], srcs[1] if prim.series == 2 else 0, off=off, i1=i1, i2=i2, f1=f1, f2=f2)
         regs[key] = r
         return r
 

@@ -29,6 +29,8 @@ import pandas as pd
 from pyplatform.factors import Binary, Call, Col, Expr, Num, Unary, parse
 from pyplatform.factors.batch import binary_op, frame_layout
 from pyplatform.factors.functions import lower
+from pyplatform.factors.primitives import ELEMENTWISE as _ELEMENTWISE
+from pyplatform.factors.primitives import STATEFUL
 from pyplatform.models import gpu_ops as ops
 
 __all__ = [
@@ -38,10 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ELEMENTWISE = {"abs", "log", "sqrt", "exp", "sign", "max", "min", "iif"}
-#: lowered primitives (and element-wise functions) this path implements
-SUPPORTED_PRIMITIVES = frozenset({"_move", "_wsum", "_wvar", "_wext", "_wcov", "_wrank", "_ema", "_wma", "_cum"}
-                                 | _ELEMENTWISE)
+#: lowered primitives (and element-wise functions) this path implements: all of them
+SUPPORTED_PRIMITIVES = STATEFUL | _ELEMENTWISE
 
 
 class GpuUnsupportedError(NotImplementedError):

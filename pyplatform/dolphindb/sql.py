@@ -140,6 +140,6 @@ def asof_script(config: DeployConfig, table: str, columns, symbols: list[str], l
             f"select pp_row, right_ts, {', '.join(cols)} from aj(ppAsofLeft, ppAsofRight, `symbol`ts)")
 
 
-def symbols_sql(config: DeployConfig, table: str) -> str:
-    """Distinct symbols of ``table`` (one group per symbol)."""
-    return f"select count(ts) as n from {dfs_ref(config, table)} group by symbol"
+def symbols_sql(config: DeployConfig, table: str, lo: int | None = None, hi: int | None = None) -> str:
+    """Distinct symbols of ``table`` (one group per symbol), optionally with ``lo <= ts < hi``."""
+    return f"select count(ts) as n from {dfs_ref(config, table)}{where(config, None, lo, hi)} group by symbol"

@@ -88,9 +88,12 @@ class DolphinDBStore:
     """
 
     def __init__(self, settings: Settings | None = None, session=None, config: DeployConfig | None = None,
-                 **_options) -> None:
+                 max_partitions_per_query: int = 65_536, **_options) -> None:
         self.settings = settings or get_settings()
         self.config = config or DeployConfig()
+        # the server's maxPartitionNumPerQuery (default 65,536; `pyplatform dolphindb status`
+        # shows it): a query touching more partitions fails, so fallbacks are bounded by it
+        self.max_partitions_per_query = int(max_partitions_per_query)
         self.session = session if session is not None else connect(target_from_settings(self.settings))
 
     # ------------------------------------------------------------------ writing
@@ -138,11 +141,16 @@ class DolphinDBStore:
             return self.read(table, symbols, d0, d0 + pd.Timedelta("1D"), columns, as_arrow)
         t = ts_ns(at)
         syms = symbol_list(symbols)
-        windows: list[int | None] = [pd.Timedelta(w).value for w in _WINDOWS] + [None]
+        windows: list[int | None] = [pd.Timedelta(w).value for w in _WINDOWS] + [self._widest_window(table)]
         if lookback is not None:
             limit = pd.Timedelta(lookback).value
             windows = [w for w in windows if w is not None and w < limit] + [limit]
-        wanted = set(syms) if syms is not None else set(self.symbols(table))
+        widest = windows[-1]
+        if syms is not None:
+            wanted = set(syms)
+        else:  # the symbols present within the widest window, not over all history (maxPartitionNumPerQuery)
+            lo = None if widest is None else t - widest + 1
+            wanted = {str(x) for x in self.session.run(dsql.symbols_sql(self.config, table, lo, t + 1))["symbol"]}
         result = None
         for w in windows:
             lo = None if w is None else t - w + 1
@@ -150,6 +158,17 @@ class DolphinDBStore:
             if wanted <= set(result.column("symbol").to_pylist()):
                 break
         return self._finish(table, result, as_arrow)
+
+    def _widest_window(self, table: str) -> int | None:
+        """The longest look-back (ns) a query of ``table`` may span without exceeding
+        ``maxPartitionNumPerQuery``: daily VALUE partitions x HASH buckets per day (None for
+        the monthly-partitioned tables, which never come near the limit)."""
+        buckets = {"ticks": self.config.tick_hash_buckets, "bars_1m": self.config.bar_hash_buckets,
+                   "factors": self.config.factor_hash_buckets}.get(table)
+        if buckets is None:
+            return None
+        days = max(1, self.max_partitions_per_query // buckets - 1)
+        return days * 86_400_000_000_000
 
     def resample(self, source_table: str, freq: str, symbols=None, start=None, end=None, as_arrow: bool = False):
         """OHLCV bars of width ``freq`` from ``ticks`` or finer bars (epoch-aligned, start-stamped)."""

@@ -392,3 +392,29 @@ def test_publish_sends_add_reactive_metrics_with_checked_metacode(wire):
     assert call.arg("metricNames").text == '["up_or_flat"]'
     [metric] = _metrics_of(script)
     assert metacode_problems(metric) == [] and "nullCompare(==" not in metric
+
+
+@pytest.mark.parametrize("wire", [[
+    {"match": "select count(ts) as n", "reply": {"__table__": {
+        "symbol": {"__type__": "SYMBOL", "value": ["A.US"]}, "n": {"__type__": "INT", "value": [3]}}}},
+    {"match": "select max(ts) as datetime", "reply": {"__table__": {  # never A.US: every window is tried
+        "datetime": {"__type__": "TIMESTAMP", "value": [T0 // 1_000_000]},
+        "symbol": {"__type__": "SYMBOL", "value": ["B.US"]}, "price": [1.0]}}},
+]], indirect=True)
+def test_undated_cross_section_stays_within_max_partitions_per_query(wire):
+    """Item 11: no query of the daily x 50-bucket tick table may span more than
+    maxPartitionNumPerQuery (65,536) partitions: the widest window is 65536 // 50 - 1 days."""
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.store import DolphinDBStore
+
+    session = connect(_target(wire))
+    store = DolphinDBStore(Settings(), session=session, config=CFG)
+    store.cross_section("ticks", at=pd.Timestamp(T0), columns=["price"])
+    store.close()
+    sent = wire.scripts()
+    widest = (65_536 // CFG.tick_hash_buckets - 1) * 86_400_000_000_000
+    bound = f"ts >= {dsql.time_literal(T0 - widest + 1, CFG, round_up=True)}"
+    assert bound in sent[0] and sent[0].startswith("select count(ts) as n")  # the symbols wanted
+    latest = [s for s in sent if s.startswith("select max(ts)")]
+    assert len(latest) == 5 and bound in latest[-1]
+    assert all(" ts >= " in s for s in sent)  # nothing unbounded

@@ -71,20 +71,21 @@ def test_tree_size_limit():
 
 
 def test_window_limit_follows_from_state_memory():
-    # mmax keeps 5 + 3n floats per symbol: the largest n within 1 MiB is (131072 - 5) // 3
-    assert MAX_STATE_BYTES == 1 << 20
+    # mmax keeps 5 + 3n floats per symbol: the largest n within 2 MiB is (262144 - 5) // 3
+    assert MAX_STATE_BYTES == 2 << 20
     biggest = (MAX_STATE_BYTES // 8 - 5) // 3
-    assert biggest == 43_689
+    assert biggest == 87_379
     parse(f"mmax(close, {biggest})")
     with pytest.raises(FactorTypeError) as exc:
         parse(f"mmax(close, {biggest + 1})")
     assert "MiB of stream state per symbol" in exc.value.reason and f"at most {biggest:,}" in exc.value.reason
-    with pytest.raises(FactorTypeError, match="at most 43,689"):
+    with pytest.raises(FactorTypeError, match="at most 87,379"):
         parse("mmax(close, 102400)")
     # mcorr keeps 11 + 7n floats
     with pytest.raises(FactorTypeError, match=f"at most {(MAX_STATE_BYTES // 8 - 11) // 7:,}"):
-        parse("mcorr(close, volume, 30000)")
-    # a shift keeps 2 + n floats: DolphinDB's 102,400 cap applies first
+        parse("mcorr(close, volume, 40000)")
+    # sums keep 6 + 2n floats and shifts 2 + n: DolphinDB's 102,400 cap applies first
+    parse("mavg(close, 102400)")
     parse("move(close, 102400)")
     with pytest.raises(FactorTypeError, match="from 1 to 102400"):
         parse("move(close, 102401)")

@@ -34,7 +34,8 @@ class EmbeddedBackend:
         self.dir = tmp_path / "streams"
         self.tables = {}
         self.bar_engine = BarEngine("1min")
-        self.factor_engine = FactorEngine(dict(factors or FACTORS))
+        self.factors = dict(factors or FACTORS)
+        self.factor_engine = FactorEngine(dict(self.factors))
 
     def stream(self, name, schema):
         from pyplatform.stream import StreamTable
@@ -199,6 +200,30 @@ def library_backend(request, tmp_path):
     b.close()
 
 
+# one factor per metacode rule of issue 15 (docs/dolphindb.md, "Factor metacode")
+NULL_RULE_FACTORS = {
+    "eq": "close == open", "ne": "close != open", "orr": "(close > open) || (volume > 100)",
+    "andd": "(close > open) && (high > close)", "nott": "!(close > open)", "mx": "max(high, low)",
+    "mn": "min(high, close)", "negneg": "-(-close)", "iffy": "iif(close > open, deltas(close), 0)",
+    "macd": "macd(close, 12, 26, 9)",
+}
+
+
+@pytest.fixture(params=[
+    "embedded",
+    pytest.param("dolphindb", marks=[
+        pytest.mark.dolphindb,
+        pytest.mark.skipif(not DOLPHINDB_URI, reason="DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI"),
+    ]),
+])
+def null_rules_backend(request, tmp_path):
+    """A backend running one factor per NULL/type rule of the DolphinDB metacode."""
+    f = dict(NULL_RULE_FACTORS)
+    b = EmbeddedBackend(tmp_path, f) if request.param == "embedded" else DolphinDBBackend(tmp_path, f)
+    yield b
+    b.close()
+
+
 needs_server = pytest.mark.skipif(not DOLPHINDB_URI, reason="DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI")
 
 
@@ -220,3 +245,20 @@ def server_backend_ns(tmp_path):
     b = DolphinDBBackend(tmp_path, time_type="NANOTIMESTAMP")
     yield b
     b.close()
+
+
+@pytest.fixture
+def make_server_backend(tmp_path):
+    """Build DolphinDB backends with a chosen DeployConfig (closed after the test)."""
+    if not DOLPHINDB_URI:
+        pytest.skip("DolphinDB server absent: set PYPLATFORM_DOLPHINDB_URI")
+    made = []
+
+    def make(factors=None, **config):
+        b = DolphinDBBackend(tmp_path / f"b{len(made)}", factors, **config)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

@@ -62,6 +62,27 @@ def test_every_library_bar_factor_matches_the_batch_runtime(library_backend):
         np.testing.assert_allclose(mine, want, rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=name)
 
 
+def _check_against_batch(backend, bars: pa.Table) -> None:
+    from pyplatform.factors import compile_batch, parse
+
+    got = _wide(backend.bars_to_factors(bars)).sort_values(["symbol", "ts"]).reset_index(drop=True)
+    frame = bars.to_pandas()
+    frame = frame.assign(datetime=pd.to_datetime(frame.ts)).set_index(["datetime", "symbol"]).sort_index()
+    assert len(got) == len(frame)
+    for name, text in backend.factors.items():
+        oracle = compile_batch(parse(text))(frame).reset_index().sort_values(["symbol", "datetime"])
+        np.testing.assert_allclose(got[name].to_numpy(dtype=float), oracle.iloc[:, -1].to_numpy(dtype=float),
+                                   rtol=1e-7, atol=1e-9, equal_nan=True, err_msg=name)
+
+
+def test_null_and_type_rules_of_the_metacode_match_the_batch_runtime(null_rules_backend):
+    """==, !=, ||, &&, !, binary max/min, -(-x), iif with an integer branch and MACD, on
+    bars with a NULL high and rows where close == open: a server must give what Python gives."""
+    bars = _bars(40, null_high_at=30).to_pandas()
+    bars.loc[bars.index[::7], "open"] = bars.loc[bars.index[::7], "close"]  # some close == open rows
+    _check_against_batch(null_rules_backend, pa.Table.from_pandas(bars, schema=BARS, preserve_index=False))
+
+
 # ---------------------------------------------------------------- server-only cases
 def _ticks(n: int, same_ms_pairs: bool = True) -> pa.Table:
     ts = T0 + np.arange(n, dtype=np.int64) * 250_000_000
@@ -188,3 +209,45 @@ def test_signal_subscriber_delivers_appended_signals_once_in_order(server_backen
     assert got.column("ts").to_pylist() == want.column("ts").to_pylist()
     assert got.column("strength").to_pylist() == want.column("strength").to_pylist()
     assert sub.book.get("ct_risk") == start + n
+
+
+def test_bar_engine_restart_resumes_from_its_snapshot(make_server_backend):
+    """Drop the engines and subscriptions (streams kept), deploy again: the bar engine
+    restores its snapshot and resumes at getSnapshotMsgId + 1, so the bars after the restart
+    are what one uninterrupted embedded engine gives for the same ticks."""
+    from pyplatform.stream.bars import BarEngine
+
+    backend = make_server_backend(snapshot_interval=1)
+    ticks = _ticks(48, same_ms_pairs=False)  # 12 minutes at 4 ticks a minute
+    first, second = ticks.slice(0, 20), ticks.slice(20)
+    backend.ticks_to_bars(first)
+    backend.deployer.undeploy()  # 90 + 91: subscriptions and engines gone, stream tables and snapshots kept
+    backend.deployer.deploy()
+    closing = pa.table({"ts": [T0 + 13 * MIN], "symbol": ["AAPL.US"], "price": [1.0], "volume": [1.0],
+                        "side": pa.array([1], pa.int8()), "bid": [1.0], "ask": [1.0]}, schema=TICKS)
+    after = backend.ticks_to_bars(pa.concat_tables([second, closing])).to_pandas()
+    oracle = BarEngine("1min").feed(pa.concat_tables([ticks, closing])).to_pandas()
+    oracle = oracle[oracle.ts.isin(after.ts)]
+    assert len(after) == len(oracle) > 0
+    np.testing.assert_allclose(after.sort_values("ts")[["open", "high", "low", "close", "volume"]].to_numpy(),
+                               oracle.sort_values("ts")[["open", "high", "low", "close", "volume"]].to_numpy())
+
+
+def test_sessions_are_fixed_utc_hours_across_a_dst_change(make_server_backend):
+    """Sessions are UTC hours with no DST (docs/dolphindb.md, item 6): after the US switch to
+    summer time (2024-03-10) the 13:35 UTC tick -- 09:35 in New York -- is outside 14:30-21:00."""
+    backend = make_server_backend(sessions=(("14:30:00", "21:00:00"),), session_timezone="UTC")
+    at = [pd.Timestamp(x).value for x in ("2024-03-08 14:35", "2024-03-08 14:37", "2024-03-11 13:35",
+                                          "2024-03-11 14:35", "2024-03-11 14:37")]
+    price = [10.0, 11.0, 12.0, 13.0, 14.0]
+    ticks = pa.table({"ts": at, "symbol": ["AAPL.US"] * 5, "price": price, "volume": [1.0] * 5,
+                      "side": pa.array([1] * 5, pa.int8()), "bid": price, "ask": price}, schema=TICKS)
+    got = backend.ticks_to_bars(ticks, expect=3).to_pandas().sort_values("ts")
+    frame = ticks.to_pandas().assign(dt=lambda d: pd.to_datetime(d.ts))
+    tod = frame.dt - frame.dt.dt.normalize()
+    inside = frame[(tod >= pd.Timedelta("14:30:00")) & (tod < pd.Timedelta("21:00:00"))]
+    oracle = inside.set_index("dt").price.resample("1min").agg(["first", "count"]).query("count > 0")
+    # 3/8 14:35, 3/8 14:37, 3/11 14:35 (closed by the 14:37 tick); never 3/11 13:35
+    assert got.ts.tolist()[:3] == [t.value for t in oracle.index[:3]]
+    assert got.open.tolist()[:3] == oracle["first"].tolist()[:3]
+    assert pd.Timestamp("2024-03-11 13:35").value not in got.ts.tolist()

@@ -127,9 +127,50 @@ class DolphinDBStore:
         return to_frame(result)
 
     def read(self, table: str, symbols=None, start=None, end=None, columns=None, as_arrow: bool = False):
-        """Rows of ``symbols`` (all if None) with ``start <= ts < end``, by time then symbol."""
-        sql = dsql.read_sql(self.config, table, symbol_list(symbols), ts_ns(start), ts_ns(end), columns)
-        return self._finish(table, self._query(sql, table, columns), as_arrow)
+        """Rows of ``symbols`` (all if None) with ``start <= ts < end``, by time then symbol.
+
+        A range spanning more daily partitions than one query may touch
+        (``maxPartitionNumPerQuery``) is read in consecutive time chunks, in order."""
+        syms = symbol_list(symbols)
+        parts = [self._query(dsql.read_sql(self.config, table, syms, lo, hi, columns), table, columns)
+                 for lo, hi in self._chunks(table, ts_ns(start), ts_ns(end))]
+        result = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        return self._finish(table, result, as_arrow)
+
+    def _chunks(self, table: str, lo: int | None, hi: int | None) -> list[tuple[int | None, int | None]]:
+        """``[lo, hi)`` split so that no piece spans more than the widest safe window.
+
+        Open ends are closed with the table's VALUE day partitions (``schema(t).partitionSchema``,
+        read only when needed); if those cannot be read the range is queried as one piece."""
+        widest = self._widest_window(table)
+        if widest is None or (lo is not None and hi is not None and hi - lo <= widest):
+            return [(lo, hi)]
+        days = self._partition_days(table)
+        if days is None or len(days) == 0:
+            return [(lo, hi)]
+        day = 86_400_000_000_000
+        first, last = int(days.min()) * day, (int(days.max()) + 1) * day
+        # no row lies outside the partitions, so the range can be clipped to them
+        a = first if lo is None else max(lo, first)
+        b = last if hi is None else min(hi, last)
+        if b <= a:
+            return [(lo, hi)]
+        out = []
+        while a < b:
+            out.append((a, min(a + widest, b)))
+            a += widest
+        return out
+
+    def _partition_days(self, table: str):
+        """The first-level VALUE partitions (days since the epoch) of a daily-partitioned table."""
+        try:
+            got = self.session.run(f"schema({dsql.dfs_ref(self.config, table)}).partitionSchema[0]")
+        except Exception:  # an older server or a different scheme: read unchunked
+            return None
+        try:
+            return np.asarray(got).astype("datetime64[D]").astype(np.int64)
+        except (TypeError, ValueError):
+            return None
 
     def cross_section(self, table: str, at=None, day=None, symbols=None, columns=None,
                       as_arrow: bool = False, lookback=None):
@@ -219,9 +260,12 @@ class DolphinDBStore:
         return out if as_arrow else to_frame(out)
 
     def symbols(self, table: str) -> list[str]:
-        """Distinct symbols stored in ``table``, sorted."""
-        got = self.session.run(dsql.symbols_sql(self.config, table))
-        return sorted(str(s) for s in got["symbol"])
+        """Distinct symbols stored in ``table``, sorted (in time chunks, like :meth:`read`)."""
+        out: set[str] = set()
+        for lo, hi in self._chunks(table, None, None):
+            got = self.session.run(dsql.symbols_sql(self.config, table, lo, hi))
+            out.update(str(s) for s in got["symbol"])
+        return sorted(out)
 
     def instruments(self) -> pd.DataFrame:
         """Reference data (symbol, asset_class, sector), kept in the embedded store."""

@@ -418,3 +418,41 @@ def test_undated_cross_section_stays_within_max_partitions_per_query(wire):
     latest = [s for s in sent if s.startswith("select max(ts)")]
     assert len(latest) == 5 and bound in latest[-1]
     assert all(" ts >= " in s for s in sent)  # nothing unbounded
+
+
+_DAYS = {"__type__": "DATE", "value": list(range(19_000, 19_000 + 3_000))}  # 3,000 daily partitions
+
+
+@pytest.mark.parametrize("wire", [[
+    {"match": "partitionSchema", "reply": _DAYS},
+    {"match": "select count(ts) as n", "reply": {"__table__": {
+        "symbol": {"__type__": "SYMBOL", "value": ["A.US"]}, "n": {"__type__": "INT", "value": [1]}}}},
+    {"match": "select ts as datetime", "reply": {"__table__": {
+        "datetime": {"__type__": "TIMESTAMP", "value": [T0 // 1_000_000]},
+        "symbol": {"__type__": "SYMBOL", "value": ["A.US"]}, "price": [10.0]}}},
+]], indirect=True)
+def test_undated_reads_and_symbols_are_chunked_below_max_partitions_per_query(wire):
+    """Item 11: 3,000 days x 50 buckets = 150,000 partitions; every query stays within
+    65,536 (at most 1,309 days of the tick table) and together they cover every day."""
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.store import DolphinDBStore
+
+    session = connect(_target(wire))
+    store = DolphinDBStore(Settings(), session=session, config=CFG)
+    assert store.symbols("ticks") == ["A.US"]
+    got = store.read("ticks", columns=["price"])
+    store.close()
+    day = 86_400_000_000_000
+    first, last = 19_000 * day, (19_000 + 3_000) * day
+    sent = [s for s in wire.scripts() if "partitionSchema" not in s]
+    sym_q = [s for s in sent if s.startswith("select count(ts)")]
+    read_q = [s for s in sent if s.startswith("select ts as datetime")]
+    widest = (65_536 // CFG.tick_hash_buckets - 1) * day
+    n = -(-(last - first) // widest)
+    assert len(sym_q) == len(read_q) == n == 3
+    bounds = [(first + i * widest, min(first + (i + 1) * widest, last)) for i in range(n)]
+    for q in (sym_q, read_q):
+        for s, (lo, hi) in zip(q, bounds):
+            assert f"ts >= {dsql.time_literal(lo, CFG, round_up=True)}" in s
+            assert f"ts < {dsql.time_literal(hi, CFG, round_up=True)}" in s
+    assert len(got) == 3  # one row per chunk reply, concatenated in order

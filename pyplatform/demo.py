@@ -8,6 +8,15 @@
 Every component is the production one; only the market is simulated. The loop prints a
 live table (ticks, bars, factor values, signals, positions, P&L, risk state) once a second.
 With ``PYPLATFORM_ITICK_TOKEN`` set, the feed connects to iTick instead of the simulator.
+
+History: twelve years of one-minute bars by default (the platform's promise is ten-plus
+years), generated once with a progress bar and reused on the next run, so the Dash app opens
+on a decade of daily candles that zoom down to minutes.
+
+Trading: besides the library strategies, the demo drafts a strategy from the seed's own
+sentence (:data:`DRAFT_SENTENCE`) with :func:`pyplatform.research.drafting.draft_strategy`
+and runs the draft's ``kind: "rule"`` configuration live on its symbol, sized by the
+sentence's "2% position" (a per-symbol concentration limit) with its 100-point stop.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+import pandas as pd
+
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -33,6 +44,15 @@ from pyplatform.config import Settings, configured_port, get_settings
 __all__ = ["run_demo", "DemoReport"]
 
 log = logging.getLogger(__name__)
+
+#: The seed's sentence: drafted into a rule strategy that the demo trades live.
+DRAFT_SENTENCE = ("When the 5-day moving average of EURUSD crosses above the 20-day moving average, buy; when it "
+                  "crosses below, sell; use 2% position for each trade, and set stop-loss at 100 points.")
+#: Default years of history the demo generates (ten-plus, as the platform promises).
+DEMO_YEARS = 12.0
+_DEMO_END = "2026-01-01"
+_DEMO_SEED = 42
+_MARKER = "demo_market.json"
 
 #: Library factors the demo's engine computes besides the strategies' own inputs.
 DEMO_FACTORS = {
@@ -93,30 +113,109 @@ class DemoReport:
         self.risk: dict = {}
         self.published: list[str] = []
         self.broker = "paper"
+        self.history: dict = {}
+        #: the drafted strategy: sentence, config (or what was not understood), its signals
+        self.drafted: dict = {}
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _ensure_history(settings: Settings, n_symbols: int, console: Console) -> list[str]:
+def _history_span(settings: Settings) -> tuple[list[str], float]:
+    """Symbols with daily bars and the years their history spans (0 when there is none)."""
     from pyplatform.store import open_store
 
     store = open_store(settings)
     try:
-        syms = store.symbols("bars_1d")
-    except Exception:
-        syms = []
+        syms = list(store.symbols("bars_1d"))
+    except Exception:  # noqa: BLE001 - an empty or missing store
+        return [], 0.0
     if not syms:
-        from pyplatform.data import generate_market
+        return [], 0.0
+    d = store.read("bars_1d", symbols=syms[:1], columns=["close"])
+    ts = d.index.get_level_values("datetime")
+    return syms, float((ts.max() - ts.min()).days / 365.25) if len(ts) else 0.0
 
-        console.print(f"[bold]1/6 history[/]: generating a synthetic market of {n_symbols} symbols "
-                      f"(stocks, forex, crypto) into {settings.data_dir} ...")
-        generate_market(settings.data_dir, n_symbols=n_symbols, start="2025-09-01", end="2026-01-01",
-                        tick_days=1, seed=42, progress=True)
-        syms = open_store(settings).symbols("bars_1d")
-    else:
-        console.print(f"[bold]1/6 history[/]: {len(syms)} symbols already in {settings.data_dir}")
-    return list(syms)
+
+def _ensure_history(settings: Settings, n_symbols: int, console: Console, years: float = DEMO_YEARS) -> list[str]:
+    """The demo's history: reused when present, else ``years`` of 1-minute bars generated once.
+
+    A market the demo generated itself (it leaves ``demo_market.json`` in the data directory)
+    that is shorter than ``years`` is regenerated; any other history is the user's and is
+    used as it is, with a note when it spans less than asked.
+    """
+    import json
+
+    marker = Path(settings.data_dir) / _MARKER
+    syms, span = _history_span(settings)
+    made = json.loads(marker.read_text()) if marker.exists() else None
+    if syms and made is not None and float(made.get("years", 0)) + 1e-9 < years:
+        console.print(f"[bold]1/6 history[/]: the demo's market spans {made.get('years')} years, "
+                      f"{years:g} asked: generating it again")
+        shutil.rmtree(settings.path("history"), ignore_errors=True)
+        syms = []
+    if syms:
+        console.print(f"[bold]1/6 history[/]: {len(syms)} symbols, {span:.1f} years of bars already in "
+                      f"{settings.data_dir}")
+        if span + 0.05 < years and made is None:
+            console.print(f"    (less than the {years:g} years the demo would generate; "
+                          "point PYPLATFORM_DATA_DIR at an empty folder for a full decade)")
+        return syms
+    from pyplatform.data import generate_market
+
+    end = pd.Timestamp(_DEMO_END)
+    start = end - pd.DateOffset(months=max(1, int(round(years * 12))))
+    console.print(f"[bold]1/6 history[/]: generating {years:g} years ({start:%Y-%m-%d} → {end:%Y-%m-%d}) of "
+                  f"1-minute bars for {n_symbols} symbols (stocks, forex, crypto) into {settings.data_dir}; "
+                  "once only, the next run reuses them ...")
+    t0 = time.perf_counter()
+    summary = generate_market(settings.data_dir, n_symbols=n_symbols, start=start, end=end, tick_days=1,
+                              seed=_DEMO_SEED, progress=True)
+    took = time.perf_counter() - t0
+    rows = summary.rows.get("bars_1m", 0)
+    console.print(f"    {rows:,} minute bars in {took:.0f} s")
+    marker.write_text(json.dumps({"years": years, "n_symbols": n_symbols, "seed": _DEMO_SEED,
+                                  "start": str(start.date()), "end": str(end.date()), "minute_bars": rows,
+                                  "seconds": round(took, 1)}))
+    syms, _ = _history_span(settings)
+    return syms
+
+
+def draft_demo_strategy(symbols: list[str], sentence: str = DRAFT_SENTENCE) -> tuple[dict | None, dict]:
+    """Draft ``sentence`` against the demo's symbols.
+
+    Returns
+    -------
+    (config or None, report)
+        The draft's ``kind: "rule"`` configuration (None when a clause was not understood or
+        its symbol is not in the market) and what the demo reports about it.
+    """
+    from pyplatform.research.drafting import draft_strategy
+
+    d = draft_strategy(sentence, known_symbols=symbols)
+    report = {"sentence": sentence, "understood": list(d.understood), "unparsed": list(d.unparsed)}
+    if not d.ok:
+        return None, report
+    cfg = d.to_config(name="drafted")
+    report["config"] = cfg
+    return cfg, report
+
+
+def _draft_risk(cfg: dict):
+    """Risk limits giving the draft's symbols its sizing (see ``strategies.rule.risk_overrides``),
+    per symbol so that the library strategies keep the account's defaults."""
+    from pyplatform.risk.config import AccountLimits, RiskConfig
+    from pyplatform.strategies.rule import risk_overrides
+
+    over = risk_overrides(cfg.get("params", {}), cfg.get("symbols") or ())
+    per: dict = {s: dict(v) for s, v in over.pop("symbols", {}).items()}
+    for sym in cfg.get("symbols") or ():
+        if "concentration" in over:
+            per.setdefault(sym, {})["concentration"] = over["concentration"]
+        if "fixed_stop" in over:
+            per.setdefault(sym, {})["fixed_stop"] = over["fixed_stop"]
+    extra = {k: v for k, v in over.items() if k == "risk_per_trade"}
+    return RiskConfig(default=AccountLimits(symbols=per, **extra))
 
 
 def _last_closes(settings: Settings, symbols: list[str]) -> tuple[tuple[str, float], ...]:
@@ -138,6 +237,9 @@ def _render(rep: DemoReport, elapsed: float, seconds: float) -> Table:
         vals = "  ".join(f"{k}={v:+.4f}" for k, v in f.items() if k not in ("symbol", "ts") and v == v)
         t.add_row(f"  {f['symbol']}", vals)
     t.add_row("signals", f"{rep.signals:,}")
+    if rep.drafted.get("config"):
+        t.add_row("drafted strategy", f"{rep.drafted['config']['symbols'][0]}: {rep.drafted.get('signals', 0)} signals "
+                                      f"(rules from the seed's sentence)")
     t.add_row("orders", f"{rep.orders:,}")
     t.add_row("positions", ", ".join(f"{p['symbol']} {p['quantity']:g}" for p in rep.positions[:6]) or "-")
     t.add_row("P&L / equity", f"{rep.pnl:+,.2f} / {rep.equity:,.2f}")
@@ -184,8 +286,26 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     tables = StreamTables(stream_dir)
     stop = asyncio.Event()
 
+    # the seed's sentence, drafted and traded live on its symbol; the library strategies keep
+    # to the other symbols so the draft's position is its own
+    from pyplatform.strategies import build
+
+    draft_cfg, rep.drafted = draft_demo_strategy(symbols)
+    risk_config = None
+    others = None
+    if draft_cfg is not None:
+        drafted = build(draft_cfg)
+        risk_config = _draft_risk(draft_cfg)
+        others = [s for s in symbols if s not in set(draft_cfg.get("symbols") or ())]
+        console.print(f"[bold]drafted[/]: \"{DRAFT_SENTENCE}\"\n    -> {draft_cfg['rules']} "
+                      f"{draft_cfg['params']} on {draft_cfg.get('symbols')}")
+    else:
+        console.print("[yellow]drafted strategy not run: not understood: " + "; ".join(rep.drafted["unparsed"]) + "[/]")
     # windows short enough to warm up within the demo's first half-minute of 1-second bars
-    strategies = [DualMACrossover(fast=3, slow=8), ZScoreMeanReversion(), Momentum()]
+    strategies = [DualMACrossover(fast=3, slow=8, symbols=others), ZScoreMeanReversion(symbols=others),
+                  Momentum(symbols=others)]
+    if draft_cfg is not None:
+        strategies.append(drafted)
     factors = dict(DEMO_FACTORS)
     for s in strategies:
         factors.update(s.factors())
@@ -240,7 +360,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
         quote_sub = quotes.subscribe("fix_exchange", offset=OFFSET_NEW)
         fix_kw["fix_port"] = exchange.port
     node = TradingNode(settings, tables={"factors": pipe.factors, "quotes": quotes, "signals": signals},
-                       clock=clock, broker=broker, strategies=strategies, account="demo",
+                       clock=clock, broker=broker, strategies=strategies, account="demo", risk_config=risk_config,
                        journal=settings.path("streams", "demo", "orders.journal"), **fix_kw)
     rep.broker = broker
     console.print("[bold]4/6 trading[/]: " + ", ".join(s.name for s in strategies) + " -> risk -> "
@@ -382,6 +502,26 @@ def _update(rep: DemoReport, pipe, signals, node, service) -> None:
     rep.bars = pipe.bars.next_offset
     rep.factor_rows = pipe.factors.next_offset if pipe.factors is not None else 0
     rep.signals = signals.next_offset
+    if rep.drafted.get("config"):
+        # count the draft's signals incrementally: only rows appended since the last look
+        start = max(rep.drafted.get("read_offset", 0), signals.oldest_offset)
+        if rep.signals > start:
+            sig = signals.read(start).column("strategy").to_numpy(zero_copy_only=False)
+            rep.drafted["signals"] = rep.drafted.get("signals", 0) + int((sig == rep.drafted["config"]["name"]).sum())
+            rep.drafted["read_offset"] = rep.signals
+        # and the rows on which its rules were evaluated live (warmed-up entry condition)
+        col = f"{rep.drafted['config']['name']}_entry_long"
+        f_start = max(rep.drafted.get("factor_offset", 0), pipe.factors.oldest_offset) if pipe.factors is not None else 0
+        if pipe.factors is not None and rep.factor_rows > f_start:
+            tb = pipe.factors.read(f_start)
+            if col in tb.column_names:
+                import numpy as np
+
+                syms = tb.column("symbol").to_numpy(zero_copy_only=False).astype(str)
+                vals = tb.column(col).to_numpy(zero_copy_only=False).astype(float)
+                mine = np.isin(syms, rep.drafted["config"].get("symbols") or [])
+                rep.drafted["evaluated_rows"] = rep.drafted.get("evaluated_rows", 0) + int((mine & np.isfinite(vals)).sum())
+            rep.drafted["factor_offset"] = rep.factor_rows
     if rep.factor_rows:
         tail = pipe.factors.read(max(pipe.factors.oldest_offset, rep.factor_rows - 200))
         df = tail.to_pandas().drop(columns=["offset"], errors="ignore").groupby("symbol").last().reset_index()
@@ -405,18 +545,29 @@ def configure_logging(settings: Settings) -> None:
 
 def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = False,
              settings: Settings | None = None, live_table: bool | None = None, broker: str = "paper",
-             venue: str | None = None) -> DemoReport:
+             venue: str | None = None, years: float = DEMO_YEARS) -> DemoReport:
     """Run the platform end to end; returns what it saw (see :class:`DemoReport`).
 
-    ``venue`` (with ``broker="fix"``): a quickfix session file or ``host:port`` of an
-    outside FIX venue instead of the built-in exchange simulator.
+    Parameters
+    ----------
+    seconds : float
+        How long the live part runs.
+    n_symbols : int
+        Symbols of a market generated on the first run.
+    years : float
+        Years of 1-minute history generated on the first run (12 by default; tests pass a
+        fraction of a year). Existing history is reused.
+    venue : str, optional
+        With ``broker="fix"``: a quickfix session file or ``host:port`` of an outside FIX
+        venue instead of the built-in exchange simulator.
     """
     settings = settings or get_settings()
     console = Console()
     if live_table is None:
         live_table = console.is_terminal
-    symbols = _ensure_history(settings, n_symbols, console)
+    symbols = _ensure_history(settings, n_symbols, console, years)
     rep = DemoReport()
+    rep.history = {"symbols": len(symbols), "years": round(_history_span(settings)[1], 2)}
     try:
         if broker not in ("paper", "fix"):
             raise ValueError(f"broker must be 'paper' or 'fix', got {broker!r}")

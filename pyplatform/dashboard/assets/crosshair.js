@@ -28,7 +28,6 @@
 
     // capture phase: Plotly's drag layer handles the event on the way down
     gd.addEventListener("mousemove", function (ev) {
-      gd.dataset.ppMoves = String((+gd.dataset.ppMoves || 0) + 1);
       var fl = gd._fullLayout;
       if (!fl || !fl.yaxis || !fl.xaxis || !fl.yaxis._length) { hide(); return; }
       var ya = fl.yaxis, xa = fl.xaxis;

@@ -79,7 +79,9 @@ class RedisHotCache:
         self._pending: dict[str, list[pa.Table]] = {}
         self._registry: dict[str, dict[str, Any]] = {}
         self._registry_dirty = True
-        self._need_full = False
+        # the first write is a full one too: this host's revocations (and latest rows) reach a
+        # Redis that was started, or emptied, while this process was not running
+        self._need_full = True
         self._wake = asyncio.Event()
         self._wake.set()  # first loop turn: register this instance and learn whether Redis is up
 

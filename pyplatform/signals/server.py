@@ -538,6 +538,8 @@ class SignalService:
         conn = self._conns.get(cid)
         if conn is not None and not conn.closing:
             self.dropped_slow += 1
+            # out of /health and the connection limits now, not when the close completes
+            conn.closing = True
             asyncio.get_running_loop().create_task(self._drop_slow(conn))
 
     async def _drop_slow(self, conn: _Conn) -> None:

@@ -632,7 +632,9 @@ class EmbeddedStore:
         missing = set(wanted)
         for back in range(8):
             d = day0 - back * DAY_NS
-            view = self._day_view(table, d, man, build=back == 0 and syms is None)
+            # a whole-market snapshot may build the few days before too (a weekend's stocks
+            # are on Friday); later days back only use files already there
+            view = self._day_view(table, d, man, build=back <= 3 and syms is None)
             if view is None:
                 if back == 0:
                     return None  # no day file (caching off, or the day cannot be one)

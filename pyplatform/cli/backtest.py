@@ -70,6 +70,7 @@ def run(
     vwap: bool = typer.Option(True, help="Slice large orders on a VWAP schedule."),
     sizing: str = typer.Option("risk", help="risk (the risk manager's sizing) or all_in."),
     long_only: bool = typer.Option(False, help="Short signals close longs instead of opening shorts."),
+    max_gross: float = typer.Option(1.0, help="Gross exposure limit, x equity (0: no limit)."),
     frictionless: bool = typer.Option(False, help="Switch every friction off (the vectorised path's assumptions)."),
     config: Path = typer.Option(None, help="JSON file with a full BacktestConfig (options above override it)."),
     save: bool = typer.Option(True, help="Save the run under data_dir/backtests/<run_id>/."),
@@ -87,7 +88,8 @@ def run(
         base = json.loads(config.read_text()) if config is not None else {}
         over = dict(freq=freq, capital=capital, latency_ms=latency_ms,
                     slippage=SlippageConfig(kind=slippage, bps=slippage_bps),
-                    participation=participation or None, vwap_slicing=vwap, sizing=sizing, long_only=long_only)
+                    participation=participation or None, vwap_slicing=vwap, sizing=sizing, long_only=long_only,
+                    max_gross=max_gross or None)
         cfg = BacktestConfig.frictionless(freq=freq, capital=capital) if frictionless else \
             BacktestConfig(**{**base, **over})
     except (ValidationError, ValueError, OSError) as exc:

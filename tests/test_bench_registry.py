@@ -33,3 +33,11 @@ def test_missing_bench_module_is_an_error(monkeypatch):
     monkeypatch.setattr(bench, "BENCH_MODULES", ["pyplatform.nope.bench"])
     with pytest.raises(ImportError, match="pyplatform.nope.bench"):
         bench._register_modules()
+
+
+def test_bench_history_quick_from_the_cli():
+    from pyplatform.cli.main import app
+
+    r = CliRunner().invoke(app, ["bench", "history", "--quick", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "last bar of every symbol at a time" in r.output and "DuckDB into Arrow" in r.output

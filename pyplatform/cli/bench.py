@@ -41,6 +41,8 @@ def history(
     data_dir: str = typer.Option(None, help="Write here and keep it (default: a temporary directory)."),
     seed: int = typer.Option(0, help="Seed of the generated market."),
     progress: bool = typer.Option(True, help="Show a progress bar while writing."),
+    quick: bool = typer.Option(False, "--quick", help="A small market and one timed run: checks the command works "
+                                                      "(rows equal on every side), not for figures."),
 ) -> None:
     """Write a generated market, then time store queries beside plain pandas on the same files."""
     import pandas as pd
@@ -55,7 +57,7 @@ def history(
             start_t -= pd.Timedelta("1D")
     result = run_history_bench(n_symbols=symbols, start=str(pd.Timestamp(start_t).date()), end=str(end_t.date()),
                                repeat=repeat, data_dir=data_dir, seed=seed, keep=data_dir is not None,
-                               progress=progress)
+                               progress=progress, quick=quick)
     typer.echo(format_result(result))
 
 

@@ -137,28 +137,32 @@ def _sign(sums, ma, i, j, wi, wj, t, exact):
 
 
 @nb.njit(cache=True)
-def _positions(sums, ma, wf, ws, exact):
-    n = ma.shape[1]
+def _positions(sums, ma, wf, ws, exact, n):
     pos = np.zeros(n, np.int8)  # position decided at bar t's close
     cur = 0
     first = max(wf, ws)  # both averages defined from bar first - 1: a cross needs t - 1 >= that
+    if first >= n:
+        return pos
+    g0 = _sign(sums, ma, 0, 1, wf, ws, first - 1, exact)
     for t in range(first, n):
-        s0 = _sign(sums, ma, 0, 1, wf, ws, t - 1, exact)
-        s1 = _sign(sums, ma, 0, 1, wf, ws, t, exact)
-        if cur == 0 and s1 > 0 and s0 <= 0:
+        g1 = _sign(sums, ma, 0, 1, wf, ws, t, exact)
+        if cur == 0 and g1 > 0 and g0 <= 0:
             cur = 1
-        elif cur == 1 and s1 < 0 and s0 >= 0:
+        elif cur == 1 and g1 < 0 and g0 >= 0:
             cur = 0
         pos[t] = cur
+        g0 = g1
     return pos
 
 
 def _crossing_inputs(close: np.ndarray, windows):
+    """What the crossing kernels read: exact integer window sums when the prices are
+    fixed-point decimals (then the float means are not needed), else the float means."""
     close = np.ascontiguousarray(close, np.float64)
-    ma = moving_averages(close, windows)
     scale = fixed_point_scale(close, max(windows))
-    sums = window_sums(close, windows, scale) if scale else np.zeros((len(windows), 1), np.int64)
-    return ma, sums, scale is not None
+    if scale is not None:
+        return np.zeros((len(windows), 1)), window_sums(close, windows, scale), True
+    return moving_averages(close, windows), np.zeros((len(windows), 1), np.int64), False
 
 
 def dual_ma_positions(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
@@ -169,7 +173,7 @@ def dual_ma_positions(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     of a floating-point sum, which different summation orders round differently.
     """
     ma, sums, exact = _crossing_inputs(close, [fast, slow])
-    return _positions(sums, ma, int(fast), int(slow), exact)
+    return _positions(sums, ma, int(fast), int(slow), exact, len(close))
 
 
 @nb.njit(cache=True)
@@ -202,6 +206,7 @@ def _grid(open_, close, ma, sums, wins, exact, pairs, out):
         fi, si = pairs[k, 0], pairs[k, 1]
         wf, ws = wins[fi], wins[si]
         first = max(wf, ws)
+        g0 = _sign(sums, ma, fi, si, wf, ws, first - 1, exact) if first < n else 0
         cur, prev_held, held = 0, 0, 0
         eq, peak, mdd, s1, s2, trades, exposure = 1.0, 1.0, 0.0, 0.0, 0.0, 0, 0
         for t in range(1, n):
@@ -228,12 +233,12 @@ def _grid(open_, close, ma, sums, wins, exact, pairs, out):
             prev_held = held
             # decide at bar t's close (both averages defined at t - 1 and t)
             if t >= first:
-                g0 = _sign(sums, ma, fi, si, wf, ws, t - 1, exact)
                 g1 = _sign(sums, ma, fi, si, wf, ws, t, exact)
                 if cur == 0 and g1 > 0 and g0 <= 0:
                     cur = 1
                 elif cur == 1 and g1 < 0 and g0 >= 0:
                     cur = 0
+                g0 = g1
         m = n - 1
         mean = s1 / m
         var = (s2 - m * mean * mean) / (m - 1) if m > 1 else 0.0

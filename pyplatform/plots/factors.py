@@ -123,8 +123,12 @@ def correlation_figure(corr: pd.DataFrame, *, height: int | None = None) -> go.F
     fig = go.Figure(go.Heatmap(z=z, x=list(corr.columns), y=list(corr.index), zmin=-1, zmax=1,
                                colorscale="RdBu", reversescale=True, text=np.round(z, 2),
                                texttemplate="%{text}", hovertemplate="%{y} / %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "rank correlation between factors", height)
+    # factor names are long: let the axes take the margin their labels need (they were cut off)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(automargin=True, tickangle=-30)
+    fig = _layout(fig, "rank correlation between factors", height)
+    fig.update_layout(margin=dict(l=10))  # automargin grows it from here to fit the labels
+    return fig
 
 
 def ic_comparison_figure(ics: dict[str, pd.Series], *, horizon: str = "", height: int | None = None) -> go.Figure:

@@ -538,6 +538,9 @@ def test_factor_page_shows_progress_then_compares_factors_side_by_side(session, 
         "return document.querySelector('#factor-compare-ic .js-plotly-plot').data.map(t => t.name)")
     assert traces == [first, pick[0]]
     assert duo.find_element("#factor-progress").text == ""  # gone once everything is drawn
+    duo.find_element("#factor-status").click()  # close the menu before the picture
+    duo.driver.execute_script("document.querySelector('#factor-compare-ic').scrollIntoView({block: 'center'})")
+    time.sleep(0.5)
     screenshot(duo.driver, "factors-side-by-side")
     assert duo.get_logs() == []
 

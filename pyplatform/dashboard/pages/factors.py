@@ -53,7 +53,7 @@ def layout(actx: AppContext) -> html.Div:
             html.Div(className="card", children=dcc.Graph(id="factor-compare-ic", config={"displaylogo": False},
                                                           style={"height": "34vh", "minHeight": "260px"})),
             html.Div(className="card", children=[html.H3("side by side (mean rank IC / IR per horizon)"),
-                                                 html.Div(id="factor-compare-table")]),
+                                                 html.Div(id="factor-compare-table", className="scroll-x")]),
         ]),
     ])
 

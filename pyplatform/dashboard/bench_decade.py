@@ -1,0 +1,75 @@
+"""The research app on the demo's decade: opening the Market page and a factor's first evaluation
+against a cached one.
+
+Run after ``make demo`` (or on any data directory)::
+
+    python -m pyplatform.dashboard.bench_decade --data-dir ./data --repeats 3
+
+Prints medians of ``--repeats`` runs; a first evaluation clears the factor caches each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+__all__ = ["run"]
+
+
+def _median_ms(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out) * 1e3
+
+
+def run(data_dir, repeats: int = 3, universe: str = "stocks") -> dict:
+    """Figures (ms) of the decade benchmark; see the module docstring."""
+    from pyplatform.config import get_settings
+    from pyplatform.dashboard.app import default_sources
+    from pyplatform.dashboard.context import AppContext
+    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.pages.market import build_chart
+
+    s = get_settings(data_dir=data_dir, fsync="never")
+    src = default_sources(s)
+    fd, bars = src["factors"], src["bars"]
+    actx = AppContext(settings=s, bars=bars, live=LiveBuffer(), factors=fd)
+    syms = bars.symbols()
+    out: dict = {}
+    _, status, _ = build_chart(actx, syms[0], "1d", [], [], None, None, False)
+    out["open_status"] = status
+    out["open_ms"] = _median_ms(lambda: build_chart(actx, syms[0], "1d", [], [], None, None, False), repeats)
+    out["open_compare2_ms"] = _median_ms(
+        lambda: build_chart(actx, syms[0], "1d", [], [], None, None, False, compare=syms[1:3]), repeats)
+    name = next(iter(fd.library))
+
+    def first():
+        fd._cache.clear()
+        fd._frames.clear()
+        fd.evaluate(name, universe)
+
+    out["factor"] = name
+    out["first_eval_ms"] = _median_ms(first, repeats)
+    out["cached_eval_ms"] = _median_ms(lambda: fd.evaluate(name, universe), repeats)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    r = run(a.data_dir, a.repeats)
+    print(r["open_status"])
+    print(f"open Market page (daily candles, whole history): {r['open_ms']:.1f} ms; "
+          f"with 2 symbols compared: {r['open_compare2_ms']:.1f} ms")
+    print(f"factor {r['factor']}: first evaluation {r['first_eval_ms']:.1f} ms, cached {r['cached_eval_ms']:.3f} ms, "
+          f"first / cached {r['first_eval_ms'] / r['cached_eval_ms']:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -76,14 +76,18 @@ def _move(x, sid, S, o, k, out):
 @nb.njit(cache=True)
 def _wsum(x, sid, S, o, n, minp, mode, talib, out):
     # State: pos, seen, cnt (non-NULL values in the window, exact), bsum (sum of the values
-    # written since the last flip), run/last (flat-window detection), then n slots of
-    # (ring value, suffix sum), interleaved so that a row touches one cache line of them.
-    # Two-stack sliding sum: at each flip (every n rows, when the ring is in age order) suf[j]
-    # becomes the sum of ring[j:]; a window is then suf[pos] + bsum. Nothing is ever
-    # subtracted, so a large value that leaves the window leaves no cancellation error, and
-    # the cost is O(1) amortised (one O(n) pass per n rows).
-    r = o + 6
-    f = r + 1
+    # written since the last flip), run/last (flat-window detection), ceil(n / 64) words of
+    # non-NULL flags (the float64 state viewed as int64 bits), then n slots.
+    # Two-stack sliding sum, in place: a slot written since the last flip holds its value;
+    # at each flip (every n rows, when the ring is in age order) every slot j is replaced by
+    # the sum of slots j..n-1, so until it is overwritten it holds the suffix sum of the
+    # front that starts there, and a window is slot[pos] + bsum. Nothing is ever subtracted,
+    # so a large value that leaves the window leaves no cancellation error, and the cost is
+    # O(1) amortised (one O(n) pass per n rows) with the memory of a plain ring.
+    nw = (n + 63) >> 6
+    fl = o + 6
+    r = fl + nw
+    B = S.view(np.int64)  # the flag words are bit patterns, not numbers
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -96,24 +100,31 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         bsum = S[s, o + 3]
         run = S[s, o + 4]
         last = S[s, o + 5]
-        if seen >= n and not math.isnan(S[s, r + 2 * pos]):
+        wi = fl + (pos >> 6)
+        bit = np.int64(1) << (pos & 63)
+        word = B[s, wi]
+        if seen >= n and (word & bit) != 0:  # the value leaving was non-NULL
             cnt -= 1
-        S[s, r + 2 * pos] = v
-        if not math.isnan(v):
+        S[s, r + pos] = v
+        if math.isnan(v):
+            word &= ~bit
+        else:
+            word |= bit
             cnt += 1
             bsum += v
             run = run + 1 if (run > 0 and v == last) else 1.0
             last = v
+        B[s, wi] = word
         pos += 1
         seen += 1
         if pos == n:  # flip: the ring is in age order; suffix sums of it, back stack empty
             pos = 0
             acc = 0.0
             for j in range(n - 1, -1, -1):
-                w = S[s, r + 2 * j]
+                w = S[s, r + j]
                 if not math.isnan(w):
                     acc += w
-                S[s, f + 2 * j] = acc
+                S[s, r + j] = acc
             bsum = 0.0
         S[s, o] = pos
         S[s, o + 1] = seen
@@ -128,7 +139,9 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         elif run >= cnt:  # flat window (all non-NULL values equal): exact sum and mean
             out[i] = last * cnt if mode == 0 else last
         else:
-            sm = S[s, f + 2 * pos] + bsum
+            # slot pos is the oldest value still in the window: before the first flip it was
+            # never written (0: the front is empty), after it it holds the front's suffix sum
+            sm = S[s, r + pos] + bsum
             out[i] = sm if mode == 0 else sm / cnt
 
 

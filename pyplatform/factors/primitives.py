@@ -25,7 +25,8 @@ class Primitive:
     series : how many leading arguments are series (the rest are constants).
     params : names of the constant arguments, in order.
     state : ``(base, per)``: per-symbol stream state is ``base + per * n`` floats, ``n`` the
-        first constant (window or steps; 0 when ``per`` is 0).
+        first constant (window or steps; 0 when ``per`` is 0), plus ``ceil(n / 64)`` words of
+        non-NULL flags (int64 bit patterns) when ``flags``.
     lookback : ``f(base, p)`` -> rows before the first non-NULL output given the look-back
         ``base`` of the series arguments and the constants ``p`` (inputs without NULLs).
     pack : ``f(p)`` -> ``(i1, i2, f1, f2)``, the constants as the VM instruction carries them.
@@ -39,10 +40,11 @@ class Primitive:
     lookback: Callable[[int, list[float]], int]
     pack: Callable[[list[float]], tuple[int, int, float, float]]
     doc: str
+    flags: bool = False
 
     def state_floats(self, n: int) -> int:
         base, per = self.state
-        return base + per * n
+        return base + per * n + ((n + 63) // 64 if self.flags else 0)
 
 
 def _window_lb(need_of: Callable[[list[float]], int], talib_of: Callable[[list[float]], bool] = lambda p: False):
@@ -61,9 +63,9 @@ def _window_lb(need_of: Callable[[list[float]], int], talib_of: Callable[[list[f
 _LIST = [
     Primitive("_move", 40, 1, ("k",), (2, 1), lambda b, p: b + int(p[0]),
               lambda p: (int(p[0]), 0, 0.0, 0.0), "x k rows earlier"),
-    Primitive("_wsum", 41, 1, ("n", "minPeriods", "mode", "talib"), (6, 2),
+    Primitive("_wsum", 41, 1, ("n", "minPeriods", "mode", "talib"), (6, 1),
               _window_lb(lambda p: 1, lambda p: p[3] == 1),
-              lambda p: (int(p[0]), int(p[1]), p[2], p[3]), "moving sum (0) / mean (1) / count (2)"),
+              lambda p: (int(p[0]), int(p[1]), p[2], p[3]), "moving sum (0) / mean (1) / count (2)", flags=True),
     Primitive("_wvar", 42, 1, ("n", "minPeriods", "mode"), (7, 3), _window_lb(lambda p: 2 if p[2] in (0, 1) else 1),
               lambda p: (int(p[0]), int(p[1]), p[2], 0.0), "var (0), std (1), varp (2), stdp (3)"),
     Primitive("_wext", 43, 1, ("n", "minPeriods", "sign"), (5, 3), _window_lb(lambda p: 1),

@@ -364,8 +364,20 @@ class TradingNode:
 
     def _apply_all(self, events) -> list:
         applied = []
-        for ev in events:
-            order = self.oms.apply(ev)
+        events = list(events)
+        try:
+            # one wait for the journal covers the batch (a broker's accept and fill together)
+            results = self.oms.apply_many(events)
+        except BaseException:
+            # the events before the failing one are applied and durable: the stops must see
+            # their fills (re-reading a position no fill changed is harmless)
+            for ev in events:
+                order = self.oms.orders.get(self.oms.live_id(ev.client_order_id)) \
+                    if isinstance(ev, OrderFilled) else None
+                if order is not None:
+                    self.risk.sync_position(order.account, order.symbol, ts=ev.ts)
+            raise
+        for ev, order in zip(events, results):
             if order is not None:
                 applied.append(ev)
                 if isinstance(ev, OrderFilled):

@@ -243,3 +243,29 @@ def test_bench_journal_quick_runs_both_modes():
     assert "group commit" in out and "fsync per append" in out
     assert "signal->ack" in out and "fsync-per-append journal" in out
     assert "x the records/s of fsync per append" in out
+
+
+def test_apply_many_waits_once_for_a_batch_and_keeps_what_was_applied(tmp_path, monkeypatch):
+    from pyplatform.execution.messages import OrderAccepted, OrderFilled
+    from pyplatform.execution.oms import UnknownOrder
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(journal_mod.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    path = tmp_path / "oms.journal"
+    oms = OrderManager(Journal(path))
+    oms.submit(order("o1"))
+    calls.clear()
+    batch = [OrderAccepted("o1", 2, "B1", "E0"), OrderFilled("o1", 3, "E1", D(40), D("100.00"), D(60)),
+             OrderFilled("o1", 4, "E2", D(60), D("100.00"), D(0))]
+    results = oms.apply_many(batch)
+    assert [r.status.name for r in results] == ["NEW", "PARTIALLY_FILLED", "FILLED"]
+    assert len(calls) == 1  # one fsync for three records (apply() pays one each)
+
+    # an unknown order mid-batch: the record before it is still durable and recovered
+    oms.submit(order("o2"))
+    with pytest.raises(UnknownOrder):
+        oms.apply_many([OrderAccepted("o2", 5, "B2", "E3"), OrderAccepted("nope", 6)])
+    again = OrderManager.recover(path, reopen=False)
+    assert again.orders["o1"].status.name == "FILLED" and again.orders["o2"].status.name == "NEW"
+    assert again.positions.get("acc", "AAPL.US").quantity == D(100)

@@ -64,6 +64,7 @@ def _wait_status(duo, predicate, timeout=15.0) -> str:
 
 def _choose(duo, dropdown: str, label: str) -> None:
     """Pick a dcc.Dropdown option by its label, as a user would (open the menu, click the option)."""
+    duo.wait_for_element(dropdown, timeout=15)  # the page's layout renders after #page appears
     duo.find_element(dropdown).click()
     end = time.time() + 10
     while time.time() < end:

@@ -64,6 +64,8 @@ class BacktestRisk(RiskManager):
         self.max_gross = None if max_gross is None else Decimal(repr(float(max_gross)))
         self.fill_price = fill_price
         self._node = None
+        self._seen = 0  # orders of the order manager already looked at
+        self._working: dict[str, object] = {}  # client order id -> Order, those that were open
 
     def watch(self, node) -> None:
         """The node whose working orders and unreleased VWAP slices count as exposure
@@ -90,8 +92,8 @@ class BacktestRisk(RiskManager):
             q = held.get(sym, 0)
             return not (q and (q > 0) != (int(side) > 0))
 
-        for o in node.oms.open_orders(account):
-            if o.symbol != symbol and adds(o.symbol, o.side):
+        for o in self._open_orders(node):
+            if o.account == account and o.symbol != symbol and adds(o.symbol, o.side):
                 px = o.price if o.price is not None else m.price(o.symbol)
                 if px is not None:
                     total += o.leaves_qty * px
@@ -101,6 +103,29 @@ class BacktestRisk(RiskManager):
                 if px is not None:
                     total += c.quantity * px
         return total
+
+    def _open_orders(self, node) -> list:
+        """The order manager's open orders, without rescanning every order ever placed
+        (``OrderManager.open_orders`` walks them all, which over a long run is quadratic):
+        the orders added since the last call, newest first from the end of the insertion-
+        ordered table, plus those seen open before."""
+        orders = node.oms.orders
+        new = len(orders) - self._seen
+        if new > 0:
+            it = reversed(orders.values())
+            for _ in range(new):
+                o = next(it)
+                if o.is_open:
+                    self._working[o.client_order_id] = o
+            self._seen = len(orders)
+        out = []
+        for cl, o in list(self._working.items()):
+            cur = orders.get(cl, o)
+            if cur.is_open:
+                out.append(cur)
+            else:
+                del self._working[cl]
+        return out
 
     def _gross_room(self, account: str, symbol: str, equity: Decimal) -> Decimal | None:
         if self.max_gross is None:

@@ -141,9 +141,11 @@ class SimulatedVenue:
         out = []
         orders = self.paper.engine.orders
         for ev in events:
-            order = orders.get(ev.client_order_id) or self._done.get(ev.client_order_id)
+            order = orders.get(ev.client_order_id)
             if order is not None:
                 self._live[ev.client_order_id] = order.cmd.symbol
+            else:  # a report about an order already finished (e.g. a cancel reject after its fill)
+                order = self._done.get(ev.client_order_id)
             if isinstance(ev, OrderFilled):
                 cmd = order.cmd
                 side = int(cmd.side)
@@ -164,8 +166,9 @@ class SimulatedVenue:
             out.append(ev)
         # The matching engine scans every order it ever saw on each quote; over a long
         # backtest that is quadratic, so finished orders leave its table (their reports stay).
-        for cl in [cl for cl in self._live if not orders[cl].live]:
-            self._done[cl] = orders.pop(cl)
+        for cl in [cl for cl in self._live if cl not in orders or not orders[cl].live]:
+            if cl in orders:
+                self._done[cl] = orders.pop(cl)
             del self._live[cl]
             self._fee_state.pop(cl, None)
         return out

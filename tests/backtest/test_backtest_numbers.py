@@ -228,3 +228,15 @@ def test_progress_counts_both_phases_to_the_announced_total(crypto_minutes):
     assert sum(done) == totals[0] and all(d > 0 for d in done)
     assert len(done) > 2 * (len(crypto_minutes) // 500)  # the execution phase reports as it goes too
     assert len(r.trades)
+
+
+def test_reports_about_finished_orders_do_not_break_the_venue():
+    # 20 s latency with VWAP children: cancels of superseded children reach the venue after
+    # the child has filled; their reject used to re-enter the venue's live table and crash it
+    bars = generate_bars(5, "2024-01-02", "2024-01-05", freq="1min", seed=0)
+    r = run_backtest({"kind": "ma_cross", "params": {"fast": 20, "slow": 100}}, bars=bars,
+                     backtest=BacktestConfig(freq="1min", audit_timestamps=0, latency_ms=20_000))
+    filled = r.trades.groupby("client_order_id")["quantity"].sum()
+    ordered = r.orders.set_index("client_order_id")["quantity"]
+    assert len(filled) > 50
+    assert (filled <= ordered.reindex(filled.index) + 1e-9).all()

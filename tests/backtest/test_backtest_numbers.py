@@ -240,3 +240,12 @@ def test_reports_about_finished_orders_do_not_break_the_venue():
     ordered = r.orders.set_index("client_order_id")["quantity"]
     assert len(filled) > 50
     assert (filled <= ordered.reindex(filled.index) + 1e-9).all()
+
+
+def test_periods_per_year_setting(crypto_minutes):
+    r = run_backtest(MA, bars=crypto_minutes, backtest=BacktestConfig.frictionless(
+        freq="1min", audit_timestamps=0, periods_per_year="data"))
+    n = len(r.equity)  # 3 days of 24/7 minutes, every one present
+    assert r.metrics["periods_per_year"] == pytest.approx(n / (3 / 365.25))
+    with pytest.raises(ValueError, match="periods_per_year"):
+        BacktestConfig(periods_per_year=-1.0)

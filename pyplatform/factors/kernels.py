@@ -148,9 +148,10 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
 @nb.njit(cache=True)
 def _wvar(x, sid, S, o, n, minp, mode, out):
     # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
-    # the last flip), k (the shift of the suffixes), then n slots of (ring value, suffix
-    # sum of (x - k), suffix sum of (x - k)**2 at the last flip; their counts are cnt - bn),
-    # interleaved per slot. A window is Chan's merge of the suffix and the back: only values
+    # the last flip), k (the shift of the suffixes), ceil(n / 64) words of non-NULL flags
+    # (as in _wsum), then n slots of two floats: a slot written since the last flip holds its
+    # value; at a flip, slot j becomes (sum of (x - k), sum of (x - k)**2) over slots j..n-1
+    # (the front's suffix from j; its count is cnt - bn), in place. A window is Chan's merge of the suffix and the back: only values
     # inside the window enter it, so nothing is removed and no cancellation is left behind.
     # The suffixes are shifted by k, the newest non-NULL value of the ring at the flip, which
     # belongs to every non-empty suffix: then M2 = Q - D**2/c >= Q/c (Cauchy-Schwarz), so at
@@ -158,9 +159,12 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
     # D = Q = 0 and so M2 == 0 exactly (and Welford adds d = 0 to the back).
     ddof = 1.0 if mode < 2 else 0.0
     need = 2 if mode < 2 else 1
-    r = o + 7
-    fm = r + 1
-    fq = r + 2
+    nw = (n + 63) >> 6
+    fl = o + 7
+    r = fl + nw
+    fm = r
+    fq = r + 1
+    B = S.view(np.int64)  # the flag words are bit patterns, not numbers
     for i in range(x.shape[0]):
         s = sid[i]
         v = x[i]
@@ -168,9 +172,13 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         seen = S[s, o + 1]
         cnt = S[s, o + 2]
         bn, bmean, bm2 = S[s, o + 3], S[s, o + 4], S[s, o + 5]
-        if seen >= n and not math.isnan(S[s, r + 3 * pos]):
+        wi = fl + (pos >> 6)
+        bit = np.int64(1) << (pos & 63)
+        word = B[s, wi]
+        if seen >= n and (word & bit) != 0:  # the value leaving was non-NULL
             cnt -= 1
-        S[s, r + 3 * pos] = v
+        S[s, r + 2 * pos] = v
+        B[s, wi] = (word & ~bit) if math.isnan(v) else (word | bit)
         if not math.isnan(v):
             cnt += 1
             bn += 1
@@ -184,15 +192,15 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
             dsum, qsum = 0.0, 0.0
             k = NAN
             for j in range(n - 1, -1, -1):
-                w = S[s, r + 3 * j]
+                w = S[s, r + 2 * j]
                 if not math.isnan(w):
                     if math.isnan(k):
                         k = w
                     d = w - k
                     dsum += d
                     qsum += d * d
-                S[s, fm + 3 * j] = dsum
-                S[s, fq + 3 * j] = qsum
+                S[s, fm + 2 * j] = dsum
+                S[s, fq + 2 * j] = qsum
             S[s, o + 6] = 0.0 if math.isnan(k) else k
             bn, bmean, bm2 = 0.0, 0.0, 0.0
         S[s, o] = pos
@@ -207,8 +215,8 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
                 m2 = bm2
             else:  # the suffix's M2 from its shifted sums, then Chan et al.'s merge with the back
                 inv = 1.0 / fn
-                dsum = S[s, fm + 3 * pos]
-                m2 = max(S[s, fq + 3 * pos] - dsum * dsum * inv, 0.0)
+                dsum = S[s, fm + 2 * pos]
+                m2 = max(S[s, fq + 2 * pos] - dsum * dsum * inv, 0.0)
                 if bn > 0:
                     d = bmean - (S[s, o + 6] + dsum * inv)
                     m2 += bm2 + d * d * (fn * bn / cnt)
@@ -272,13 +280,18 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
     # The two-stack scheme of _wvar for pairs: back (bn, means, co-moments) by Welford, shifted
     # suffix sums and cross-products of the ring at the last flip, merged per row (Chan et al.). Only
     # rows where both values are non-NULL count. A flat series has co-moments exactly 0.
-    ra = o + 11  # after the header: ..., ka, kb (the suffixes' shifts, as in _wvar)
+    # Slots of five floats, in place as in _wvar: (a, b) while in the back; at a flip
+    # (sum of a - ka, sum of b - kb, the three sums of products) over the suffix.
+    nw = (n + 63) >> 6
+    fl = o + 11  # after the header: ..., ka, kb (the suffixes' shifts, as in _wvar)
+    ra = fl + nw
     rb = ra + 1
-    fa = ra + 2
-    fb = ra + 3
-    faa = ra + 4
-    fbb = ra + 5
-    fab = ra + 6
+    fa = ra
+    fb = ra + 1
+    faa = ra + 2
+    fbb = ra + 3
+    fab = ra + 4
+    B = S.view(np.int64)  # the flag words are bit patterns, not numbers
     for i in range(a.shape[0]):
         s = sid[i]
         va, vb = a[i], b[i]
@@ -287,10 +300,14 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         cnt = S[s, o + 2]
         bn, bma, bmb = S[s, o + 3], S[s, o + 4], S[s, o + 5]
         baa, bbb, bab = S[s, o + 6], S[s, o + 7], S[s, o + 8]
-        if seen >= n and not (math.isnan(S[s, ra + 7 * pos]) or math.isnan(S[s, rb + 7 * pos])):
+        wi = fl + (pos >> 6)
+        bit = np.int64(1) << (pos & 63)
+        word = B[s, wi]
+        if seen >= n and (word & bit) != 0:  # the pair leaving was non-NULL
             cnt -= 1
-        S[s, ra + 7 * pos] = va
-        S[s, rb + 7 * pos] = vb
+        S[s, ra + 5 * pos] = va
+        S[s, rb + 5 * pos] = vb
+        B[s, wi] = (word & ~bit) if (math.isnan(va) or math.isnan(vb)) else (word | bit)
         if not (math.isnan(va) or math.isnan(vb)):
             cnt += 1
             bn += 1
@@ -308,7 +325,7 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
             sa, sb, caa, cbb, cab = 0.0, 0.0, 0.0, 0.0, 0.0
             ka, kb = NAN, NAN
             for j in range(n - 1, -1, -1):
-                wa, wb = S[s, ra + 7 * j], S[s, rb + 7 * j]
+                wa, wb = S[s, ra + 5 * j], S[s, rb + 5 * j]
                 if not (math.isnan(wa) or math.isnan(wb)):
                     if math.isnan(ka):
                         ka, kb = wa, wb
@@ -319,8 +336,8 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
                     caa += da * da
                     cbb += db * db
                     cab += da * db
-                S[s, fa + 7 * j], S[s, fb + 7 * j] = sa, sb
-                S[s, faa + 7 * j], S[s, fbb + 7 * j], S[s, fab + 7 * j] = caa, cbb, cab
+                S[s, fa + 5 * j], S[s, fb + 5 * j] = sa, sb
+                S[s, faa + 5 * j], S[s, fbb + 5 * j], S[s, fab + 5 * j] = caa, cbb, cab
             S[s, o + 9] = 0.0 if math.isnan(ka) else ka
             S[s, o + 10] = 0.0 if math.isnan(kb) else kb
             bn, bma, bmb, baa, bbb, bab = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -338,10 +355,10 @@ def _wcov(a, b, sid, S, o, n, minp, mode, out):
         else:
             # the suffix's moments from its shifted sums (see _wvar), then Chan's merge
             inv = 1.0 / fn
-            sa, sb = S[s, fa + 7 * pos], S[s, fb + 7 * pos]
-            faa_ = max(S[s, faa + 7 * pos] - sa * sa * inv, 0.0)
-            fbb_ = max(S[s, fbb + 7 * pos] - sb * sb * inv, 0.0)
-            fab_ = S[s, fab + 7 * pos] - sa * sb * inv
+            sa, sb = S[s, fa + 5 * pos], S[s, fb + 5 * pos]
+            faa_ = max(S[s, faa + 5 * pos] - sa * sa * inv, 0.0)
+            fbb_ = max(S[s, fbb + 5 * pos] - sb * sb * inv, 0.0)
+            fab_ = S[s, fab + 5 * pos] - sa * sb * inv
             if bn == 0:
                 caa, cbb, cab = faa_, fbb_, fab_
             else:

@@ -81,9 +81,10 @@ def test_window_limit_follows_from_state_memory():
     assert "MiB of stream state per symbol" in exc.value.reason and f"at most {biggest:,}" in exc.value.reason
     with pytest.raises(FactorTypeError, match="at most 87,379"):
         parse("mmax(close, 102400)")
-    # mcorr keeps 11 + 7n floats
-    with pytest.raises(FactorTypeError, match=f"at most {(MAX_STATE_BYTES // 8 - 11) // 7:,}"):
-        parse("mcorr(close, volume, 40000)")
+    # mcorr keeps 11 + 5n floats plus a flag bit per slot: 5 * 52263 + 817 + 11 = 262,143
+    parse("mcorr(close, volume, 52263)")
+    with pytest.raises(FactorTypeError, match="at most 52,263"):
+        parse("mcorr(close, volume, 52264)")
     # sums keep 6 + 2n floats and shifts 2 + n: DolphinDB's 102,400 cap applies first
     parse("mavg(close, 102400)")
     parse("move(close, 102400)")

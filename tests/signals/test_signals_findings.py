@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import urllib.error
 import urllib.request
 
 import pytest

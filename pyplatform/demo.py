@@ -116,6 +116,8 @@ class DemoReport:
         self.history: dict = {}
         #: the drafted strategy: sentence, config (or what was not understood), its signals
         self.drafted: dict = {}
+        #: its backtest over the daily history (run id and headline metrics, or the error)
+        self.drafted_backtest: dict = {}
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -199,6 +201,28 @@ def draft_demo_strategy(symbols: list[str], sentence: str = DRAFT_SENTENCE) -> t
     cfg = d.to_config(name="drafted")
     report["config"] = cfg
     return cfg, report
+
+
+def backtest_draft(settings: Settings, symbols: list[str], console: Console) -> dict:
+    """Backtest the drafted strategy over the daily history and save the run (the Backtests page
+    lists it as "drafted (rule)"); returns its headline metrics, or why it did not run."""
+    cfg, report = draft_demo_strategy(symbols)
+    if cfg is None:
+        return {"error": "not understood: " + "; ".join(report["unparsed"])}
+    try:
+        from pyplatform.api import backtest
+
+        t0 = time.perf_counter()
+        r = backtest(cfg, settings=settings, save=True)
+    except Exception as exc:  # noqa: BLE001 - the live demo goes on; the reason is shown
+        console.print(f"[yellow]drafted strategy not backtested: {exc}[/]")
+        return {"error": str(exc)}
+    out = {"run_id": r.run_id, "seconds": round(time.perf_counter() - t0, 1)}
+    out.update({k: r.metrics.get(k) for k in ("total_return", "sharpe", "max_drawdown", "n_trades")})
+    console.print(f"[bold]drafted[/]: backtested on {cfg['symbols']} daily history: total return "
+                  f"{out['total_return']:+.2%}, Sharpe {out['sharpe']:+.2f}, {out['n_trades']} trades "
+                  f"(run {r.run_id}, on the Backtests page)")
+    return out
 
 
 def _draft_risk(cfg: dict):
@@ -568,6 +592,7 @@ def run_demo(seconds: float = 20.0, n_symbols: int = 20, keep_running: bool = Fa
     symbols = _ensure_history(settings, n_symbols, console, years)
     rep = DemoReport()
     rep.history = {"symbols": len(symbols), "years": round(_history_span(settings)[1], 2)}
+    rep.drafted_backtest = backtest_draft(settings, symbols, console)
     try:
         if broker not in ("paper", "fix"):
             raise ValueError(f"broker must be 'paper' or 'fix', got {broker!r}")

@@ -35,6 +35,14 @@ def test_demo_runs_the_whole_path(market_settings):
     # its rules were evaluated live on EURUSD's 1-second bars once warmed up (20 bars); whether
     # a 5/20 cross happens within a 30-second run is up to the market, so signals are not asserted
     assert rep.drafted["evaluated_rows"] > 0, rep.drafted
+    # ... and backtested over the daily history first, saved for the Backtests page
+    bt = rep.drafted_backtest
+    assert "error" not in bt, bt
+    from pyplatform.backtest import load_run
+
+    saved = load_run(bt["run_id"], market_settings)
+    assert saved.config["strategies"][0]["kind"] == "rule" and saved.config["symbols"] == ["EURUSD.GB"]
+    assert saved.metrics["n_trades"] == bt["n_trades"]
 
 
 def test_demo_dash_app_serves(market_settings):

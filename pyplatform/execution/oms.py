@@ -106,6 +106,10 @@ class OrderManager:
         self.journal_records = 0
         self.stale: list = []
         self._deferred: list[int] | None = None  # journal tickets written inside apply_many
+        # open orders by id, with each order's position in ``orders`` (open_orders is called
+        # on every signal; scanning every order ever placed made long runs quadratic)
+        self._open: dict[str, Order] = {}
+        self._rank: dict[str, int] = {}
 
     # ------------------------------------------------------------------ commands
     def submit(self, cmd: SubmitOrder) -> SubmitResult:
@@ -205,9 +209,9 @@ class OrderManager:
 
     def _commit(self, event, staged) -> Order:
         new, extra = staged
-        self.orders[new.client_order_id] = new
+        self._put(new)
         if extra is not None:
-            self.orders[extra.client_order_id] = extra
+            self._put(extra)
             self._replaced_by[new.client_order_id] = extra.client_order_id
         key = self._exec_key(event)
         if key is not None:
@@ -271,8 +275,12 @@ class OrderManager:
 
     # ------------------------------------------------------------------ queries
     def open_orders(self, account: str | None = None, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open
-                and (account is None or o.account == account) and (symbol is None or o.symbol == symbol)]
+        """Orders not yet in a final state, in the order they were first registered."""
+        found = [o for o in self._open.values()
+                 if (account is None or o.account == account) and (symbol is None or o.symbol == symbol)]
+        if len(found) > 1:
+            found.sort(key=lambda o: self._rank[o.client_order_id])
+        return found
 
     def seen(self, exec_id: str) -> bool:
         """True if any report with this exec id was applied (to any order: see ``is_duplicate``)."""
@@ -290,8 +298,17 @@ class OrderManager:
     def _commit_submit(self, cmd: SubmitOrder) -> Order:
         order = Order.from_command(cmd)
         self.commands[cmd.client_order_id] = cmd
-        self.orders[cmd.client_order_id] = order
+        self._put(order)
         return order
+
+    def _put(self, order: Order) -> None:
+        cl = order.client_order_id
+        self.orders[cl] = order
+        self._rank.setdefault(cl, len(self._rank))
+        if order.is_open:
+            self._open[cl] = order
+        else:
+            self._open.pop(cl, None)
 
     @classmethod
     def recover(cls, path, reopen: bool = True, fsync: bool = True) -> "OrderManager":

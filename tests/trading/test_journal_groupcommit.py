@@ -269,3 +269,20 @@ def test_apply_many_waits_once_for_a_batch_and_keeps_what_was_applied(tmp_path, 
     again = OrderManager.recover(path, reopen=False)
     assert again.orders["o1"].status.name == "FILLED" and again.orders["o2"].status.name == "NEW"
     assert again.positions.get("acc", "AAPL.US").quantity == D(100)
+
+
+def test_open_orders_index_follows_every_state_change():
+    from pyplatform.execution.messages import OrderAccepted, OrderCanceled, OrderFilled
+
+    oms = OrderManager()
+    for cl in ("a", "b", "c"):
+        oms.submit(order(cl))
+    assert [o.client_order_id for o in oms.open_orders()] == ["a", "b", "c"]
+    oms.apply(OrderAccepted("b", 2, "B", "E0"))
+    oms.apply(OrderFilled("b", 3, "E1", D(100), D("100.00"), D(0)))
+    oms.apply(OrderAccepted("a", 4, "A", "E2"))
+    oms.apply(OrderCanceled("a", 5))
+    assert [o.client_order_id for o in oms.open_orders()] == ["c"]
+    assert oms.open_orders(symbol="MSFT.US") == [] and oms.open_orders(account="acc")[0].client_order_id == "c"
+    # same answer as scanning every order
+    assert oms.open_orders() == [o for o in oms.orders.values() if o.is_open]

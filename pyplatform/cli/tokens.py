@@ -84,7 +84,9 @@ def revoke(
     settings = _settings()
     path = revocation_path(settings)
     RevocationList(path).revoke(jti, exp, now)
-    shared = _revoke_in_redis(settings.redis_url, jti, exp)
+    from pyplatform.signals.service import redis_password
+
+    shared = _revoke_in_redis(settings.redis_url, jti, exp, redis_password(settings))
     _audit("token.revoke", jti, {"until": exp, "shared": shared.startswith("shared")})
     typer.echo(f"revoked {jti} (listed in {path} until {exp}; {shared})")
 
@@ -101,12 +103,13 @@ def _audit(kind: str, subject: str, details: dict) -> None:
         raise typer.Exit(2) from None
 
 
-def _revoke_in_redis(url: str, jti: str, exp: int) -> str:
+def _revoke_in_redis(url: str, jti: str, exp: int, password: str | None = None) -> str:
     """Share the revocation with service processes on other hosts through Redis, if reachable."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1,
+                                      **({"password": password} if password else {}))
         client.hset("pp:revoked", jti, exp)
         return "shared through Redis"
     except (redis.RedisError, OSError) as exc:

@@ -60,11 +60,13 @@ class RedisHotCache:
         ``() -> {table: latest rows}``; rewritten to Redis after an outage.
     min_flush_s : float
         Coalescing window between writes.
+    password : str, optional
+        Redis ``AUTH`` password when the URL carries none (read from a secret file).
     """
 
     def __init__(self, url: str, instance: str, *, prefix: str = "pp", full_state: Callable[[], dict[str, pa.Table | None]] | None = None,
                  min_flush_s: float = 0.05, timeout_s: float = 1.0, instance_ttl_s: int = 30,
-                 revocations: Callable[[], dict[str, int]] | None = None) -> None:
+                 revocations: Callable[[], dict[str, int]] | None = None, password: str | None = None) -> None:
         self.revocations = revocations  # rewritten to pp:revoked after an outage: a restart must not un-revoke
         self.url = url
         self.instance = instance
@@ -72,7 +74,9 @@ class RedisHotCache:
         self.full_state = full_state
         self.min_flush_s = min_flush_s
         self.instance_ttl_s = instance_ttl_s
-        self.redis = aioredis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        # ``password`` (from a secret file, see service.redis_password) is used unless the URL has one
+        self.redis = aioredis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                       **({"password": password} if password else {}))
         self.status = "starting"
         self.last_error: str | None = None
         self.writes = 0

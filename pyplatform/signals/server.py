@@ -210,6 +210,8 @@ class SignalService:
         Time for token expiry and rate limits.
     redis_url : str, optional
         Enables the hot cache and the shared subscription registry.
+    redis_password : str, optional
+        Redis ``AUTH`` password when the URL has none (``service.redis_password``).
     ssl : ssl.SSLContext, optional
         Serve ``wss://``.
     naive : bool
@@ -222,7 +224,8 @@ class SignalService:
 
     def __init__(self, tables: Mapping[str, Any], verifier: TokenVerifier, config: ServiceConfig | None = None, *,
                  clock: Clock | None = None, redis_url: str | None = None, ssl: ssl_mod.SSLContext | None = None,
-                 naive: bool = False, instance: str | None = None, audit: Any = None) -> None:
+                 naive: bool = False, instance: str | None = None, audit: Any = None,
+                 redis_password: str | None = None) -> None:
         self.config = config or ServiceConfig()
         self.audit = audit
         self.verifier = verifier
@@ -236,7 +239,7 @@ class SignalService:
         if redis_url:
             revs = verifier.revocations
             self.redis = RedisHotCache(redis_url, self.instance, full_state=self._full_state,
-                                       revocations=None if revs is None else revs.entries)
+                                       revocations=None if revs is None else revs.entries, password=redis_password)
             self.fanout.row_hooks.append(self.redis.on_rows)
         self._conns: dict[str, _Conn] = {}
         self._live_subjects: collections.Counter[str] = collections.Counter()  # open, not closing

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import ssl as ssl_mod
 from collections.abc import Callable, Mapping
@@ -18,13 +19,45 @@ from pyplatform.signals.auditing import audit_sink_from_settings
 from pyplatform.signals.auth import KeyRing, RevocationList, SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
 from pyplatform.signals.server import ServiceConfig, SignalService
 
-__all__ = ["keyring_from_settings", "revocation_path", "build_verifier", "build_issuer", "secret_keys_from_settings", "tls_context", "serve",
+log = logging.getLogger(__name__)
+
+__all__ = ["redis_password", "redis_password_path", "keyring_from_settings", "revocation_path", "build_verifier", "build_issuer", "secret_keys_from_settings", "tls_context", "serve",
            "subscribe_example"]
 
 
 def keyring_from_settings(settings: Settings, *, rotation_s: int = 86_400, grace_s: int = 3_600) -> KeyRing:
     """Key ring from ``PYPLATFORM_JWT_SECRET`` or ``settings.jwt_secret_file``."""
     return KeyRing(load_master_secret(settings.jwt_secret_file), rotation_s=rotation_s, grace_s=grace_s)
+
+
+def redis_password_path(settings: Settings) -> Path:
+    """Where the Redis password is kept: ``DATA_DIR/secrets/redis.password`` (mode 600)."""
+    return settings.path("secrets", "redis.password")
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The Redis ``AUTH`` password from :func:`redis_password_path`, or ``None`` when there is no file.
+
+    A secret file rather than the URL keeps the password out of the environment, of process
+    listings and of ``pyplatform config`` (which would mask it anyway). Redis started with
+    ``requirepass`` (or an ACL user's password) refuses clients without it, so nobody who can
+    merely reach the port can inject snapshot rows or delete revocations.
+
+    Raises
+    ------
+    ValueError
+        The file exists but is empty.
+    """
+    path = redis_password_path(settings)
+    try:
+        raw = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not raw:
+        raise ValueError(f"redis password file {str(path)!r} is empty")
+    if path.stat().st_mode & 0o077:
+        log.warning("redis password file %s is readable by group/others; chmod 600 it", path)
+    return raw
 
 
 def revocation_path(settings: Settings) -> Path:
@@ -89,6 +122,7 @@ async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: async
     service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s,
                                                    secret_grace_s=secret_grace_s), cfg,
                             clock=clock or LiveClock(), redis_url=settings.redis_url if use_redis else None,
+                            redis_password=redis_password(settings) if use_redis else None,
                             ssl=tls_context(settings), audit=sink)
     try:
         await service.start()

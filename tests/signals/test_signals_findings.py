@@ -237,3 +237,67 @@ def test_fuzzed_handshake_headers_get_a_documented_status_never_a_500(tables, ve
             await svc.stop()
 
     run(main())
+
+
+def test_redis_with_a_password_from_the_secret_file(tmp_path, caplog):
+    """Finding 8 (unauthenticated Redis): a redis-server with ``requirepass`` is used with the password
+    from DATA_DIR/secrets/redis.password; without the file the service runs degraded (never open)."""
+    import shutil
+    import subprocess
+    import time
+
+    from signals_support import free_port
+    from pyplatform.config import Settings
+    from pyplatform.domain.schemas import factor_schema
+    from pyplatform.signals.server import ServiceConfig
+    from pyplatform.signals.service import redis_password_path, serve
+    from pyplatform.stream import StreamTable
+
+    password = "rEd1s-pw-" + os.urandom(6).hex()
+    port = free_port()
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--requirepass", password, "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = redis.Redis(port=port, password=password)
+    for _ in range(200):
+        try:
+            admin.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    secret = tmp_path / "jwt.secret"
+    secret.write_bytes(b"k" * 40)
+    secret.chmod(0o600)
+    settings = Settings(data_dir=tmp_path / "data", redis_url=f"redis://127.0.0.1:{port}/0", jwt_secret_file=secret)
+
+    async def one_run() -> dict:
+        stop = asyncio.Event()
+        started: asyncio.Future = asyncio.get_running_loop().create_future()
+        tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]))}
+        tables["factors"].append(factor_batch(0))
+        task = asyncio.create_task(serve(settings, tables, stop, ready=started.set_result, audit=False,
+                                         config=ServiceConfig(port=0, check_interval_s=0.1)))
+        svc = await asyncio.wait_for(started, 10)
+        try:
+            await wait_for(lambda: svc.health(detail=True)["redis"] in ("ok", "degraded"), timeout=10)
+            return svc.health(detail=True)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    try:
+        with caplog.at_level(logging.DEBUG):
+            refused = run(one_run())
+            assert refused["redis"] == "degraded" and "auth" in (refused["redis_error"] or "").lower()
+            assert admin.hlen("pp:latest:factors") == 0  # nothing written without the password
+            path = redis_password_path(settings)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(password + "\n")
+            path.chmod(0o600)
+            ok = run(one_run())
+        assert ok["redis"] == "ok", ok
+        assert admin.hlen("pp:latest:factors") == len(SYMBOLS)  # the hot cache was written
+        assert password not in caplog.text
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -46,3 +46,24 @@ def test_durable_write_fsyncs_file_and_directory(tmp_path, monkeypatch):
     calls.clear()
     fsio.atomic_write(tmp_path / "b", "x", durable=False)
     assert calls == []
+
+
+def test_every_state_file_writer_is_durable(tmp_path, monkeypatch):
+    # the DolphinDB OffsetBook carries the same resume-by-offset promise as the embedded
+    # AckStore, so both must fsync; so must the store's manifest and the stream acks
+    from pyplatform.dolphindb.signals import OffsetBook
+    from pyplatform.store.manifest import Manifest, save_manifest
+    from pyplatform.stream.acks import AckStore
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(fsio.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    writers = {
+        "OffsetBook": lambda: OffsetBook(tmp_path / "ddb" / "offsets.json").ack("risk", 5),
+        "AckStore": lambda: AckStore(tmp_path).set("risk", 5),
+        "manifest": lambda: save_manifest(tmp_path, Manifest()),
+    }
+    for name, write in writers.items():
+        calls.clear()
+        write()
+        assert len(calls) == 2, f"{name} wrote without fsync of file and directory"

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pyplatform.dolphindb.connection import DolphinDBTarget
+from pyplatform.fsio import atomic_write
 from pyplatform.dolphindb.render import DeployConfig
 from pyplatform.domain.schemas import SIGNALS
 
@@ -66,9 +67,8 @@ class OffsetBook:
                 raise ValueError(f"offset for {action!r} would move back from {book[action]} to {next_offset}")
             book[action] = int(next_offset)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(book, sort_keys=True))
-            os.replace(tmp, self.path)
+            # durable like the embedded AckStore: resume-by-offset is the same promise here
+            atomic_write(self.path, json.dumps(book, sort_keys=True))
 
 
 def signals_to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -29,6 +29,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -42,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pyplatform.fsio import atomic_write
 from pyplatform.store import sql as q
 from pyplatform.store.daycache import DAY_NS, DayCache, DayView
 from pyplatform.store.encoding import parquet_options, select_sql, storage_schema, to_storage, value_exprs
@@ -419,9 +421,9 @@ class EmbeddedStore:
         path = self.root / "instruments.parquet"
         with writer_lock(self.root / ".instruments.lock"):
             frame = merge_instruments(self.instruments(), instruments)
-            tmp = self.root / f".tmp-instruments-{uuid.uuid4().hex}.parquet"
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            atomic_write(path, buf.getvalue(), durable=self.fsync)
         return len(frame)
 
     def instruments(self) -> pd.DataFrame:

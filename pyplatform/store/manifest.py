@@ -11,10 +11,10 @@ reader may have read the previous manifest and be about to open them.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pyplatform.fsio import atomic_write, fsync_dir
 
 __all__ = ["Manifest", "FileEntry", "load_manifest", "save_manifest", "MANIFEST_NAME", "fsync_dir"]
 
@@ -72,14 +72,6 @@ def load_manifest(table_dir: Path) -> Manifest:
     )
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_manifest(table_dir: Path, manifest: Manifest, fsync: bool = True) -> None:
     """Atomically publish ``manifest`` (temp file + fsync + rename)."""
     table_dir = Path(table_dir)
@@ -89,12 +81,4 @@ def save_manifest(table_dir: Path, manifest: Manifest, fsync: bool = True) -> No
         "symbols": sorted(manifest.symbols),
         "garbage": [list(g) for g in manifest.garbage],
     }
-    tmp = table_dir / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(raw, fh, separators=(",", ":"))
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, table_dir / MANIFEST_NAME)
-    if fsync:
-        fsync_dir(table_dir)
+    atomic_write(table_dir / MANIFEST_NAME, json.dumps(raw, separators=(",", ":")), durable=fsync)

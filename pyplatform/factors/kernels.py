@@ -146,7 +146,7 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
 
 
 @nb.njit(cache=True)
-def _wvar(x, sid, S, o, n, minp, mode, out):
+def _wvar(x, sid, S, o, n, minp, mode, out, mode2, out2):
     # State: pos, seen, cnt (window), bn, bmean, bm2 (Welford over the values written since
     # the last flip), k (the shift of the suffixes), ceil(n / 64) words of non-NULL flags
     # (as in _wsum), then n slots of two floats: a slot written since the last flip holds its
@@ -157,6 +157,10 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
     # belongs to every non-empty suffix: then M2 = Q - D**2/c >= Q/c (Cauchy-Schwarz), so at
     # most log2(c) bits cancel, and the flip needs no division per value. A flat window has
     # D = Q = 0 and so M2 == 0 exactly (and Welford adds d = 0 to the back).
+    # The state does not depend on the mode: with ``mode2 >= 0`` the instruction also writes
+    # that statistic to ``out2`` (mstd and mstdp of one series share one state).
+    ddof2 = 1.0 if mode2 < 2 else 0.0
+    need2 = 2 if mode2 < 2 else 1
     ddof = 1.0 if mode < 2 else 0.0
     need = 2 if mode < 2 else 1
     nw = (n + 63) >> 6
@@ -207,9 +211,13 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
         S[s, o + 3], S[s, o + 4], S[s, o + 5] = bn, bmean, bm2
-        if not _ok(cnt, seen, n, minp, need):
+        ok1 = _ok(cnt, seen, n, minp, need)
+        ok2 = mode2 >= 0 and _ok(cnt, seen, n, minp, need2)
+        if not ok1:
             out[i] = NAN
-        else:
+        if mode2 >= 0 and not ok2:
+            out2[i] = NAN
+        if ok1 or ok2:
             fn = cnt - bn
             if fn == 0:
                 m2 = bm2
@@ -220,8 +228,12 @@ def _wvar(x, sid, S, o, n, minp, mode, out):
                 if bn > 0:
                     d = bmean - (S[s, o + 6] + dsum * inv)
                     m2 += bm2 + d * d * (fn * bn / cnt)
-            var = m2 / (cnt - ddof)
-            out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
+            if ok1:
+                var = m2 / (cnt - ddof)
+                out[i] = math.sqrt(var) if (mode == 1 or mode == 3) else var
+            if ok2:
+                var = m2 / (cnt - ddof2)
+                out2[i] = math.sqrt(var) if (mode2 == 1 or mode2 == 3) else var
 
 
 @nb.njit(cache=True)
@@ -629,7 +641,7 @@ def run_program(code, fp, regs, sid, S, cap):
         elif op == 41:
             _wsum(a, sid, blk, 0, i1, i2, int(f1), f2 != 0, out)
         elif op == 42:
-            _wvar(a, sid, blk, 0, i1, i2, int(f1), out)
+            _wvar(a, sid, blk, 0, i1, i2, int(f1), out, int(f2) - 1, c)
         elif op == 43:
             _wext(a, sid, blk, 0, i1, i2, f1, out)
         elif op == 44:

@@ -39,6 +39,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
     code: list[list[int]] = []
     fp: list[list[float]] = []
     slots: dict[tuple, tuple[int, int]] = {}
+    shared: dict[tuple, int] = {}  # _wvar state key -> its instruction (see visit)
     widths: dict[int, int] = {}
     width = 0
     n_regs = 1  # register 0 is a scratch operand for unused slots
@@ -80,14 +81,30 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
                 prim = PRIMITIVES[node.name]
                 srcs = [visit(x, epoch) for x in node.args[:prim.series]]
                 p = [x.value for x in node.args[prim.series:]]
+                if node.name == "_wvar":
+                    # the state does not depend on the mode (var/std/varp/stdp): a second mode
+                    # over the same series and window is a second output of one instruction
+                    skey = (epoch, str(Call("_wvar", node.args[:3] + (Num(0.0),))))
+                    k = shared.get(skey)
+                    if k is not None and fp[k][1] == 0.0:
+                        r = new_reg()
+                        code[k][4] = r
+                        fp[k][1] = p[2] + 1.0
+                        regs[key] = r
+                        return r
+                    key_state = (skey, sum(1 for s in slots if s[0] == skey))
+                else:
+                    key_state = key
                 w = prim.state_floats(int(p[0]) if prim.state[1] else 0)
-                slots[key] = (width, w)
+                slots[key_state] = (width, w)
                 widths[width] = w
                 off = width
                 width += w
                 r = new_reg()
                 i1, i2, f1, f2 = prim.pack(p)
                 emit(node.name, r, srcs[0], srcs[1] if prim.series == 2 else 0, off=off, i1=i1, i2=i2, f1=f1, f2=f2)
+                if node.name == "_wvar":
+                    shared[key_state[0]] = len(code) - 1
         regs[key] = r
         return r
 

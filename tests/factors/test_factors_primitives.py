@@ -27,3 +27,21 @@ def test_lookback_is_the_first_non_null_row_without_nulls(f):
     values = compile_batch(f.expr)(frame).to_numpy()
     first = int(np.flatnonzero(~np.isnan(values))[0])
     assert parse(f.expression).lookback == first, f.name
+
+
+def test_variances_of_one_series_share_one_state_and_survive_removal():
+    from pyplatform.factors import FactorEngine, compile_stream
+
+    frame = market(4, 3, 60, nan_frac=0.1)
+    exprs = {"sd": "mstd(close, 5)", "sdp": "mstdp(close, 5)", "v": "mvar(close, 5, 3)", "vp": "mvarp(close, 5)"}
+    eng = FactorEngine(dict(exprs))
+    prog = eng._core.program
+    assert (prog.code[:, 0] == OPCODES["_wvar"]).sum() == 3  # sd+sdp share; v has its own minPeriods
+    first, rest = frame.iloc[:90], frame.iloc[90:]
+    out = eng.compute(first)
+    for name, text in exprs.items():  # each output equals the factor computed alone
+        np.testing.assert_array_equal(out[name], compile_stream(text).update(first), err_msg=name)
+    eng.remove_factor("sd")  # the shared state stays with mstdp
+    later = eng.compute(rest)
+    np.testing.assert_array_equal(later["sdp"], compile_stream(exprs["sdp"]).update(frame)[90:])
+    np.testing.assert_array_equal(later["vp"], compile_stream(exprs["vp"]).update(frame)[90:])

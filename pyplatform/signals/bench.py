@@ -463,8 +463,12 @@ def register(app: Any) -> None:
         mode: list[str] = typer.Option(["shared", "naive", "floor"],
                                        help="shared (the service), naive (per-client serialisation), floor (bare sockets, "
                                             "one ready frame per client per batch); repeatable."),
+        quick: bool = typer.Option(False, "--quick", help="A seconds-long smoke run (20 clients x 3 of 200 symbols, "
+                                                          "1 s, 1 repeat): checks the benchmark, not the service."),
     ) -> None:
-        """Loopback load test: shared encode-once fan-out beside naive per-client serialisation."""
+        """Loopback load test: shared encode-once fan-out beside naive per-client serialisation and the socket floor."""
+        if quick:
+            clients, per_client, symbols, rate, seconds, repeat = 20, 3, 200, 10.0, 1.0, 1
         for e in encoding:
             if e not in ("msgpack", "json"):
                 raise typer.BadParameter(f"encoding must be msgpack or json, got {e!r}")

@@ -37,3 +37,14 @@ def test_load_generator_scan_counts_what_full_decoding_finds():
     assert [m["type"] for m in full] == [k for k, *_ in scanned] == ["subscribed", "data", "data"]
     assert [(n, ts) for _, n, ts, _ in scanned[1:]] == [(len(m["rows"]), m["rows"][0]["ts"]) for m in full[1:]] == [(2, 7), (3, 9)]
     assert scanned[0][3] == {"type": "subscribed", "id": 1}
+
+
+def test_bench_signals_quick_from_the_cli():
+    from typer.testing import CliRunner
+
+    from pyplatform.cli.bench import app
+
+    out = CliRunner().invoke(app, ["signals", "--quick"])
+    assert out.exit_code == 0, out.output
+    assert "20 subscribers x 3 symbols of 200" in out.output
+    assert "shared/socket-floor throughput x" in out.output and "CPU ms/batch" in out.output

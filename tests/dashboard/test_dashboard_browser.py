@@ -522,7 +522,15 @@ def test_factor_page_shows_progress_then_compares_factors_side_by_side(session, 
                 ] or names[1:3]
         _choose(duo, "#factor-compare", f"{pick[0]}: {fd.library[pick[0]]}")
         duo.wait_for_contains_text("#factor-progress", "evaluating over stocks", timeout=15)
-        assert duo.find_element("#factor-progress .meter").is_displayed()
+        # the progress block re-renders on every poll, so ask the page itself (a found element
+        # can go stale between find and is_displayed)
+        shown, end = False, time.monotonic() + 10
+        while not shown and time.monotonic() < end:
+            shown = duo.driver.execute_script(
+                "const m = document.querySelector('#factor-progress .meter');"
+                "return !!(m && m.offsetParent !== null && m.getBoundingClientRect().width > 0);")
+            time.sleep(0.1)
+        assert shown, "no progress meter while the factor was being evaluated"
         duo.wait_for_contains_text("#factor-compare-summary", pick[0], timeout=60)
     finally:
         fd.load_daily = orig

@@ -8,8 +8,8 @@ prefix of block ``b`` up to ``o`` joined with the suffix of block ``b - 1`` afte
 window, so nothing is subtracted and a large value leaving the window leaves no cancellation
 error behind. Sums, counts, maxima and minima use pandas' group-by cumulative functions;
 variances and co-moments use Welford prefixes/suffixes merged with Chan's formula (numba).
-A flat window (all non-NULL values equal) has sum ``value * count``, mean ``value`` and spread
-exactly 0. ``mrank`` and ``wma`` materialise windows (at most as wide as the longest symbol).
+A flat window (all non-NULL values equal) has spread exactly 0 (Welford adds ``d = 0``).
+``mrank`` and ``wma`` materialise windows (at most as wide as the longest symbol).
 The EMA family uses pandas' ``ewm`` after seeding, cumulative functions pandas group-by.
 """
 
@@ -216,14 +216,12 @@ class _Ctx:
         valid = ~np.isnan(v)
         cnt = self._join(*self._pre_suf(valid.astype(np.float64), key, "cumsum"), older, np.add, 0.0)
         sm = self._join(*self._pre_suf(np.where(valid, v, 0.0), key, "cumsum"), older, np.add, 0.0)
-        hi, lo = self._extremes(v, key, older)
-        flat = (cnt > 0) & (hi == lo)  # every non-NULL value equal: exact sum and mean
         if mode == 2:
             res = cnt
         elif mode == 0:
-            res = np.where(flat, hi * cnt, sm)
+            res = sm
         else:
-            res = np.where(flat, hi, sm / np.maximum(cnt, 1))
+            res = sm / np.maximum(cnt, 1)
         out = np.where(self._ok(cnt, p + 1, n, minp, 1), res, np.nan)
         out[p < 0] = np.nan
         return out

@@ -20,8 +20,7 @@ aggregates of the whole ring. A window is the suffix aggregate of its oldest val
 the back (sums added; Welford moments merged with Chan et al.'s formula). No value is ever
 subtracted, so a value that leaves the window leaves no cancellation error behind (a 1e12 tick
 followed by prices near 1 gives the exact spread of those prices), sums over exact zeros are
-exactly 0, and a flat window has spread exactly 0 (Welford adds ``d = 0``); moving sums and
-means of a flat window are ``value * count`` and ``value``. The cost is one O(n) pass per ``n``
+exactly 0, and a flat window has spread exactly 0 (Welford adds ``d = 0``). The cost is one O(n) pass per ``n``
 rows: O(1) amortised, and independent of how rows are batched (bit-identical output).
 Symbols fed in lockstep flip on the same batch; the flip passes are cheap (additions only, no
 division per value), and keeping every symbol's ring at the same position keeps the state
@@ -76,7 +75,7 @@ def _move(x, sid, S, o, k, out):
 @nb.njit(cache=True)
 def _wsum(x, sid, S, o, n, minp, mode, talib, out):
     # State: pos, seen, cnt (non-NULL values in the window, exact), bsum (sum of the values
-    # written since the last flip), run/last (flat-window detection), ceil(n / 64) words of
+    # written since the last flip), ceil(n / 64) words of
     # non-NULL flags (the float64 state viewed as int64 bits), then n slots.
     # Two-stack sliding sum, in place: a slot written since the last flip holds its value;
     # at each flip (every n rows, when the ring is in age order) every slot j is replaced by
@@ -85,7 +84,7 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
     # so a large value that leaves the window leaves no cancellation error, and the cost is
     # O(1) amortised (one O(n) pass per n rows) with the memory of a plain ring.
     nw = (n + 63) >> 6
-    fl = o + 6
+    fl = o + 4
     r = fl + nw
     B = S.view(np.int64)  # the flag words are bit patterns, not numbers
     for i in range(x.shape[0]):
@@ -98,8 +97,6 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         pos = int(S[s, o])
         cnt = S[s, o + 2]
         bsum = S[s, o + 3]
-        run = S[s, o + 4]
-        last = S[s, o + 5]
         wi = fl + (pos >> 6)
         bit = np.int64(1) << (pos & 63)
         word = B[s, wi]
@@ -112,8 +109,6 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
             word |= bit
             cnt += 1
             bsum += v
-            run = run + 1 if (run > 0 and v == last) else 1.0
-            last = v
         B[s, wi] = word
         pos += 1
         seen += 1
@@ -130,14 +125,10 @@ def _wsum(x, sid, S, o, n, minp, mode, talib, out):
         S[s, o + 1] = seen
         S[s, o + 2] = cnt
         S[s, o + 3] = bsum
-        S[s, o + 4] = run
-        S[s, o + 5] = last
         if not _ok(cnt, seen, n, minp, 1):
             out[i] = NAN
         elif mode == 2:
             out[i] = cnt
-        elif run >= cnt:  # flat window (all non-NULL values equal): exact sum and mean
-            out[i] = last * cnt if mode == 0 else last
         else:
             # slot pos is the oldest value still in the window: before the first flip it was
             # never written (0: the front is empty), after it it holds the front's suffix sum

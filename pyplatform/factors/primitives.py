@@ -63,7 +63,7 @@ def _window_lb(need_of: Callable[[list[float]], int], talib_of: Callable[[list[f
 _LIST = [
     Primitive("_move", 40, 1, ("k",), (2, 1), lambda b, p: b + int(p[0]),
               lambda p: (int(p[0]), 0, 0.0, 0.0), "x k rows earlier"),
-    Primitive("_wsum", 41, 1, ("n", "minPeriods", "mode", "talib"), (6, 1),
+    Primitive("_wsum", 41, 1, ("n", "minPeriods", "mode", "talib"), (4, 1),
               _window_lb(lambda p: 1, lambda p: p[3] == 1),
               lambda p: (int(p[0]), int(p[1]), p[2], p[3]), "moving sum (0) / mean (1) / count (2)", flags=True),
     Primitive("_wvar", 42, 1, ("n", "minPeriods", "mode"), (7, 2), _window_lb(lambda p: 2 if p[2] in (0, 1) else 1),

@@ -47,11 +47,12 @@ def test_zscore_of_a_flat_window_is_null_in_both_runtimes():
         assert (out[22:] == 0.0).all(), out[22:]
 
 
-def test_flat_window_mean_is_the_value_and_sum_is_value_times_count():
+def test_flat_window_mean_and_sum_are_the_value_up_to_rounding():
+    # only the spread is exact by rule; sums carry the rounding of adding 20 copies of 0.1
     for out in _both("mavg(close, 20)", close=FLAT):
-        assert (out[22:] == 0.1).all()
+        np.testing.assert_allclose(out[22:], 0.1, rtol=20 * EPS, atol=0)
     for out in _both("msum(close, 20)", close=FLAT):
-        assert (out[22:] == float(Fraction(0.1) * 20)).all()  # correctly rounded 20 * 0.1
+        np.testing.assert_allclose(out[22:], float(Fraction(0.1) * 20), rtol=20 * EPS, atol=0)
 
 
 def test_bollinger_percent_b_of_a_flat_window_is_null():
@@ -189,8 +190,8 @@ def _check_sums(x, n, mean: bool, got: np.ndarray, label: str) -> None:
         exact = sum(Fraction(v) for v in w)
         if mean:
             exact /= len(w)
-        if len(set(w)) == 1:  # flat (incl. all zeros): exact, correctly rounded
-            assert got[i] == float(exact), (label, i, got[i], float(exact))
+        if all(v == 0 for v in w):  # sums over exact zeros are exactly 0
+            assert got[i] == 0.0, (label, i, got[i])
             continue
         # recursive summation bound, over the values inside the window only
         bound = 2 * n * EPS * math.fsum(abs(v) for v in w) / (len(w) if mean else 1)

@@ -30,10 +30,11 @@ def init_secret(
     if path.exists() and not force:
         raise typer.BadParameter(f"{path} exists; pass --force to replace it (every issued token stops working)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32) + "\n")
-    os.chmod(path, 0o600)
+    # replaced atomically (a running service that re-reads the file never sees it empty or
+    # half-written), mode 600 before any byte is written
+    from pyplatform.fsio import atomic_write
+
+    atomic_write(path, secrets.token_hex(32) + "\n", mode=0o600)
     _audit("secret.rotate", str(path), {"replaced": bool(force)})
     typer.echo(f"wrote {path}\nexport PYPLATFORM_JWT_SECRET_FILE={path.resolve()}")
 

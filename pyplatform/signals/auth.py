@@ -30,6 +30,7 @@ from typing import Any
 
 import jwt
 
+from pyplatform.fsio import atomic_write
 from pyplatform.signals.topics import Topic
 
 __all__ = ["AuthError", "Claims", "KeyRing", "RevocationList", "SecretKeys", "TokenIssuer", "TokenVerifier",
@@ -230,9 +231,9 @@ class RevocationList:
         kept = {k: v for k, v in self._revoked.items() if v >= now_s}
         kept[token_id] = int(expires_s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(kept, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)  # atomic: readers never see a half-written list
+        # atomic and durable: readers never see a half-written list, and a revocation that
+        # returned survives a crash of this host
+        atomic_write(self.path, json.dumps(kept, indent=1, sort_keys=True))
         self._mtime = None
         self._load()
 

@@ -207,19 +207,9 @@ class AuditLog:
                          "it was truncated or edited; run `pyplatform audit verify` (nothing appended)")
 
     def _write_head(self, head: Head) -> None:
-        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(head.to_json())
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, self.head_path)
-        if self.fsync:
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        from pyplatform.fsio import atomic_write
+
+        atomic_write(self.head_path, head.to_json(), durable=self.fsync)
 
     def verify(self, anchors: Iterable[str] = ()) -> VerifyReport:
         """Verify the whole chain against the head (see :func:`verify_file`)."""

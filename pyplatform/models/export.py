@@ -43,9 +43,9 @@ def export_onnx(model, n_features: int, path: str | Path) -> Path:
     proto = to_onnx(est, np.zeros((1, n_features), np.float32), target_opset=17)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(proto.SerializeToString())
-    tmp.replace(path)  # atomic: a reader never sees half a model
+    from pyplatform.fsio import atomic_write
+
+    atomic_write(path, proto.SerializeToString())  # a reader never sees half a model
     return path
 
 

@@ -135,9 +135,9 @@ def save_universe(name: str, symbols, *, settings) -> list[str]:
         asset_class_of(s)  # validates the region suffix
     d = _dir(settings)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(sorted(set(syms))))
-    tmp.replace(d / f"{name}.json")
+    from pyplatform.fsio import atomic_write
+
+    atomic_write(d / f"{name}.json", json.dumps(sorted(set(syms))))
     return sorted(set(syms))
 
 

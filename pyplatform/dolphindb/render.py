@@ -314,7 +314,7 @@ def metacode_problems(text: str) -> list[str]:
     if re.search(r"-\s*-", text):
         problems.append("'--' is not -(-x)")
     if re.search(r"\b0 \* move\(", text):
-        problems.append("'x + 0 * move(x, k)' alignment trick (mask the input with iif(isNull(move(x, k)), 00F, x))")
+        problems.append("'x + 0 * move(x, k)' alignment trick (skip the first k inputs with iif(nullCompare(>, cumcount(x), k), x, 00F))")
     return list(dict.fromkeys(problems))
 
 

@@ -184,6 +184,7 @@ _TABLE = [
     ("cumavg(X)", f"{_DOCS}/c/cumavg.html"),
     ("cummax(X)", f"{_DOCS}/c/cummax.html"),
     ("cummin(X)", f"{_DOCS}/c/cummin.html"),
+    ("cumcount(X)", f"{_DOCS}/c/cumcount.html"),
     ("nullCompare(func, X, Y)", f"{_DOCS}/n/nullCompare.html"),
     ("abs(X)", f"{_DOCS}/a/abs.html"),
     ("log(X)", f"{_DOCS}/l/log.html"),

@@ -181,11 +181,13 @@ def _call(e: Call) -> tuple[str, int]:
         return f"100 * {up} / ({up} + {down})", 5
     if name.startswith("macd"):
         fast, slow, sig = _num(a, 1, 12), _num(a, 2, 26), _num(a, 3, 9)
-        # TA-Lib (and the Python runtimes) start the fast EMA where the slow one starts:
-        # NULL the first slow-fast inputs of the fast EMA explicitly; ema, a TA-Lib family
-        # function, starts its window at the first non-NULL value (docs: "TA-Lib Functions").
+        # TA-Lib (and the Python runtimes) start the fast EMA where the slow one starts: the
+        # fast EMA skips the first slow-fast non-NULL inputs (cumcount counts non-NULL values,
+        # docs: "cumcount"; a NULL later on is skipped by both EMAs and blanks nothing else,
+        # which a mask on move(x, lag) did, lag bars after it); ema, a TA-Lib family function,
+        # starts its window at the first non-NULL value (docs: "TA-Lib Functions").
         lag = slow - fast
-        fast_in = (f"iif(isNull(move({x}, {format_number(lag)})), {NULL_DOUBLE}, {_double(a[0])})"
+        fast_in = (f"iif(nullCompare(>, cumcount({x}), {format_number(lag)}), {_double(a[0])}, {NULL_DOUBLE})"
                    if lag > 0 else x)
         line = f"ema({fast_in}, {format_number(fast)}) - ema({x}, {format_number(slow)})"
         signal = f"ema({line}, {format_number(sig)})"

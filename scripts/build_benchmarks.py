@@ -8,8 +8,8 @@ edited by hand. Run: python scripts/build_benchmarks.py
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["history", "stream", "engine", "feeds", "signals", "trading", "backtest", "dashboard",
-         "models", "gpu_factors", "dolphindb"]
+ORDER = ["summary", "history", "stream", "engine", "factors", "feeds", "soak", "signals", "trading", "journal",
+         "backtest", "research", "dashboard", "models", "gpu_factors", "dolphindb"]
 
 HEADER = """# Benchmarks
 
@@ -24,6 +24,15 @@ measured. This file is assembled by `python scripts/build_benchmarks.py` from
 """
 
 
+def _demote(lines):
+    # headings only: a "#" line inside a fenced block is a shell comment, not a heading
+    fenced = False
+    for line in lines:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        yield "#" + line if line.startswith("#") and not fenced else line
+
+
 def build() -> str:
     parts = [HEADER]
     files = {p.stem: p for p in (ROOT / "docs" / "benchmarks").glob("*.md")}
@@ -31,7 +40,7 @@ def build() -> str:
         if name in files:
             text = files[name].read_text().strip()
             # demote the area's headings one level under this page's title
-            text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+            text = "\n".join(_demote(text.splitlines()))
             parts.append(text + "\n")
     return "\n".join(parts)
 

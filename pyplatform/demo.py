@@ -70,19 +70,33 @@ def _free_port() -> int:
 
 
 class _Redis:
-    """A throwaway redis-server on a free loopback port (skipped if the binary is missing)."""
+    """A throwaway redis-server on a free loopback port (skipped if the binary is missing).
 
-    def __init__(self, workdir: Path) -> None:
+    With ``password`` it refuses clients that do not ``AUTH`` (``requirepass``), so a process
+    that can merely reach the port cannot inject snapshot rows or delete revocations. The
+    configuration, password included, goes to the server on its stdin (``redis-server -``),
+    never on its command line, where any user could read it in the process list.
+    """
+
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.proc = None
         self.url = None
+        self.port = None
         exe = shutil.which("redis-server")
         if exe is None:
             return
         port = _free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(workdir)],
+        conf = [f"port {port}", "bind 127.0.0.1", 'save ""', "appendonly no", f'dir "{workdir}"']
+        if password is not None:
+            if not password.isalnum():
+                raise ValueError("the demo's redis password must be alphanumeric")
+            conf.append(f"requirepass {password}")
+        self.proc = subprocess.Popen([exe, "-"], stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc.stdin.write(("\n".join(conf) + "\n").encode())
+        self.proc.stdin.close()
+        self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
         deadline = time.time() + 5
         while time.time() < deadline:
@@ -392,7 +406,17 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
                      else f"FIX 4.4 initiator -> {venue}" if venue else "paper broker"))
 
     # 5. signal service with Redis, and a token for the example subscriber
-    redis = _Redis(settings.path("streams", "demo", "redis"))
+    # Redis with authentication by default: the password lives in a mode-600 secret file that
+    # the signal service and `pyplatform tokens revoke` read (signals.service.redis_password)
+    from pyplatform.signals.service import redis_password, redis_password_path
+
+    pw_file = redis_password_path(settings)
+    if not pw_file.exists():
+        from pyplatform.fsio import atomic_write
+
+        pw_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(pw_file, secrets.token_hex(24) + "\n", mode=0o600)
+    redis = _Redis(settings.path("streams", "demo", "redis"), password=redis_password(settings))
     svc_port = configured_port(settings, "signal_port") or _free_port()  # PYPLATFORM_SIGNAL_PORT wins
     secret_file = settings.jwt_secret_file
     if secret_file is None and not os.environ.get("PYPLATFORM_JWT_SECRET"):
@@ -423,7 +447,8 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     token_file.write_text(demo_token)
     os.chmod(token_file, 0o600)
     rep.subscribe_example = (f"PP_TOKEN=$(cat {token_file}) " + subscribe_example(service.url, "factors:*", symbols[0])).split("  #")[0]
-    console.print(f"[bold]5/6 signal service[/]: {service.url} (Redis {'on ' + redis.url if redis.url else 'off'})")
+    console.print(f"[bold]5/6 signal service[/]: {service.url} (Redis "
+                  f"{'on ' + redis.url + ', AUTH from ' + str(pw_file) if redis.url else 'off'})")
     console.print(f"    subscribe: {rep.subscribe_example}   (token in {token_file})")
 
     # 6. Dash research app

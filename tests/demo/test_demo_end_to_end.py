@@ -18,7 +18,9 @@ def test_demo_runs_the_whole_path(market_settings):
     assert any(v == v for f in rep.latest_factors for k, v in f.items() if k not in ("symbol", "ts"))
     assert rep.service_url.startswith("ws://127.0.0.1:")
     if shutil.which("redis-server"):
-        assert rep.health["redis"] == "ok"
+        assert rep.health["redis"] == "ok"  # the service authenticated to the demo's Redis
+        pw = market_settings.path("secrets", "redis.password")
+        assert pw.exists() and pw.stat().st_mode & 0o077 == 0
     assert rep.health["status"] == "ok"
     assert rep.dash_url and "subscribe_forever" in rep.subscribe_example
     assert rep.risk["kill"] == "OFF"

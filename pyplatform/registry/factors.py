@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,15 +75,23 @@ class FactorRegistry:
         The registry folder, usually ``Settings.path("registry", "factors")``.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, clock) -> None:
+        # the clock stamps publish and retire times: required, so a backtest or a test that
+        # forgets it fails here instead of silently reading wall time
+        if clock is None:
+            raise ValueError("FactorRegistry needs a clock (pyplatform.clock.LiveClock for wall time)")
         self.root = Path(root)
+        self.clock = clock
         self.root.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_settings(cls, settings=None) -> "FactorRegistry":
+    def from_settings(cls, settings=None, clock=None) -> "FactorRegistry":
+        """The registry under ``DATA_DIR/registry/factors``; an edge builder, so it is the one
+        place that picks the wall clock when none is given."""
+        from pyplatform.clock import LiveClock
         from pyplatform.config import get_settings
 
-        return cls((settings or get_settings()).path("registry", "factors"))
+        return cls((settings or get_settings()).path("registry", "factors"), clock or LiveClock())
 
     # -- reading -----------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
@@ -144,7 +151,7 @@ class FactorRegistry:
         for attempt in range(100):
             n = (self.versions(name)[-1].version if self.versions(name) else 0) + 1
             fv = FactorVersion(name=name, version=n, expression=expression, author=author,
-                               published_ns=time.time_ns(), **fields)
+                               published_ns=self.clock.now_ns(), **fields)
             tmp = d / f".v{n:04d}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
                 f.write(fv.to_json())
@@ -164,5 +171,5 @@ class FactorRegistry:
     def retire(self, name: str, reason: str = "") -> None:
         """Stop a factor live; its versions and history are kept."""
         self.get(name)
-        (self._dir(name) / "retired.json").write_text(json.dumps({"reason": reason, "ts": time.time_ns()}))
+        atomic_write(self._dir(name) / "retired.json", json.dumps({"reason": reason, "ts": self.clock.now_ns()}))
         self._bump()

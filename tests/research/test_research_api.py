@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import pyplatform as pp
+from pyplatform.clock import LiveClock
 from pyplatform.factors import FactorEngine
 from pyplatform.registry import FactorRegistry
 from pyplatform.registry.watcher import RegistryWatcher
@@ -128,7 +129,7 @@ def test_backtest_verb_survives_subpackage_import(market_settings):
 def test_watcher_adopts_factor_restored_from_checkpoint(tmp_path):
     """After a restart the engine's snapshot already runs the published factor: the watcher
     must take it over (so a later retire removes it), not fail with 'already exists'."""
-    reg = FactorRegistry(tmp_path)
+    reg = FactorRegistry(tmp_path, LiveClock())
     reg.add_version("m3", "mavg(close, 3)", author="x")
     engine = FactorEngine(factors={"m3": "mavg(close, 3)"})  # as restored from a snapshot
     w = RegistryWatcher(reg, engine)

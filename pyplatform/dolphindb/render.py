@@ -84,6 +84,15 @@ class DeployConfig:
         ``forceTriggerTime`` of the 1-minute bar engine (0: not set): a quiet symbol's window
         is closed once other symbols' ticks are this far past its end (the embedded engine's
         ``on_clock`` driven by event time).
+    daily_bar_close_after_ms : int
+        ``forceTriggerSessionEndTime`` of the daily bar engine (0: not set). The daily
+        engine has one session per UTC day, ``00:00:00`` to ``00:00:00`` (next midnight,
+        documented), so its one window per day is ``[midnight, next midnight)``; this
+        closes a day's bar this long after the day ends instead of waiting for the
+        symbol's first 1-minute bar of a later day. Leave time for the day's last
+        1-minute bars: they are emitted only when a later tick of that symbol (or
+        ``forceTriggerTime``) closes them, and rows that arrive after the day's window was
+        computed are discarded by the engine.
     session_timezone : str
         Must be ``"UTC"`` when ``sessions`` are given: the engine compares
         ``sessionBegin``/``sessionEnd`` with ``ts`` as it is, with no time zone and no DST,
@@ -116,6 +125,7 @@ class DeployConfig:
     session_timezone: str = ""
     bar_accepted_delay_ms: int = 0
     bar_force_trigger_ms: int = 0
+    daily_bar_close_after_ms: int = 60_000
 
     def __post_init__(self) -> None:
         if not _IDENT.fullmatch(self.prefix):
@@ -127,7 +137,7 @@ class DeployConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"DeployConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("bar_accepted_delay_ms", "bar_force_trigger_ms"):
+        for name in ("bar_accepted_delay_ms", "bar_force_trigger_ms", "daily_bar_close_after_ms"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"DeployConfig.{name} must be an integer >= 0, got {value!r}")
@@ -414,6 +424,18 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
     if c.bar_force_trigger_ms:
         extra += f", forceTriggerTime={c.bar_force_trigger_ms * c.unit_per_ms}"
     ctx["bar_extra_args"] = extra
+    # Daily bars (issue 15, item 5): createTimeSeriesEngine with a one-day step aligns its
+    # first window to the hour (roundTime: steps over 30 min align to 3,600,000 ms), so
+    # the daily engine is used with ONE session per UTC day, 00:00:00 -> 00:00:00 ("00:00:00
+    # in sessionEnd is the next day's midnight"): its window is the calendar day. The
+    # session literals must have the time column's precision (TIME for TIMESTAMP, NANOTIME
+    # for NANOTIMESTAMP). mergeSessionEnd=false: a row stamped exactly at the next midnight
+    # belongs to the next day and only triggers this day's window.
+    midnight = _ms_literal("00:00:00", c.time_type)
+    day_args = f", sessionBegin={midnight}, sessionEnd={midnight}, mergeSessionEnd=false"
+    if c.daily_bar_close_after_ms:
+        day_args += f", forceTriggerSessionEndTime={c.daily_bar_close_after_ms * c.unit_per_ms}"
+    ctx["day_session_args"] = day_args
     if c.sessions:
         begins = [_ms_literal(b, c.time_type) for b, _ in c.sessions]
         ends = [_ms_literal(e, c.time_type) for _, e in c.sessions]

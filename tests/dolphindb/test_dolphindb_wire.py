@@ -142,6 +142,78 @@ def test_deploy_sends_exactly_the_rendered_scripts_and_each_call_is_documented(w
     assert tables["factors"].arg("sortKeyMappingFunction").text == "[hashBucket{, 50}, hashBucket{, 20}]"
 
 
+# The documented type of every createDailyTimeSeriesEngine parameter the platform passes,
+# hand-copied from https://docs.dolphindb.cn/en/Functions/c/createDailyTimeSeriesEngine.html
+# and the createTimeSeriesEngine page it inherits from: name STRING; windowSize, step positive
+# integers in the time column's unit; metrics metacode; dummyTable/outputTable tables;
+# timeColumn/keyColumn STRING; useSystemTime/useWindowStartTime/mergeSessionEnd BOOL;
+# snapshotDir STRING; snapshotIntervalInMsgCount integer; sessionBegin/sessionEnd SECOND,
+# TIME or NANOTIME "corresponding to the time column" (TIME for TIMESTAMP, NANOTIME for
+# NANOTIMESTAMP); forceTriggerSessionEndTime a positive integer in the time column's unit.
+_DAILY_DOC_TYPES = {
+    "name": "STRING", "windowSize": "INT", "step": "INT", "metrics": "METACODE", "dummyTable": "TABLE",
+    "outputTable": "TABLE", "timeColumn": "STRING", "useSystemTime": "BOOL", "keyColumn": "STRING",
+    "useWindowStartTime": "BOOL", "snapshotDir": "STRING", "snapshotIntervalInMsgCount": "INT",
+    "sessionBegin": "TIME", "sessionEnd": "TIME", "mergeSessionEnd": "BOOL", "forceTriggerSessionEndTime": "INT",
+}
+
+
+def _literal_type(text: str) -> str:
+    """The DolphinDB type of one argument as written (literal forms of the language reference)."""
+    t = text.strip()
+    for kind, pattern in (("STRING", r'"[^"]*"'), ("BOOL", r"true|false"), ("INT", r"[1-9]\d*"),
+                          ("NANOTIME", r"\d\d:\d\d:\d\d\.\d{9}"), ("TIME", r"\d\d:\d\d:\d\d\.\d{3}"),
+                          ("SECOND", r"\d\d:\d\d:\d\d"), ("METACODE", r"<.*>"),
+                          ("TABLE", r'objByName\("[A-Za-z0-9_]+"\)')):
+        if re.fullmatch(pattern, t, re.DOTALL):
+            return kind
+    return f"unknown: {t[:40]}"
+
+
+def _daily_engine_call(sent: list[str]):
+    calls = [c for s in sent for c in parse_calls(s) if c.name == "createDailyTimeSeriesEngine"]
+    return next(c for c in calls if c.arg("name").literal == "pp_bar_1d_engine")
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule()]], indirect=True)
+def test_daily_bar_engine_call_on_the_wire_matches_the_documented_signature_and_types(wire):
+    """Item 5: the daily bars are a createDailyTimeSeriesEngine with one 00:00:00-00:00:00
+    session (the UTC day), emitted forceTriggerSessionEndTime after the day ends."""
+    session = connect(_target(wire))
+    Deployer(session, CFG, library_metrics()).deploy()
+    session.close()
+    call = _daily_engine_call(wire.scripts())
+    assert call.positional == 0  # every argument by keyword, so each is bound to the documented name
+    assert signature_problems([RenderedScript("daily", call.text)]) == []
+    got = {a.keyword: _literal_type(a.text) for a in call.args}
+    assert got == _DAILY_DOC_TYPES
+    values = {a.keyword: a.text.strip() for a in call.args}
+    assert values["windowSize"] == values["step"] == "86400000"  # one day in ms, the TIMESTAMP unit
+    assert values["sessionBegin"] == values["sessionEnd"] == "00:00:00.000"  # midnight -> next midnight
+    assert values["mergeSessionEnd"] == "false" and values["useWindowStartTime"] == "true"
+    assert values["forceTriggerSessionEndTime"] == "60000"
+    assert values["dummyTable"] == 'objByName("pp_bars_1m")' and values["outputTable"] == 'objByName("pp_bars_1d")'
+    # keyPurgeDaily is not in the 2.00.12 / 3.00.1 manuals (the supported minimum): never sent
+    assert "keyPurgeDaily" not in got and "roundTime" not in got
+    assert not any(c.name == "createTimeSeriesEngine" and c.arg("name").literal == "pp_bar_1d_engine"
+                   for s in wire.scripts() for c in parse_calls(s))
+
+
+def test_daily_bar_engine_literals_follow_the_time_column_type():
+    cfg = DeployConfig(time_type="NANOTIMESTAMP", daily_bar_close_after_ms=5_000)
+    text = next(s.text for s in deploy_plan(cfg, library_metrics()) if s.name == "30_bar_engines")
+    call = _daily_engine_call([text])
+    assert _literal_type(call.arg("sessionBegin").text) == _literal_type(call.arg("sessionEnd").text) == "NANOTIME"
+    assert call.arg("sessionEnd").text == "00:00:00.000000000"
+    assert call.arg("windowSize").text == "86400000000000"
+    assert call.arg("forceTriggerSessionEndTime").text == "5000000000"
+    off = next(s.text for s in deploy_plan(DeployConfig(daily_bar_close_after_ms=0), library_metrics())
+               if s.name == "30_bar_engines")
+    assert _daily_engine_call([off]).arg("forceTriggerSessionEndTime") is None  # documented as positive
+    with pytest.raises(ValueError, match="daily_bar_close_after_ms"):
+        DeployConfig(daily_bar_close_after_ms=-1)
+
+
 def test_undeploy_with_drop_data_calls_dropDatabase_as_documented(wire):
     session = connect(_target(wire))
     Deployer(session, CFG, library_metrics()).undeploy(drop_streams=True, drop_data=True)

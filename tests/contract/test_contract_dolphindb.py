@@ -188,6 +188,31 @@ def test_daily_bars_are_utc_midnight_windows_like_the_embedded_resample(server_b
     np.testing.assert_allclose(got["close"].to_numpy()[:2], want["close"].to_numpy()[:2])
 
 
+def test_a_days_bar_is_emitted_after_the_day_ends_without_a_later_bar(make_server_backend, tmp_path):
+    """Item 5: forceTriggerSessionEndTime closes the day's window after midnight (here a past
+    day, so the wall clock is long past it) although no bar of a later day arrives; the window
+    starts at UTC midnight although the first bar is at 10:17 (roundTime would give 10:00)."""
+    from pyplatform.config import Settings
+    from pyplatform.store import open_store
+
+    backend = make_server_backend(daily_bar_close_after_ms=1_000)
+    d0 = pd.Timestamp("2024-03-05").value
+    ts = d0 + (10 * 60 + 17) * MIN + np.arange(4) * MIN
+    close = 20 + np.arange(len(ts), dtype=float)
+    bars = pa.Table.from_pandas(pd.DataFrame({"ts": ts, "symbol": "MSFT.US", "open": close, "high": close + 1,
+                                              "low": close - 1, "close": close, "volume": 3.0, "vwap": close,
+                                              "trades": np.int32(2)}), schema=BARS, preserve_index=False)
+    backend.append("bars_1m", BARS, bars)
+    got = backend._wait_rows("bars_1d", 0, expect=1)
+    embedded = open_store(Settings(data_dir=tmp_path / "emb"))
+    embedded.write("bars_1m", bars.to_pandas())
+    want = embedded.resample("bars_1m", "1D")
+    got_ts = pd.to_datetime(got["ts"]).to_numpy().astype("datetime64[ns]").astype(np.int64).tolist()
+    assert got_ts == want.index.get_level_values("datetime").asi8.tolist() == [d0]
+    for c in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_allclose(got[c].to_numpy(), want[c].to_numpy(), err_msg=c)
+
+
 def test_signal_subscriber_delivers_appended_signals_once_in_order(server_backend, tmp_path):
     from pyplatform.dolphindb.signals import OffsetBook, SignalSubscriber
 

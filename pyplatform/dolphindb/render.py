@@ -80,6 +80,7 @@ class DeployConfig:
     bar_accepted_delay_ms : int
         ``acceptedDelay`` of the 1-minute bar engine (0: not set), the embedded
         ``BarEngine(accepted_delay=...)``: ticks up to this late still count in their window.
+        Exclusive with ``bar_force_trigger_ms`` (documented for ``createTimeSeriesEngine``).
     bar_force_trigger_ms : int
         ``forceTriggerTime`` of the 1-minute bar engine (0: not set): a quiet symbol's window
         is closed once other symbols' ticks are this far past its end (the embedded engine's
@@ -141,6 +142,11 @@ class DeployConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"DeployConfig.{name} must be an integer >= 0, got {value!r}")
+        if self.bar_accepted_delay_ms and self.bar_force_trigger_ms:
+            # createTimeSeriesEngine, acceptedDelay: "if it is set, forceTriggerTime and
+            # updateTime cannot be set" -- the server would refuse the engine at deploy
+            raise ValueError("DeployConfig.bar_accepted_delay_ms and bar_force_trigger_ms cannot both be set: "
+                             "createTimeSeriesEngine does not accept acceptedDelay together with forceTriggerTime")
         if not self.dfs_throttle > 0:
             raise ValueError(f"DeployConfig.dfs_throttle must be > 0 seconds, got {self.dfs_throttle!r}")
         for name in ("first_month", "last_month"):

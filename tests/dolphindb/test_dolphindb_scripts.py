@@ -161,10 +161,17 @@ def test_check_scripts_is_clean_for_variants(metrics):
 
 
 def test_bar_engine_late_and_quiet_symbol_options_are_rendered_in_the_time_unit(metrics):
-    text = render_scripts(DeployConfig(bar_accepted_delay_ms=500, bar_force_trigger_ms=2000,
-                                       time_type="NANOTIMESTAMP"), metrics, ("30_bar_engines",))[0].text
-    call = next(c for c in parse_calls(text) if c.name == "createTimeSeriesEngine")
-    assert call.arg("acceptedDelay").text == "500000000" and call.arg("forceTriggerTime").text == "2000000000"
+    # one at a time: createTimeSeriesEngine documents that acceptedDelay excludes forceTriggerTime
+    for cfg, key, want in ((DeployConfig(bar_accepted_delay_ms=500, time_type="NANOTIMESTAMP"), "acceptedDelay",
+                            "500000000"),
+                           (DeployConfig(bar_force_trigger_ms=2000, time_type="NANOTIMESTAMP"), "forceTriggerTime",
+                            "2000000000")):
+        text = render_scripts(cfg, metrics, ("30_bar_engines",))[0].text
+        call = next(c for c in parse_calls(text) if c.name == "createTimeSeriesEngine")
+        other = {"acceptedDelay": "forceTriggerTime", "forceTriggerTime": "acceptedDelay"}[key]
+        assert call.arg(key).text == want and call.arg(other) is None
+    with pytest.raises(ValueError, match="cannot both be set"):
+        DeployConfig(bar_accepted_delay_ms=500, bar_force_trigger_ms=2000)
     plain = render_scripts(DeployConfig(), metrics, ("30_bar_engines",))[0].text
     plain_call = next(c for c in parse_calls(plain) if c.name == "createTimeSeriesEngine")
     assert plain_call.arg("acceptedDelay") is None and plain_call.arg("forceTriggerTime") is None

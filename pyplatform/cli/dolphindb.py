@@ -10,10 +10,12 @@ app = typer.Typer(no_args_is_help=True, help="Deploy to / undeploy from a Dolphi
 
 
 def _config(prefix: str, nanoseconds: bool, snapshot_dir: str | None, sessions: list[str],
-            session_tz: str | None = None):
+            session_tz: str | None = None, daily_close_after_ms: int | None = None):
     from pyplatform.dolphindb.render import DeployConfig
 
     kw = {"prefix": prefix, "time_type": "NANOTIMESTAMP" if nanoseconds else "TIMESTAMP"}
+    if daily_close_after_ms is not None:
+        kw["daily_bar_close_after_ms"] = daily_close_after_ms
     if session_tz:
         kw["session_timezone"] = session_tz
     if snapshot_dir:
@@ -37,17 +39,21 @@ _NS = typer.Option(False, "--nanoseconds", help="Store ts as NANOTIMESTAMP inste
 _SNAP = typer.Option(None, help="Engine snapshot directory on the server (must exist).")
 _SESS = typer.Option([], "--session", help="Trading session HH:MM:SS-HH:MM:SS in UTC (repeat); bars only inside.")
 _SESS_TZ = typer.Option(None, "--session-tz", help="Time zone of --session; must be UTC (ts is UTC, no DST).")
+_DAILY = typer.Option(None, "--daily-close-after-ms",
+                      help="Emit a day's bar this long after UTC midnight (forceTriggerSessionEndTime) "
+                           "instead of on the symbol's next bar; 0 turns it off (default 60,000).")
 
 
 @app.command()
 def render(out: Path = typer.Option(Path("rendered_dolphindb"), help="Directory for the rendered .dos files."),
            prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
-           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ) -> None:
+           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ,
+           daily_close_after_ms: int | None = _DAILY) -> None:
     """Render the scripts (library + published factors) for a DBA to read or run by hand, and check them."""
     from pyplatform.dolphindb.deployer import check_scripts
     from pyplatform.dolphindb.render import library_metrics, render_scripts
 
-    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz)
+    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz, daily_close_after_ms)
     metrics = library_metrics()
     out.mkdir(parents=True, exist_ok=True)
     for s in render_scripts(config, metrics):
@@ -62,7 +68,7 @@ def render(out: Path = typer.Option(Path("rendered_dolphindb"), help="Directory 
 
 
 def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session: list[str],
-              session_tz: str | None = None):
+              session_tz: str | None = None, daily_close_after_ms: int | None = None):
     from pyplatform.dolphindb.connection import connect, target_from_settings
     from pyplatform.dolphindb.deployer import Deployer
 
@@ -71,7 +77,7 @@ def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session:
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz)
+    config = _config(prefix, nanoseconds, snapshot_dir, session, session_tz, daily_close_after_ms)
     try:
         return Deployer(connect(target), config), target
     except ConnectionError as exc:
@@ -81,11 +87,12 @@ def _deployer(prefix: str, nanoseconds: bool, snapshot_dir: str | None, session:
 
 @app.command()
 def deploy(prefix: str = _PREFIX, nanoseconds: bool = _NS, snapshot_dir: str | None = _SNAP,
-           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ) -> None:
+           session: list[str] = _SESS, session_tz: str | None = _SESS_TZ,
+           daily_close_after_ms: int | None = _DAILY) -> None:
     """Create the databases, stream tables, engines and subscriptions that are missing (idempotent)."""
     from pyplatform.dolphindb.preflight import PreflightError
 
-    deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session, session_tz)
+    deployer, target = _deployer(prefix, nanoseconds, snapshot_dir, session, session_tz, daily_close_after_ms)
     try:
         done = deployer.deploy(progress=lambda name: typer.echo(f"ran {name}.dos on {target}"))
     except PreflightError as exc:

@@ -286,3 +286,22 @@ def test_published_factors_follow_the_library_in_publication_order(tmp_path):
     assert [(m.name, m.input) for m in got[-2:]] == [("my_mid_gap", "ticks"), ("my_range", "bars")]
     assert "gone" not in {m.name for m in got}
     assert check_scripts(DeployConfig(), got) == []
+
+
+def test_cli_daily_close_after_ms_reaches_the_daily_engine(tmp_path):
+    from typer.testing import CliRunner
+
+    from pyplatform.cli.dolphindb import app
+
+    def engine_call(*extra):
+        out = tmp_path / "_".join(extra or ("default",))
+        r = CliRunner().invoke(app, ["render", "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        text = (out / "30_bar_engines.dos").read_text()
+        return next(line for line in text.splitlines() if "createDailyTimeSeriesEngine(" in line)
+
+    assert "forceTriggerSessionEndTime=60000)" in engine_call()  # the documented default, 60 s
+    assert "forceTriggerSessionEndTime=5000)" in engine_call("--daily-close-after-ms", "5000")
+    assert "forceTriggerSessionEndTime" not in engine_call("--daily-close-after-ms", "0")
+    r = CliRunner().invoke(app, ["render", "--out", str(tmp_path / "neg"), "--daily-close-after-ms", "-1"])
+    assert r.exit_code != 0

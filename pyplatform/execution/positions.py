@@ -16,6 +16,8 @@ from pyplatform.risk.market import MarketState
 
 __all__ = ["Position", "PositionSnapshot", "PositionBook", "to_decimal"]
 
+_ZERO = Fraction(0)
+
 
 def to_decimal(x: Fraction, places: int = 10) -> Decimal:
     """A Fraction as a Decimal rounded to ``places`` (for display and reports)."""
@@ -71,38 +73,62 @@ class Position:
 
     @property
     def avg_price(self) -> Fraction | None:
-        return None if self.quantity == 0 else self.cost / Fraction(self.quantity)
+        if self.quantity == 0:
+            return None
+        hn, hd = self.quantity.as_integer_ratio()
+        c = self.cost
+        return Fraction(c.numerator * hd, c.denominator * hn)
 
     def apply_fill(self, signed_qty: Decimal, price: Decimal, ts: int = 0) -> Fraction:
-        """Book a fill (``signed_qty`` > 0 buys); returns the P&L it realised."""
-        q, px = Fraction(signed_qty), Fraction(price)
-        held = Fraction(self.quantity)
-        realised = Fraction(0)
-        if held == 0 or (held > 0) == (q > 0):
-            self.cost += q * px
+        """Book a fill (``signed_qty`` > 0 buys); returns the P&L it realised.
+
+        The arithmetic is the exact average-cost rule on rationals, done on the integer
+        numerators and denominators (``as_integer_ratio``) with one ``Fraction`` built per
+        result: building Fractions from Decimals and chaining Fraction operators cost
+        about 50 us a fill, most of a backtest's booking time.
+        """
+        qn, qd = signed_qty.as_integer_ratio()
+        pn, pd = price.as_integer_ratio()
+        held = self.quantity
+        c = self.cost
+        cn, cd = c.numerator, c.denominator
+        if held == 0 or (held > 0) == (qn > 0):
+            # opening or adding: cost += q x px
+            self.cost = Fraction(cn * qd * pd + qn * pn * cd, cd * qd * pd)
             if held == 0:
                 self.opened_ts = ts
+            realised = _ZERO
         else:
-            avg = self.cost / held
-            closing = -held if abs(q) >= abs(held) else q  # the part of q that reduces the position
-            realised = -closing * (px - avg)
-            self.cost += closing * avg
-            rest = q - closing
-            if rest:
-                self.cost = rest * px  # went through zero: the remainder opens at this price
+            hn, hd = held.as_integer_ratio()
+            # avg = cost / held = cn hd / (cd hn); the part of q that reduces the position:
+            if abs(qn * hd) >= abs(hn * qd):
+                xn, xd = -hn, hd  # the whole position closes
+            else:
+                xn, xd = qn, qd
+            # realised = -closing x (px - avg)
+            realised = Fraction(-xn * (pn * cd * hn - cn * hd * pd), xd * pd * cd * hn)
+            rn, rd = qn * xd - xn * qd, qd * xd  # rest = q - closing
+            if rn:
+                self.cost = Fraction(rn * pn, rd * pd)  # went through zero: the remainder opens at px
                 self.opened_ts = ts
-            elif held + closing == 0:
-                self.cost = Fraction(0)
+            elif xn * hd == -hn * xd:  # held + closing == 0: flat
+                self.cost = _ZERO
                 self.opened_ts = None
+            else:  # cost += closing x avg
+                self.cost = Fraction(cn * (xd * hn + xn * hd), xd * cd * hn)
+            self.realised += realised
         self.quantity += signed_qty
-        self.realised += realised
         return realised
 
     def unrealised(self, mark: Decimal | None = None) -> Fraction | None:
         mark = self.mark if mark is None else mark
         if mark is None:
             return None
-        return Fraction(self.quantity) * Fraction(mark) - self.cost
+        qn, qd = self.quantity.as_integer_ratio()
+        mn, md = mark.as_integer_ratio()
+        c = self.cost
+        cd = c.denominator
+        return Fraction(qn * mn * cd - c.numerator * qd * md, qd * md * cd)
 
     def snapshot(self, places: int = 10) -> PositionSnapshot:
         avg, unr = self.avg_price, self.unrealised()
@@ -145,12 +171,22 @@ class PositionBook:
     def positions(self, account: str | None = None) -> list[Position]:
         return [p for (acc, _), p in sorted(self._positions.items()) if account is None or acc == account]
 
+    def _of(self, account: str) -> list[Position]:
+        # the totals below are exact sums, so they need no sorted order (``positions`` sorts)
+        return [p for (acc, _), p in self._positions.items() if acc == account]
+
     def realised(self, account: str) -> Fraction:
-        return sum((p.realised for p in self.positions(account)), Fraction(0))
+        return sum((p.realised for p in self._of(account)), _ZERO)
 
     def unrealised(self, account: str) -> Fraction:
-        return sum(((p.unrealised() or Fraction(0)) for p in self.positions(account)), Fraction(0))
+        total = _ZERO
+        for p in self._of(account):
+            if p.quantity:  # a flat position's unrealised P&L is exactly 0 (its cost is reset)
+                u = p.unrealised()
+                if u is not None:
+                    total += u
+        return total
 
     def gross_exposure(self, account: str) -> Fraction:
-        return sum((abs(Fraction(p.quantity) * Fraction(p.mark)) for p in self.positions(account)
-                    if p.mark is not None), Fraction(0))
+        return sum((abs(Fraction(p.quantity) * Fraction(p.mark)) for p in self._of(account)
+                    if p.mark is not None), _ZERO)

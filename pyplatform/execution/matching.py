@@ -104,6 +104,8 @@ class MatchingEngine:
         self._seq = 0
         self._exec = 0
         self.now = 0
+        self._units: dict[str, Decimal] = {}  # symbol -> price tick (its asset class's precision)
+        self._slip: tuple = (None, Decimal(0), Decimal(0))  # (fill model, slippage_min, _max) as Decimals
 
     # ------------------------------------------------------------------ inputs
     def send(self, cmd, now_ns: int) -> list:
@@ -115,6 +117,8 @@ class MatchingEngine:
     def advance(self, now_ns: int) -> list:
         """Act on every command that has arrived by ``now_ns``."""
         self.now = max(self.now, now_ns)
+        if not self._inbox:  # the usual case on a quote: nothing in flight
+            return []
         out: list = []
         due = sorted(x for x in self._inbox if x[0] <= now_ns)
         if due:
@@ -221,33 +225,39 @@ class MatchingEngine:
         return out
 
     def _match(self, order: RestingOrder, ts: int) -> list:
-        book = self.books[order.cmd.symbol]
+        cmd = order.cmd
+        book = self.books[cmd.symbol]
         q = book.quote
-        side = int(order.cmd.side)
+        side = int(cmd.side)
         ref = q.ask if side == 1 else q.bid
         if not (isinstance(ref, float) and math.isfinite(ref) and ref > 0):
             ref = q.last
         if not (math.isfinite(ref) and ref > 0):
             return []
-        limit = order.price if order.cmd.order_type is OrdType.LIMIT else None
-        ref_d = Decimal(repr(ref))
-        if limit is not None and ((side == 1 and limit < ref_d) or (side == -1 and limit > ref_d)):
-            return []  # not touched: rest
+        # the quote's size is spent (checked before any Decimal is built: most calls end here)
         avail = book.available.get(side, math.inf)
         if avail <= 0:
             return []
-        size_capped = self.fill_model.partial_fills and math.isfinite(avail)
+        limit = order.price if cmd.order_type is OrdType.LIMIT else None
+        ref_d = Decimal(repr(ref))
+        if limit is not None and ((side == 1 and limit < ref_d) or (side == -1 and limit > ref_d)):
+            return []  # not touched: rest
+        fm = self.fill_model
+        size_capped = fm.partial_fills and math.isfinite(avail)
         leaves = order.leaves
         qty = min(leaves, _dec(avail)) if size_capped else leaves
         if qty <= 0:
             return []
         share = float(qty) / avail if size_capped else 0.0
-        fm = self.fill_model
         # decimal arithmetic: in floats 1.5 x (1 - 0.002) is 1.49699999.. and would round a tick off
-        lo, hi = Decimal(repr(fm.slippage_min)), Decimal(repr(fm.slippage_max))
+        cached, lo, hi = self._slip
+        if cached is not fm:  # the model is frozen: convert its floats once per model
+            lo, hi = Decimal(repr(fm.slippage_min)), Decimal(repr(fm.slippage_max))
+            self._slip = (fm, lo, hi)
         slip = lo + (hi - lo) * Decimal(repr(min(1.0, share)))
-        places = PRICE_DECIMALS[asset_class_of(order.cmd.symbol)]
-        unit = Decimal(1).scaleb(-places)
+        unit = self._units.get(cmd.symbol)
+        if unit is None:
+            unit = self._units[cmd.symbol] = Decimal(1).scaleb(-PRICE_DECIMALS[asset_class_of(cmd.symbol)])
         raw = ref_d * (1 + side * slip)
         # round against the trader (a buy never pays less than its slipped price)
         px = raw.quantize(unit, rounding=ROUND_CEILING if side == 1 else ROUND_FLOOR)

@@ -26,7 +26,7 @@ from pyplatform.risk.config import EffectiveLimits, RiskConfig
 from pyplatform.risk.market import MarketState
 from pyplatform.risk.rate import TokenBucket
 from pyplatform.risk.sizing import Sizer, position_size
-from pyplatform.risk.stops import StopBook, StopLevels, StopPolicy, StopTriggered
+from pyplatform.risk.stops import NoStops, StopBook, StopLevels, StopPolicy, StopTriggered
 
 __all__ = ["RiskManager", "RiskDecision", "AccountSnapshot", "KillMode", "OrderIntent"]
 
@@ -334,6 +334,8 @@ class RiskManager:
         Without ``qty`` the position is read from the shared state (quantity and average
         cost as the order manager booked them); passing them is for a manager used alone.
         """
+        if type(self.stops) is NoStops:
+            return  # stops switched off: nothing to tell (a backtest without stops syncs every fill)
         if qty is None:
             qty = self.market.quantity(account, symbol)
             avg = self.market.avg_price(account, symbol)

@@ -176,16 +176,32 @@ class PositionBook:
         return [p for (acc, _), p in self._positions.items() if acc == account]
 
     def realised(self, account: str) -> Fraction:
-        return sum((p.realised for p in self._of(account)), _ZERO)
+        n, d = 0, 1
+        for p in self._of(account):
+            r = p.realised
+            rn, rd = r.numerator, r.denominator
+            if rn:
+                n, d = n * rd + rn * d, d * rd
+        return Fraction(n, d)
 
     def unrealised(self, account: str) -> Fraction:
-        total = _ZERO
+        # summed on integer numerators over a common denominator, one Fraction at the end
+        # (the equity is asked for on every sizing decision; a Fraction per term was its cost)
+        n, d = 0, 1
         for p in self._of(account):
-            if p.quantity:  # a flat position's unrealised P&L is exactly 0 (its cost is reset)
-                u = p.unrealised()
-                if u is not None:
-                    total += u
-        return total
+            if not p.quantity:  # a flat position's unrealised P&L is exactly 0 (its cost is reset)
+                continue
+            mark = p._prices.get(p.symbol)  # p.mark
+            if mark is None:
+                continue
+            qn, qd = p.quantity.as_integer_ratio()
+            mn, md = mark.as_integer_ratio()
+            c = p.cost
+            cn, cd = c.numerator, c.denominator
+            # q x mark - cost = (qn mn cd - cn qd md) / (qd md cd)
+            tn, td = qn * mn * cd - cn * qd * md, qd * md * cd
+            n, d = n * td + tn * d, d * td
+        return Fraction(n, d)
 
     def gross_exposure(self, account: str) -> Fraction:
         return sum((abs(Fraction(p.quantity) * Fraction(p.mark)) for p in self._of(account)

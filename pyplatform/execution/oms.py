@@ -48,6 +48,9 @@ class ConflictingExecution(ValueError):
     """A report flagged as a resend (PossDup) whose terms differ from the execution it repeats."""
 
 
+_NO_KEY = object()  # ``_commit`` without a precomputed execution key
+
+
 def _terms(event) -> tuple:
     # what makes two reports with one identity the same report
     if isinstance(event, OrderFilled):
@@ -157,7 +160,8 @@ class OrderManager:
         if isinstance(event, VenueNotice):
             self.note(event)
             return None
-        if self.is_duplicate(event):
+        key = self._exec_key(event)  # once: the duplicate check and the commit share it
+        if self._is_duplicate(event, key):
             if not getattr(event, "poss_dup", False):
                 self.duplicates.append(event)
             return None
@@ -170,7 +174,7 @@ class OrderManager:
                 return None
         staged = self._stage(event)
         self._write(event)
-        return self._commit(event, staged)
+        return self._commit(event, staged, key)
 
     def apply_many(self, events) -> list:
         """Apply several events with one wait for the disk; returns ``apply``'s result per event.
@@ -207,13 +211,14 @@ class OrderManager:
             extra = new.replacement(event)
         return new, extra
 
-    def _commit(self, event, staged) -> Order:
+    def _commit(self, event, staged, key=_NO_KEY) -> Order:
         new, extra = staged
         self._put(new)
         if extra is not None:
             self._put(extra)
             self._replaced_by[new.client_order_id] = extra.client_order_id
-        key = self._exec_key(event)
+        if key is _NO_KEY:
+            key = self._exec_key(event)
         if key is not None:
             self._exec_ids.add(key[2])
             applied = self._execs.setdefault(key, [])
@@ -248,7 +253,9 @@ class OrderManager:
             If the event is flagged as a resend but its terms differ from every report
             applied under its identity.
         """
-        key = self._exec_key(event)
+        return self._is_duplicate(event, self._exec_key(event))
+
+    def _is_duplicate(self, event, key: tuple | None) -> bool:
         if key is None:
             return False
         applied = self._execs.get(key)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Protocol
 
 __all__ = ["StopBook", "StopTriggered", "StopLevels", "StopPolicy", "NoStops"]
 
 _NS = 1_000_000_000
+
+
+@lru_cache(maxsize=256)
+def _dec(x: float) -> Decimal:
+    # a level as the Decimal of its shortest repr; the few configured levels are converted
+    # once instead of four times per tracked position per price
+    return Decimal(str(x))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +111,8 @@ class StopBook:
             t.best = max(t.best, price) if long else min(t.best, price)
             lv = t.levels
             hit = None
-            fixed = t.avg * (1 - Decimal(str(lv.fixed))) if long else t.avg * (1 + Decimal(str(lv.fixed)))
-            trail = t.best * (1 - Decimal(str(lv.trailing))) if long else t.best * (1 + Decimal(str(lv.trailing)))
+            fixed = t.avg * (1 - _dec(lv.fixed)) if long else t.avg * (1 + _dec(lv.fixed))
+            trail = t.best * (1 - _dec(lv.trailing)) if long else t.best * (1 + _dec(lv.trailing))
             if (long and price <= fixed) or (not long and price >= fixed):
                 hit = ("fixed", f"price {price} through fixed stop {fixed:.8f} ({lv.fixed:.2%} from cost {t.avg})")
             elif (long and price <= trail) or (not long and price >= trail):

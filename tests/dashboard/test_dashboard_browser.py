@@ -460,6 +460,25 @@ def test_crosshair_labels_price_and_time_at_the_cursor(session, screenshot):
     assert duo.get_logs() == []
 
 
+def _click_when_settled(duo, css: str, index: int, settle_s: float = 0.7, timeout: float = 15.0) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    end = time.time() + timeout
+    while time.time() < end:
+        els = duo.driver.find_elements("css selector", css)
+        if len(els) > index:
+            el = els[index]
+            time.sleep(settle_s)
+            try:
+                if el.is_displayed():  # still the same, attached element after settle_s
+                    el.click()
+                    return
+            except StaleElementReferenceException:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"{css}[{index}] never settled")
+
+
 def test_watchlist_persists_and_keyboard_shortcuts_drive_the_chart(session, market_frames, screenshot):
     """Issue 20 item 9: a watchlist kept in the browser's local storage (survives a reload),
     with last close and change; keys: w watches, j/k walk the list, l log axis, / expression."""
@@ -485,7 +504,10 @@ def test_watchlist_persists_and_keyboard_shortcuts_drive_the_chart(session, mark
     duo.wait_for_element("#page", timeout=10)
     _wait_status(duo, lambda t: t.startswith("BBB.US"))
     _wait_js(duo, items, lambda v: len(v) == 2)
-    duo.driver.execute_script("document.querySelectorAll('#watchlist .watch-item')[0].click()")
+    # after a reload the list is drawn from local storage and then redrawn once the URL state
+    # is applied; click a row only once it has stopped being replaced (a click on a row that
+    # is swapped out the same instant is lost, as it would be for a user)
+    _click_when_settled(duo, "#watchlist .watch-item", 0)
     _wait_status(duo, lambda t: t.startswith("AAA.US"))
     duo.find_element("#market-status").click()
     ActionChains(duo.driver).send_keys("j").perform()  # next in the watchlist

@@ -26,6 +26,17 @@ __all__ = ["moving_averages", "fixed_point_scale", "window_sums", "dual_ma_posit
            "sweep_dual_ma"]
 
 
+@nb.njit(cache=True, inline="always")
+def _neumaier_add(s, comp, v):
+    """``s + v`` with the rounding error of the addition accumulated in ``comp`` (Neumaier)."""
+    y = s + v
+    if abs(s) >= abs(v):
+        comp += (s - y) + v
+    else:
+        comp += (v - y) + s
+    return y, comp
+
+
 @nb.njit(cache=True)
 def _rolling_mean(x, w, out):
     """``mavg(x, w)`` into ``out`` (NaN warm-up): a running sum with Neumaier compensation for
@@ -47,22 +58,9 @@ def _rolling_mean(x, w, out):
             same += 1
         else:
             same = 1
-        # add v
-        y = s + v
-        if abs(s) >= abs(v):
-            comp += (s - y) + v
-        else:
-            comp += (v - y) + s
-        s = y
+        s, comp = _neumaier_add(s, comp, v)
         if t >= w:
-            # remove the value leaving the window
-            u = -x[t - w]
-            y = s + u
-            if abs(s) >= abs(u):
-                comp += (s - y) + u
-            else:
-                comp += (u - y) + s
-            s = y
+            s, comp = _neumaier_add(s, comp, -x[t - w])  # the value leaving the window
         if t >= w - 1:
             out[t] = v if same >= w else (s + comp) / w
 

@@ -44,8 +44,6 @@ _SUFFIX = ".seg"
 NO_TAG = -(2**63)
 
 
-# A new or renamed file is only durable once its directory entry is.
-_fsync_dir = fsync_dir
 
 
 def write_schema(directory: Path, schema: pa.Schema) -> None:
@@ -277,7 +275,7 @@ class SegmentLog:
             os.close(self._wfd)
         path = self.directory / f"{base:020d}{_SUFFIX}"
         self._wfd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)  # a new or renamed file is durable once its entry is
         seg = _Segment(base, path)
         self.segments.append(seg)
         self._bases.append(base)
@@ -347,7 +345,7 @@ class SegmentLog:
             total_bytes -= seg.size
             deleted += 1
         if deleted:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)  # a new or renamed file is durable once its entry is
         return deleted
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pyplatform.store import EmbeddedStore
+from cache_support import frames_equal as _eq, mapped as _mapped
 
 DAY = pd.Timestamp("2024-03-01")
 
@@ -31,21 +32,6 @@ def _as_of(bars: pd.DataFrame, at: pd.Timestamp, columns=None) -> pd.DataFrame:
     last = upto.sort_values(["symbol", "datetime"]).groupby("symbol", sort=True).tail(1)
     out = last.set_index(["datetime", "symbol"])
     return out if columns is None else out[columns]
-
-
-def _mapped(arr) -> bool:
-    import mmap
-
-    base = arr
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    return isinstance(base, mmap.mmap)
-
-
-def _eq(got, want):
-    pd.testing.assert_frame_equal(got, want, check_index_type=False, check_categorical=False)
 
 
 @pytest.fixture(autouse=True)

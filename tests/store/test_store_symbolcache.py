@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pyplatform.store import EmbeddedStore
+from cache_support import frames_equal as _eq, mapped as _mapped
 
 
 def _one(bars, sym, start=None, end=None, columns=None):
@@ -23,21 +24,6 @@ def _one(bars, sym, start=None, end=None, columns=None):
         keep &= dt < pd.Timestamp(end)
     out = bars.loc[keep]
     return out if columns is None else out[columns]
-
-
-def _mapped(arr) -> bool:
-    import mmap
-
-    base = arr
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    return isinstance(base, mmap.mmap)
-
-
-def _eq(got, want):
-    pd.testing.assert_frame_equal(got, want, check_index_type=False, check_categorical=False)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The history store: ticks, bars and factor values over years, behind one small interface.
 
-``open_store()`` returns the configured backend: the embedded Parquet + DuckDB store by
-default, or the DolphinDB store when the configured backend is a ``dolphindb://`` URI.
-Both answer ``write``, ``read``, ``cross_section``, ``resample``, ``asof_join``,
+:func:`pyplatform.backends.open_store` returns the configured backend: the embedded Parquet +
+DuckDB store by default, or the DolphinDB store when the configured backend is a
+``dolphindb://`` URI (the factory sits above this package because the DolphinDB store is
+built on it). Both answer ``write``, ``read``, ``cross_section``, ``resample``, ``asof_join``,
 ``symbols`` and ``instruments`` with the same shapes (see ``docs/history.md``).
 """
 
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pyplatform.config import Settings, get_settings
 from pyplatform.store.embedded import EmbeddedStore
 from pyplatform.store.tables import TABLES, TableSpec, table_spec
 
-__all__ = ["HistoryStore", "EmbeddedStore", "open_store", "TABLES", "TableSpec", "table_spec"]
+__all__ = ["HistoryStore", "EmbeddedStore", "TABLES", "TableSpec", "table_spec"]
 
 
 class HistoryStore(Protocol):
@@ -28,26 +28,3 @@ class HistoryStore(Protocol):
     def symbols(self, table: str) -> list[str]: ...
     def instruments(self): ...
     def write_instruments(self, instruments) -> int: ...
-
-
-def open_store(settings: Settings | None = None, **options: Any) -> HistoryStore:
-    """The history store the configuration names.
-
-    Parameters
-    ----------
-    settings : Settings, optional
-        Defaults to :func:`pyplatform.config.get_settings`. The embedded store lives in
-        ``settings.data_dir / "history"``.
-    **options
-        Passed to the backend (for the embedded store e.g. ``row_group_size``, ``fsync``).
-    """
-    settings = settings or get_settings()
-    backend = settings.effective_backend
-    if backend.startswith("dolphindb://"):
-        # Imported lazily: the DolphinDB client is an optional extra.
-        from pyplatform.dolphindb.store import DolphinDBStore
-
-        return DolphinDBStore(settings, **options)
-    if "fsync" not in options:
-        options["fsync"] = settings.fsync != "never"
-    return EmbeddedStore(settings.path("history"), **options)

@@ -38,7 +38,7 @@ def _settings(settings: Settings | None = None, data_dir=None) -> Settings:
 
 
 def _store(settings: Settings):
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     return open_store(settings)
 

@@ -139,7 +139,7 @@ class DemoReport:
 
 def _history_span(settings: Settings) -> tuple[list[str], float]:
     """Symbols with daily bars and the years their history spans (0 when there is none)."""
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     store = open_store(settings)
     try:
@@ -257,7 +257,7 @@ def _draft_risk(cfg: dict):
 
 
 def _last_closes(settings: Settings, symbols: list[str]) -> tuple[tuple[str, float], ...]:
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     cs = open_store(settings).cross_section("bars_1d", at="2100-01-01", symbols=symbols)  # last bar of each
     close = cs["close"]

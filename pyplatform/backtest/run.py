@@ -60,7 +60,7 @@ def bars_table(bars) -> pa.Table:
 
 
 def _load(settings, cfg: BacktestConfig, symbols, start, end) -> pa.Table:
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     t = open_store(settings).read(cfg.table, symbols=symbols, start=start, end=end, as_arrow=True)
     if not t.num_rows:

@@ -134,7 +134,7 @@ def sweep(
     from tqdm import tqdm
 
     from pyplatform.backtest.vectorized import sweep_dual_ma
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     fw, sw = _ints(fast, "--fast"), _ints(slow, "--slow")
     if not any(f < s for f in fw for s in sw):
@@ -192,7 +192,7 @@ def show(run_id: str = typer.Argument(..., help="A run id from `backtest list`."
     if len(r.round_trips):
         typer.echo(r.round_trips.tail(10).to_string(index=False))
     if report is not None:
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
 
         table = "bars_1d" if r.config["backtest"]["freq"] == "1d" else "bars_1m"
         bars = open_store(settings).read(table, symbols=[r.symbol], start=r.config["start"], as_arrow=True)

@@ -33,7 +33,7 @@ def generate(
     import pandas as pd
 
     from pyplatform.data.market import generate_market
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     end_t = pd.Timestamp(end)
     start_t = pd.Timestamp(start) if start else end_t - pd.DateOffset(months=int(round(years * 12)))
@@ -68,7 +68,7 @@ def import_(
 ) -> None:
     """Import files, normalised; if any row is bad nothing is imported and every bad row is listed."""
     from pyplatform.data.importer import ImportFailed, import_files
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     def pairs(items: list[str], what: str) -> dict[str, str]:
         out = {}
@@ -102,7 +102,7 @@ def info(data_dir: Path = typer.Option(None, help="Data directory (default: PYPL
     from rich.console import Console
     from rich.table import Table
 
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     store = open_store(_settings(data_dir))
     frame = store.info()

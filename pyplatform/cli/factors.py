@@ -81,7 +81,7 @@ def compute(
     from tqdm import tqdm
 
     from pyplatform.factors import compile_batch
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     lib_name, expr = _resolve(factor)
     name = lib_name or str(expr)

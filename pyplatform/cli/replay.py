@@ -28,7 +28,7 @@ def replay(
     from pyplatform.config import get_settings
     from pyplatform.domain.schemas import TICKS
     from pyplatform.feeds.replay import load_history, replay as run_replay
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
     from pyplatform.stream import StreamTables
 
     if speed < 0:

@@ -28,7 +28,7 @@ _MODULES = {"market": market, "factors": factors, "backtests": backtests, "live"
 def _store_sources(settings: Settings, unavailable: dict[str, str]):
     """Bar source and factor data from the configured history store, where they exist."""
     try:
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
     except ImportError as exc:
         msg = f"history store not available yet ({exc})"
         unavailable.update(market=msg, factors=msg)

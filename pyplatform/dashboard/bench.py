@@ -67,7 +67,7 @@ def run_bench(data_dir: Path | None = None, symbol: str | None = None, repeats: 
     from pyplatform.dashboard.live import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
     from pyplatform.plots.market import candlestick_figure
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     tmp = None
     if data_dir is None:

@@ -166,7 +166,7 @@ def import_files(paths, table: str = "bars_1m", store=None, mapping: dict[str, s
     table : str
         ``bars_1m``, ``bars_1d``, ``ticks`` or ``factors``.
     store : HistoryStore, optional
-        Defaults to :func:`pyplatform.store.open_store`.
+        Defaults to :func:`pyplatform.backends.open_store`.
     mapping : dict, optional
         Target column -> column in the file, e.g. ``{"ts": "time", "close": "Close"}``.
     symbol : str, optional
@@ -209,7 +209,7 @@ def import_files(paths, table: str = "bars_1m", store=None, mapping: dict[str, s
         raise err
     data = pd.concat(parts, ignore_index=True)
     if store is None:
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
 
         store = open_store()
     try:

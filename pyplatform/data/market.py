@@ -70,7 +70,7 @@ def generate_market(data_dir=None, n_symbols: int = 50, start="2014-01-01", end=
     """
     if store is None:
         from pyplatform.config import get_settings
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
 
         settings = get_settings(data_dir=Path(data_dir)) if data_dir is not None else get_settings()
         store = open_store(settings)

@@ -83,7 +83,7 @@ def store_bar_writer(settings: Settings) -> Callable[[pa.Table], object]:
 
     def write(bars: pa.Table) -> None:
         if "store" not in state:
-            from pyplatform.store import open_store
+            from pyplatform.backends import open_store
 
             state["store"] = open_store(settings)
         state["store"].write("bars_1m", bars)

@@ -38,7 +38,7 @@ def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(),
     from pyplatform.dashboard.data import StoreBarSource
     from pyplatform.dashboard.live import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     settings = settings or get_settings()
     actx = AppContext(settings=settings, bars=StoreBarSource(open_store(settings)), live=LiveBuffer(), cap=cap)

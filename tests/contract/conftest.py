@@ -27,7 +27,7 @@ class EmbeddedBackend:
 
     def __init__(self, tmp_path, factors: dict[str, str] | None = None):
         from pyplatform.factors import FactorEngine
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
         from pyplatform.stream.bars import BarEngine
 
         self.store = open_store(Settings(data_dir=tmp_path))

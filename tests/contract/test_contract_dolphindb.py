@@ -134,7 +134,7 @@ def test_tick_writer_rows_reach_the_stream_table(server_backend, tmp_path):
 
 def test_nanosecond_ticks_round_trip_and_reach_the_dfs_table(server_backend_ns, tmp_path):
     from pyplatform.config import Settings
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     ticks = _ticks(10)  # pairs 400 ns apart: distinct rows under NANOTIMESTAMP
     server_backend_ns.append("ticks", TICKS, ticks)
@@ -151,7 +151,7 @@ def test_nanosecond_ticks_round_trip_and_reach_the_dfs_table(server_backend_ns, 
 
 def test_stream_to_dfs_writer_persists_the_bars(server_backend, tmp_path):
     from pyplatform.config import Settings
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     ticks = _ticks(40, same_ms_pairs=False)
     closing = pa.table({"ts": [T0 + 11 * MIN], "symbol": ["AAPL.US"], "price": [1.0], "volume": [1.0],
@@ -168,7 +168,7 @@ def test_stream_to_dfs_writer_persists_the_bars(server_backend, tmp_path):
 
 def test_daily_bars_are_utc_midnight_windows_like_the_embedded_resample(server_backend, tmp_path):
     from pyplatform.config import Settings
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     day = 86_400 * 1_000_000_000
     d0 = pd.Timestamp("2024-03-04").value
@@ -193,7 +193,7 @@ def test_a_days_bar_is_emitted_after_the_day_ends_without_a_later_bar(make_serve
     day, so the wall clock is long past it) although no bar of a later day arrives; the window
     starts at UTC midnight although the first bar is at 10:17 (roundTime would give 10:00)."""
     from pyplatform.config import Settings
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     backend = make_server_backend(daily_bar_close_after_ms=1_000)
     d0 = pd.Timestamp("2024-03-05").value

@@ -17,7 +17,7 @@ def market_frames():
 def market_settings(tmp_path_factory, market_frames):
     """Settings whose data dir holds the small market in the embedded history store."""
     from pyplatform.config import get_settings
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     data_dir = tmp_path_factory.mktemp("dash-market")
     settings = get_settings(data_dir=data_dir, fsync="never")

@@ -71,7 +71,7 @@ def test_small_cap_steps_up_the_ladder(actx):
 
 
 def test_store_and_frame_sources_agree(source, market_settings):
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     store_src = StoreBarSource(open_store(market_settings))
     assert store_src.symbols() == sorted(SYMBOLS)

@@ -86,7 +86,7 @@ def test_notebook_chart_is_the_market_page_chart(market_settings):
     from pyplatform.dashboard.live import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
     from pyplatform.plots.notebook import chart
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     fig = chart("BBB.US", "1m", start="2024-01-10", end="2024-01-12", overlays=["sma_20"], settings=market_settings)
     actx = AppContext(settings=market_settings, bars=StoreBarSource(open_store(market_settings)), live=LiveBuffer())

@@ -70,7 +70,7 @@ def test_cli_list_and_show():
 
 def test_cli_compute_over_the_history_store(market_settings, monkeypatch, tmp_path):
     from pyplatform.config import reset_settings_cache
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(market_settings.data_dir))
     reset_settings_cache()

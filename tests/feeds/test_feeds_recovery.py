@@ -128,7 +128,7 @@ def test_rest_kline_against_the_simulator_and_into_the_history_store(tmp_path):
             await asyncio.to_thread(RestClient(sim.rest_url, "wrong").kline, "BTCUSDT.BA")
         with pytest.raises(ValueError, match="kType"):
             good.kline("BTCUSDT.BA", 0)
-        from pyplatform.store import open_store
+        from pyplatform.backends import open_store
 
         store = open_store(get_settings(data_dir=tmp_path))
         now = sim.clock.now_ns()

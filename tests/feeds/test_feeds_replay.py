@@ -84,7 +84,7 @@ def test_bars_become_four_ticks_in_a_plausible_path():
 def test_replay_cli_from_the_history_store(tmp_path, monkeypatch):
     from pyplatform.cli.replay import app
     from pyplatform.config import get_settings, reset_settings_cache
-    from pyplatform.store import open_store
+    from pyplatform.backends import open_store
 
     monkeypatch.setenv("PYPLATFORM_DATA_DIR", str(tmp_path))
     reset_settings_cache()

@@ -216,7 +216,8 @@ def test_instruments_upsert(store):
 
 def test_open_store_uses_the_configured_data_dir(tmp_path):
     from pyplatform.config import get_settings
-    from pyplatform.store import EmbeddedStore, open_store
+    from pyplatform.backends import open_store
+    from pyplatform.store import EmbeddedStore
 
     s = open_store(get_settings(data_dir=tmp_path))
     assert isinstance(s, EmbeddedStore) and s.root == tmp_path / "history"

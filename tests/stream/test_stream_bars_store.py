@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pyplatform.config import Settings
-from pyplatform.store import open_store
+from pyplatform.backends import open_store
 from pyplatform.stream.bars import BarEngine
 
 S = 1_000_000_000

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Union
 
+from pyplatform.ratelimit import TokenBucket
 from pyplatform.signals.auth import Claims
 from pyplatform.signals.topics import Topic, TopicError, parse_topic, validate_symbol
 
@@ -50,7 +51,8 @@ class SessionConfig:
     Parameters
     ----------
     requests_per_s, burst : float
-        Token bucket for client requests; exceeding it closes with 1008.
+        Token bucket for client requests (:class:`pyplatform.ratelimit.TokenBucket`, the
+        one the risk layer uses for orders); exceeding it closes with 1008.
     max_subscriptions : int
         Topics one connection may hold at once.
     max_symbols : int
@@ -89,7 +91,6 @@ class Close:
 
 
 Action = Union[SendControl, Subscribe, Unsubscribe, Close]
-_NS = 1_000_000_000
 
 
 class Session:
@@ -100,8 +101,7 @@ class Session:
         self.config = config or SessionConfig()
         self.topics: set[str] = set()
         self.closed = False
-        self._tokens = self.config.burst
-        self._last_ns = now_ns
+        self._bucket = TokenBucket(self.config.requests_per_s, self.config.burst, now_ns)
 
     # ------------------------------------------------------------------ inputs
     def receive_bytes(self, data: bytes, now_ns: int) -> list[Action]:
@@ -114,7 +114,7 @@ class Session:
         expired = self.tick(now_ns)
         if expired:
             return expired
-        if not self._take_token(now_ns):
+        if not self._bucket.try_take(now_ns):
             return self._close(CloseCode.POLICY_VIOLATION,
                                f"rate limit exceeded: more than {self.config.requests_per_s:g} requests/s")
         try:
@@ -162,15 +162,6 @@ class Session:
     def _close(self, code: int, reason: str) -> list[Action]:
         self.closed = True
         return [Close(code, reason[:120])]  # a close reason must fit in a control frame
-
-    def _take_token(self, now_ns: int) -> bool:
-        elapsed = max(0, now_ns - self._last_ns) / _NS
-        self._last_ns = now_ns
-        self._tokens = min(self.config.burst, self._tokens + elapsed * self.config.requests_per_s)
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
     @staticmethod
     def _topics(req: dict[str, Any]) -> list[Topic]:

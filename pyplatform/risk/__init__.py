@@ -8,7 +8,7 @@ imports risk), so the two packages form no import cycle (``tests/trading/test_tr
 from pyplatform.risk.config import AccountLimits, RiskConfig, SymbolLimits
 from pyplatform.risk.manager import AccountSnapshot, KillMode, OrderIntent, RiskDecision, RiskManager
 from pyplatform.risk.market import MarketState
-from pyplatform.risk.rate import TokenBucket
+from pyplatform.ratelimit import TokenBucket
 from pyplatform.risk.sizing import Sizer, all_in, lot_size_of, position_ratio, position_size, round_to_lot
 from pyplatform.risk.stops import NoStops, StopBook, StopLevels, StopPolicy, StopTriggered
 

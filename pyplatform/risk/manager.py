@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Protocol
 from pyplatform.clock import Clock
 from pyplatform.risk.config import EffectiveLimits, RiskConfig
 from pyplatform.risk.market import MarketState
-from pyplatform.risk.rate import TokenBucket
+from pyplatform.ratelimit import TokenBucket
 from pyplatform.risk.sizing import Sizer, position_size
 from pyplatform.risk.stops import NoStops, StopBook, StopLevels, StopPolicy, StopTriggered
 

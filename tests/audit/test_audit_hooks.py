@@ -71,7 +71,7 @@ def test_live_node_records_orders_cancels_refusals_and_the_kill_switch(tmp_path)
 
     t0 = 1_767_600_000_000_000_000
     s = Settings(data_dir=tmp_path)
-    quotes = StreamTable("quotes", QUOTES)
+    quotes = StreamTable("quotes", QUOTES, clock=SimClock())
     quotes.append(pa.table({"ts": [t0], "symbol": ["AAPL.US"], "last": [100.0], "open": [100.0], "high": [100.0],
                             "low": [100.0], "volume": [1e6], "turnover": [1e8], "bid": [99.99], "ask": [100.01],
                             "bid_size": [1e6], "ask_size": [1e6]}, schema=QUOTES))

@@ -30,8 +30,8 @@ def live_run(bars: pa.Table, cfg: BacktestConfig):
     through the live factor engine into the factors table, the node stepping at each instant."""
     strat = build(STRAT)
     engine = FactorEngine(strat.factors())
-    tables = {"factors": StreamTable("factors", factor_schema(list(strat.factors()))),
-              "quotes": StreamTable("quotes", QUOTES), "signals": StreamTable("signals", SIGNALS)}
+    tables = {"factors": StreamTable("factors", factor_schema(list(strat.factors())), clock=SimClock()),
+              "quotes": StreamTable("quotes", QUOTES, clock=SimClock()), "signals": StreamTable("signals", SIGNALS, clock=SimClock())}
     path = TickPath(bars, MINUTE)
     ts0 = int(bars.column("ts")[0].as_py())
     clock = SimClock(ts0)

@@ -121,11 +121,12 @@ def feed_child(data_dir: str, url: str, rest_url: str, token: str, symbols: str,
     from pyplatform.config import Settings
     from pyplatform.feeds import run_feed
     from pyplatform.stream import StreamTables
+    from pyplatform.clock import SimClock
     from pyplatform.stream.options import TableOptions
 
     async def main() -> None:
         settings = Settings(data_dir=data_dir)
-        tables = StreamTables(settings.path("stream"), options=TableOptions(fsync="always"))
+        tables = StreamTables(settings.path("stream"), options=TableOptions(fsync="always"), clock=SimClock())
         from pyplatform.feeds.schemas import TICKS
 
         ticks = tables.get_table("ticks", TICKS)
@@ -184,9 +185,10 @@ def service_child(data_dir: str, port: str, secret_file: str, produce_s: str, li
     from pyplatform.domain.schemas import SIGNALS
     from pyplatform.signals.service import serve
     from pyplatform.stream import StreamTable
+    from pyplatform.clock import SimClock
 
     settings = Settings(data_dir=data_dir, signal_port=int(port), jwt_secret_file=secret_file)
-    table = StreamTable("signals", SIGNALS, Path(data_dir) / "stream", fsync="always")
+    table = StreamTable("signals", SIGNALS, Path(data_dir) / "stream", fsync="always", clock=SimClock())
 
     async def produce(until: float) -> None:
         while until <= 0 or _time.monotonic() < until:

@@ -80,6 +80,7 @@ def test_order_manager_killed_recovers_every_acknowledged_step_without_double_fi
 def test_feed_process_killed_keeps_every_durable_tick_once(tmp_path):
     from pyplatform.feeds.schemas import TICKS
     from pyplatform.stream import StreamTable
+    from pyplatform.clock import SimClock
 
     symbols = ["AAPL.US", "MSFT.US", "EURUSD.GB", "BTCUSDT.BA"]
     sim = SimulatorThread(symbols=tuple(symbols), sessions=False, rate=4000, record=True, token="chaos-token-123456")
@@ -99,7 +100,7 @@ def test_feed_process_killed_keeps_every_durable_tick_once(tmp_path):
         sent = sim.call(sim.sim.sent_ticks)
     finally:
         sim.stop()
-    table = StreamTable("ticks", TICKS, tmp_path / "stream")
+    table = StreamTable("ticks", TICKS, tmp_path / "stream", clock=SimClock())
     try:
         got = table.read()
     finally:
@@ -129,6 +130,7 @@ def test_signal_service_killed_subscriber_resumes_with_no_gap_and_no_duplicate(t
     from pyplatform.domain.schemas import SIGNALS
     from pyplatform.signals.service import build_issuer
     from pyplatform.stream import StreamTable
+    from pyplatform.clock import SimClock
 
     secret = tmp_path / "jwt.secret"
     secret.write_text("chaos-master-secret-0123456789-abcdefghijkl\n")
@@ -156,7 +158,7 @@ def test_signal_service_killed_subscriber_resumes_with_no_gap_and_no_duplicate(t
         sub.wait_for(durable_last + 1 + 20)
         lines = r.finish()
         assert lines[-1] == "stopped", r.proc.stderr.read()[-2000:]
-        table = StreamTable("signals", SIGNALS, tmp_path / "stream")
+        table = StreamTable("signals", SIGNALS, tmp_path / "stream", clock=SimClock())
         n = table.next_offset
         table.close()
         sub.wait_for(n, timeout=20)

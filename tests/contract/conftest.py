@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pyplatform.clock import SimClock
 from pyplatform.config import Settings
 
 DOLPHINDB_URI = os.environ.get("PYPLATFORM_DOLPHINDB_URI")
@@ -41,7 +42,7 @@ class EmbeddedBackend:
         from pyplatform.stream import StreamTable
 
         if name not in self.tables:
-            self.tables[name] = StreamTable(name, schema, directory=self.dir)
+            self.tables[name] = StreamTable(name, schema, directory=self.dir, clock=SimClock())
         return self.tables[name]
 
     def append(self, name, schema, batch) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, SIGNALS, TICKS
 
 MIN = 60_000_000_000
@@ -108,7 +109,7 @@ def _until(fn, timeout: float = 30.0, what: str = "rows"):
 def _embedded_stream(tmp_path, name, schema, batch) -> pa.Table:
     from pyplatform.stream import StreamTable
 
-    t = StreamTable(name, schema, directory=tmp_path / "embedded_streams")
+    t = StreamTable(name, schema, directory=tmp_path / "embedded_streams", clock=SimClock())
     try:
         t.append(batch)
         return t.read(0)

@@ -103,9 +103,10 @@ def start_signal_service(tmp_path):
     from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
     from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier
     from pyplatform.stream import StreamTable
+    from pyplatform.clock import SimClock
 
-    tables = {"quotes": StreamTable("quotes", QUOTES), "bars": StreamTable("bars", BARS),
-              "signals": StreamTable("signals", SIGNALS)}
+    tables = {"quotes": StreamTable("quotes", QUOTES, clock=SimClock()), "bars": StreamTable("bars", BARS, clock=SimClock()),
+              "signals": StreamTable("signals", SIGNALS, clock=SimClock())}
     keys = KeyRing(SECRET)
     verifier = TokenVerifier(keys, RevocationList(tmp_path / "revoked.json"))
     token = TokenIssuer(keys).issue("dash", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=600)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from pyplatform.clock import SimClock
 from pyplatform.dashboard.live import LiveBuffer
 from pyplatform.dashboard.live_feed import LiveFeed
 from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
@@ -29,8 +30,8 @@ def _wait(pred, timeout=10.0):
 
 
 def test_feed_fills_the_buffer_and_reports_a_dropped_service(tmp_path):
-    tables = {"quotes": StreamTable("quotes", QUOTES), "bars": StreamTable("bars", BARS),
-              "signals": StreamTable("signals", SIGNALS)}
+    tables = {"quotes": StreamTable("quotes", QUOTES, clock=SimClock()), "bars": StreamTable("bars", BARS, clock=SimClock()),
+              "signals": StreamTable("signals", SIGNALS, clock=SimClock())}
     keys = KeyRing(SECRET)
     verifier = TokenVerifier(keys, RevocationList(tmp_path / "revoked.json"))
     token = TokenIssuer(keys).issue("dash", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=600)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
+from pyplatform.clock import SimClock
 from pyplatform.config import get_settings
 from pyplatform.feeds import run_feed
 from pyplatform.feeds.simulator import SimulatorConfig, start_simulator
@@ -59,7 +60,7 @@ async def feed_session(tmp_path, seconds: float, sim_config: SimulatorConfig | N
     if own_sim:
         cfg = sim_config or SimulatorConfig()
         sim = await start_simulator(cfg)
-    tables = tables if tables is not None else StreamTables(None)
+    tables = tables if tables is not None else StreamTables(None, clock=SimClock())
     session = Session(sim, tables)
     stop = asyncio.Event()
     opts = {**FAST, **feed_kw}

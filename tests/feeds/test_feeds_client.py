@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from feeds_support import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session
+from pyplatform.clock import SimClock
 from pyplatform.feeds import AuthenticationFailed, SubscriptionLimitError
 from pyplatform.feeds.simulator import FaultPlan, SimulatorConfig
 
@@ -126,7 +127,7 @@ def test_default_feed_uses_the_simulator_without_a_token(tmp_path):
     from pyplatform.stream import StreamTables
 
     async def go():
-        tables, stop, clients = StreamTables(None), asyncio.Event(), []
+        tables, stop, clients = StreamTables(None, clock=SimClock()), asyncio.Event(), []
         asyncio.get_running_loop().call_later(0.8, stop.set)
         await run_market_feed(get_settings(data_dir=tmp_path, itick_token=None), tables, SYMBOLS, stop,
                               rate=2000, sessions=False, clients_out=clients)

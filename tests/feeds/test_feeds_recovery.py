@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from feeds_support import SYMBOLS, TOKEN, assert_complete_and_unique, feed_session, tick_multiset
+from pyplatform.clock import SimClock
 from pyplatform.config import get_settings
 from pyplatform.feeds import RecentCache, RestClient, RestError, backfill_bars
 from pyplatform.feeds.decoder import Decoded
@@ -46,14 +47,14 @@ def test_cache_keeps_the_window_and_survives_reopen(tmp_path):
 
 
 def test_crash_between_cache_and_table_is_recovered_exactly_once(tmp_path):
-    with StreamTables(tmp_path / "stream") as tables:
+    with StreamTables(tmp_path / "stream", clock=SimClock()) as tables:
         ticks = tables.get_table("ticks", TICKS)
         with RecentCache(tmp_path / "cache") as cache:
             ing = Ingestor(ticks, cache=cache)
             ing.ingest(decoded(wire(20)))
             cache.put(wire(5, 21))  # the process dies here: cached, never appended
         assert ticks.next_offset == 20
-    with StreamTables(tmp_path / "stream") as tables:  # restart
+    with StreamTables(tmp_path / "stream", clock=SimClock()) as tables:  # restart
         ticks = tables.get_table("ticks", TICKS)
         with RecentCache(tmp_path / "cache") as cache:
             ing = Ingestor(ticks, cache=cache)
@@ -69,7 +70,7 @@ def test_crash_between_cache_and_table_is_recovered_exactly_once(tmp_path):
 
 
 def test_untagged_table_is_compared_row_by_row(tmp_path):
-    with StreamTables(None) as tables:
+    with StreamTables(None, clock=SimClock()) as tables:
         ticks = tables.get_table("ticks", TICKS)
         ticks.append(wire(8).select(TICKS.names))  # written by someone else, without tags
         with RecentCache(tmp_path / "cache") as cache:

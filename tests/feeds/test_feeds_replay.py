@@ -61,7 +61,7 @@ def test_replay_at_n_times_real_time_on_a_sim_clock(speed):
 
 def test_as_fast_as_possible_batches_and_keeps_order():
     rows = ticks(2000).take(pa.array(np.random.default_rng(1).permutation(2000)))  # unsorted input
-    table = StreamTable("ticks", TICKS)
+    table = StreamTable("ticks", TICKS, clock=SimClock())
     result = asyncio.run(replay(rows, table, SimClock(0), None, max_batch=300))
     assert result.batches == 7 and table.next_offset == 2000
     assert (np.diff(table.read().column("ts").to_numpy()) >= 0).all()
@@ -94,7 +94,7 @@ def test_replay_cli_from_the_history_store(tmp_path, monkeypatch):
         res = CliRunner().invoke(app, ["--speed", "0", "--no-progress", "--symbols", "A.US"], env={"COLUMNS": "300"})
         assert res.exit_code == 0, res.output
         assert "replayed" in res.output
-        with StreamTables(tmp_path / "stream") as tables:
+        with StreamTables(tmp_path / "stream", clock=SimClock()) as tables:
             got = tables.get_table("ticks").read().to_pandas()
         exp = rows.to_pandas()
         exp = exp[exp.symbol == "A.US"]

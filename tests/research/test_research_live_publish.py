@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from pyplatform.clock import SimClock
 import pyplatform as pp
 from pyplatform.registry import FactorRegistry
 from pyplatform.registry.watcher import RegistryWatcher
@@ -48,7 +49,7 @@ def platform(market_settings, tmp_path, monkeypatch):
     """A running market pipeline with a factor engine, and the signal service over its tables."""
     monkeypatch.setenv("PYPLATFORM_JWT_SECRET", "s" * 48)
     settings = market_settings.model_copy(update={"signal_port": _port()})
-    tables = StreamTables(tmp_path / "streams")
+    tables = StreamTables(tmp_path / "streams", clock=SimClock())
     pipe = market_pipeline(tables, window="1s", factors={"ma3": "mavg(close, 3)"})
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pyplatform.clock import SimClock
 import pyplatform as pp
 from pyplatform.config import Settings
 from pyplatform.domain.schemas import factor_schema
@@ -26,7 +27,7 @@ def _port():
 def service(tmp_path, monkeypatch):
     monkeypatch.setenv("PYPLATFORM_JWT_SECRET", "x" * 48)
     s = Settings(data_dir=tmp_path, signal_port=_port())
-    tables = StreamTables(tmp_path / "streams")
+    tables = StreamTables(tmp_path / "streams", clock=SimClock())
     factors = tables.get_table("factors", factor_schema(["mom"]))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

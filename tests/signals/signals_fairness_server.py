@@ -25,9 +25,10 @@ async def main(secret: bytes, n_symbols: int, prefill_batches: int, rate: float,
     from pyplatform.signals.auth import KeyRing, TokenVerifier
     from pyplatform.signals.server import ServiceConfig, SignalService
     from pyplatform.stream import StreamTable
+    from pyplatform.clock import SimClock
 
     symbols = [f"R{i:04d}.US" for i in range(n_symbols)]
-    table = StreamTable("factors", factor_schema(["mom"]), memory_rows=prefill_batches * n_symbols + 2_000_000)
+    table = StreamTable("factors", factor_schema(["mom"]), memory_rows=prefill_batches * n_symbols + 2_000_000, clock=SimClock())
     step = 100  # batches per append while filling: fast, and the same rows a pipeline would have written
     for k in range(0, prefill_batches, step):
         m = min(step, prefill_batches - k)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import redis
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import QUOTES, SIGNALS, factor_schema
 from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier
 from pyplatform.signals.server import ServiceConfig, SignalService
@@ -112,9 +113,9 @@ def verifier(keys, revocations):
 @pytest.fixture()
 def tables():
     return {
-        "quotes": StreamTable("quotes", QUOTES),
-        "factors": StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=10_000),
-        "signals": StreamTable("signals", SIGNALS),
+        "quotes": StreamTable("quotes", QUOTES, clock=SimClock()),
+        "factors": StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=10_000, clock=SimClock()),
+        "signals": StreamTable("signals", SIGNALS, clock=SimClock()),
     }
 
 

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token, wait_for
+from pyplatform.clock import SimClock
 from pyplatform.audit import AuditLog, read_audit, verify_file
 from pyplatform.signals.auditing import AuditSink
 from pyplatform.signals.wire import JSON_SUBPROTOCOL
@@ -157,7 +158,7 @@ def test_a_known_secret_in_every_credential_setting_leaks_nowhere(tmp_path, monk
         issuer = build_issuer(settings)
         good = issuer.issue("ops", topics=["*"], symbols=["*"], now_ns=time.time_ns())
         bodies: list[str] = []
-        tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]))}
+        tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())}
         tables["factors"].append(factor_batch(0))
 
         async def main():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from signals_support import SYMBOLS, factor_batch
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import SIGNALS, factor_schema
 from pyplatform.signals.fanout import Fanout, Subscriber, SubscribeError
 from pyplatform.signals.topics import parse_topic
@@ -14,7 +15,7 @@ from pyplatform.stream import StreamTable
 
 
 def _fanout(naive=False, **kw):
-    t = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=1000)
+    t = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=1000, clock=SimClock())
     codecs = {JSON_SUBPROTOCOL: JsonCodec(), MSGPACK_SUBPROTOCOL: MsgpackZstdCodec(64)}
     return t, Fanout({"factors": t}, codecs, naive=naive, **kw)
 
@@ -71,7 +72,7 @@ def test_replay_range_retention_and_queue_bound():
     assert [r[1] for r in _rows(s)] == [21, 40, 41]  # 21 is S001 of the second batch, then the third
     with pytest.raises(SubscribeError, match="beyond the next sequence 60"):
         f.subscribe(s, parse_topic("factors:mom"), None, 61)
-    small = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=20)
+    small = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=20, clock=SimClock())
     f2 = Fanout({"factors": small}, {JSON_SUBPROTOCOL: JsonCodec()})
     small.append(factor_batch(0))
     small.append(factor_batch(100))
@@ -92,7 +93,7 @@ def test_replay_range_retention_and_queue_bound():
 
 
 def test_signals_topic_filters_by_strategy_and_latest_is_per_strategy_and_symbol():
-    t = StreamTable("signals", SIGNALS)
+    t = StreamTable("signals", SIGNALS, clock=SimClock())
     f = Fanout({"signals": t}, {JSON_SUBPROTOCOL: JsonCodec()})
     t.append({"ts": [1, 2, 3, 4], "symbol": ["A.US", "A.US", "B.US", "A.US"], "strategy": ["x", "y", "x", "x"],
               "direction": [1, -1, 1, 0], "strength": [1.0, 0.5, 1.0, 0.0], "reason": ["r1", "r2", "r3", "r4"],

@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token, wait_for
+from pyplatform.clock import SimClock
 from pyplatform.signals.auth import SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
 from pyplatform.signals.protocol import CloseCode
 
@@ -152,7 +153,7 @@ def test_dropped_slow_consumer_leaves_health_at_once_and_public_health_hides_the
         from pyplatform.domain.schemas import factor_schema
         from pyplatform.stream import StreamTable
 
-        table = StreamTable("factors", factor_schema(["mom", "rsi"]))
+        table = StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())
         svc = await make_service({"factors": table}, verifier, clock, queue_frames=8, write_limit=4096, close_timeout_s=30)
         tok = token(issuer, clock)
         slow_sock = socket.socket()
@@ -273,7 +274,7 @@ def test_redis_with_a_password_from_the_secret_file(tmp_path, caplog):
     async def one_run() -> dict:
         stop = asyncio.Event()
         started: asyncio.Future = asyncio.get_running_loop().create_future()
-        tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]))}
+        tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())}
         tables["factors"].append(factor_batch(0))
         task = asyncio.create_task(serve(settings, tables, stop, ready=started.set_result, audit=False,
                                          config=ServiceConfig(port=0, check_interval_s=0.1)))

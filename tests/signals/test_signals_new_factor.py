@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from signals_support import make_service, run, token, wait_for
+from pyplatform.clock import SimClock
 from pyplatform.client import SignalClient
 from pyplatform.client.signal_client import SubscriptionError
 from pyplatform.domain.schemas import BARS
@@ -34,9 +35,9 @@ def _value(v):
 
 @pytest.mark.parametrize("encoding", ["msgpack", "json"])
 def test_client_subscribes_by_name_to_a_factor_added_after_the_service_started(verifier, issuer, clock, encoding):
-    bars = StreamTable("bars", BARS)
+    bars = StreamTable("bars", BARS, clock=SimClock())
     engine = FactorEngine({"ma3": "mavg(close, 3)"})
-    factors = StreamTable("factors", engine.schema, memory_rows=10_000)
+    factors = StreamTable("factors", engine.schema, memory_rows=10_000, clock=SimClock())
     runner = EngineRunner(engine, bars, factors, "factors")
 
     async def consume(client, got):

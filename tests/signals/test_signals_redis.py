@@ -8,6 +8,7 @@ import json
 import redis
 
 from signals_support import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import factor_schema
 from pyplatform.signals.wire import MSGPACK_SUBPROTOCOL
 from pyplatform.stream import StreamTable
@@ -21,7 +22,7 @@ def _connect(svc, issuer, clock):
 
 def test_latest_rows_in_redis_serve_the_snapshot_of_a_fresh_process(redis_server, verifier, issuer, clock):
     async def main():
-        t1 = StreamTable("factors", factor_schema(["mom", "rsi"]))
+        t1 = StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())
         svc = await make_service({"factors": t1}, verifier, clock, redis_url=redis_server.url)
         t1.append(factor_batch(0))
         t1.append(factor_batch(100, symbols=SYMBOLS[:5], value0=1000))
@@ -32,7 +33,7 @@ def test_latest_rows_in_redis_serve_the_snapshot_of_a_fresh_process(redis_server
         assert svc.health()["status"] == "ok"
         await svc.stop()
         # a new process with an empty table: its snapshot comes from Redis
-        t2 = StreamTable("factors", factor_schema(["mom", "rsi"]))
+        t2 = StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())
         svc2 = await make_service({"factors": t2}, verifier, clock, redis_url=redis_server.url)
         try:
             async with _connect(svc2, issuer, clock) as ws:
@@ -55,9 +56,9 @@ def test_latest_rows_in_redis_serve_the_snapshot_of_a_fresh_process(redis_server
 
 def test_subscription_registry_is_shared_by_service_processes(redis_server, verifier, issuer, clock):
     async def main():
-        a = await make_service({"factors": StreamTable("factors", factor_schema(["mom", "rsi"]))}, verifier, clock,
+        a = await make_service({"factors": StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())}, verifier, clock,
                                redis_url=redis_server.url)
-        b = await make_service({"factors": StreamTable("factors", factor_schema(["mom", "rsi"]))}, verifier, clock,
+        b = await make_service({"factors": StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())}, verifier, clock,
                                redis_url=redis_server.url)
         try:
             async with _connect(a, issuer, clock) as ws:
@@ -89,7 +90,7 @@ def test_subscription_registry_is_shared_by_service_processes(redis_server, veri
 
 def test_redis_restart_during_streaming_degrades_then_recovers(redis_server, verifier, issuer, clock):
     async def main():
-        table = StreamTable("factors", factor_schema(["mom", "rsi"]))
+        table = StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())
         svc = await make_service({"factors": table}, verifier, clock, redis_url=redis_server.url)
         r = redis.Redis(port=redis_server.port)
         try:
@@ -163,14 +164,14 @@ def test_signal_snapshots_are_per_strategy_and_symbol(redis_server, verifier, is
             "factors": ['{"m": 1}'] * 4}
 
     async def main():
-        t1 = StreamTable("signals", SIGNALS)
+        t1 = StreamTable("signals", SIGNALS, clock=SimClock())
         svc = await make_service({"signals": t1}, verifier, clock, redis_url=redis_server.url)
         t1.append(rows)
         r = redis.Redis(port=redis_server.port)
         await wait_for(lambda: r.hlen("pp:latest:signals") == 3)
         assert sorted(r.hkeys("pp:latest:signals")) == [b"x|AA.US", b"x|BB.US", b"y|AA.US"]
         await svc.stop()
-        svc2 = await make_service({"signals": StreamTable("signals", SIGNALS)}, verifier, clock, redis_url=redis_server.url)
+        svc2 = await make_service({"signals": StreamTable("signals", SIGNALS, clock=SimClock())}, verifier, clock, redis_url=redis_server.url)
         try:
             tok = token(issuer, clock, topics=["signals:x"])
             async with connect(svc2.url, additional_headers={"Authorization": f"Bearer {tok}"}, proxy=None) as ws:

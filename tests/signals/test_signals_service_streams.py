@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from signals_support import recv_msg, SYMBOLS, factor_batch, make_service, run, token, wait_for
+from pyplatform.clock import SimClock
 from pyplatform.client import GapError, SignalClient, subscribe
 from pyplatform.domain.schemas import factor_schema
 from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
@@ -74,7 +75,7 @@ def test_client_resumes_after_dropped_connections_without_gap_or_duplicate(table
 
 def test_resume_past_retention_names_the_oldest_sequence(verifier, issuer, clock):
     async def main():
-        table = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=40)
+        table = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=40, clock=SimClock())
         for i in range(5):
             table.append(factor_batch(i * 100))
         svc = await make_service({"factors": table}, verifier, clock)
@@ -100,7 +101,7 @@ def test_slow_client_is_dropped_with_last_sequence_while_fast_client_keeps_its_r
     wide = [f"W{i:04d}.US" for i in range(300)]
 
     async def main():
-        table = StreamTable("factors", factor_schema(["mom", "rsi"]))
+        table = StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())
         svc = await make_service({"factors": table}, verifier, clock, queue_frames=8, write_limit=4096,
                                  close_timeout_s=30)
         tok = token(issuer, clock)

@@ -20,8 +20,8 @@ from test_trading_strategies import bars
 def make_tables():
     strat = DualMACrossover(fast=3, slow=8)
     names = list(strat.factors())
-    return strat, {"factors": StreamTable("factors", factor_schema(names)),
-                   "quotes": StreamTable("quotes", QUOTES), "signals": StreamTable("signals", SIGNALS)}
+    return strat, {"factors": StreamTable("factors", factor_schema(names), clock=SimClock()),
+                   "quotes": StreamTable("quotes", QUOTES, clock=SimClock()), "signals": StreamTable("signals", SIGNALS, clock=SimClock())}
 
 
 def feed(tables, rows, b, t):

@@ -321,7 +321,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
     clock = LiveClock()
     stream_dir = settings.path("streams", "demo")
     shutil.rmtree(stream_dir, ignore_errors=True)  # each demo run starts its live day afresh
-    tables = StreamTables(stream_dir)
+    tables = StreamTables(stream_dir, clock=clock)
     stop = asyncio.Event()
 
     # the seed's sentence, drafted and traded live on its symbol; the library strategies keep

@@ -30,6 +30,7 @@ def replay(
     from pyplatform.feeds.replay import load_history, replay as run_replay
     from pyplatform.backends import open_store
     from pyplatform.stream import StreamTables
+    from pyplatform.clock import LiveClock
 
     if speed < 0:
         raise typer.BadParameter(f"speed must be >= 0, got {speed}", param_hint="--speed")
@@ -42,7 +43,7 @@ def replay(
     if rows.num_rows == 0:
         typer.echo(f"nothing to replay: no {source} rows for symbols={syms} in [{start}, {end})")
         raise typer.Exit(1)
-    with StreamTables(table_dir or settings.path("stream")) as tables:
+    with StreamTables(table_dir or settings.path("stream"), clock=LiveClock()) as tables:
         target = tables.get_table(table, TICKS)
         bar = tqdm(total=rows.num_rows, unit="tick", disable=not progress)
         done = [0]

@@ -61,14 +61,15 @@ def serve(
 def _open_tables(settings, demo_feed: int, stream_dir: str | None = None) -> dict:
     from pyplatform.domain.schemas import QUOTES, factor_schema
     from pyplatform.stream import StreamTable, StreamTables
+    from pyplatform.clock import LiveClock
 
     if demo_feed:
         # persisted, so a restarted demo continues the sequence numbers instead of reusing them
         folder = settings.path("demo-stream")
-        return {"quotes": StreamTable("quotes", QUOTES, folder, memory_rows=1_000_000),
-                "factors": StreamTable("factors", factor_schema(["mom_20", "zscore_20"]), folder, memory_rows=1_000_000)}
+        return {"quotes": StreamTable("quotes", QUOTES, folder, memory_rows=1_000_000, clock=LiveClock()),
+                "factors": StreamTable("factors", factor_schema(["mom_20", "zscore_20"]), folder, memory_rows=1_000_000, clock=LiveClock())}
     folder = stream_dir or settings.path("stream")
-    reg = StreamTables(folder)
+    reg = StreamTables(folder, clock=LiveClock())
     out = {}
     for name in ("quotes", "bars", "factors", "signals"):
         try:

@@ -87,9 +87,9 @@ def run(
     bars = generate_bars(symbols, start, str(end), seed=seed)
     rows = factor_rows(strats, bars)
     names = [c for c in rows.columns if c not in ("ts", "symbol")]
-    tables = {"factors": StreamTable("factors", factor_schema(names)), "quotes": StreamTable("quotes", QUOTES),
-              "signals": StreamTable("signals", SIGNALS)}
     clock = SimClock(int(rows["ts"].iloc[0]))
+    tables = {"factors": StreamTable("factors", factor_schema(names), clock=clock), "quotes": StreamTable("quotes", QUOTES, clock=clock),
+              "signals": StreamTable("signals", SIGNALS, clock=clock)}
     exchange = None
     kwargs = {}
     if broker == "fix" and session_cfg is not None:

@@ -112,10 +112,11 @@ async def _soak(seconds: float, rate: float, symbols: int, window_s: float, port
     from pyplatform.feeds.schemas import TICKS
     from pyplatform.feeds.simulator import SimulatorConfig
     from pyplatform.stream import OFFSET_NEW, StreamTables, TableOptions
+    from pyplatform.clock import LiveClock
 
     syms = list(SimulatorConfig.from_universe(symbols).symbols)
     # a bounded in-memory window: the steady state is reached within the first minute
-    tables = StreamTables(work / "stream", options=TableOptions(fsync="batch", memory_rows=100_000))
+    tables = StreamTables(work / "stream", options=TableOptions(fsync="batch", memory_rows=100_000), clock=LiveClock())
     ticks = tables.get_table("ticks", TICKS)
     sub = ticks.subscribe("soak_consumer", offset=OFFSET_NEW)
     audit = AuditLog(work / "audit" / "audit.log")

@@ -107,6 +107,7 @@ class LocalService:
         from pyplatform.domain.schemas import factor_schema
         from pyplatform.signals.service import build_issuer
         from pyplatform.stream import StreamTables
+        from pyplatform.clock import LiveClock
 
         base = settings or get_settings()
         with socket.socket() as s:
@@ -122,7 +123,7 @@ class LocalService:
         self.factors = factors
         self.symbols = symbols
         self.rate = rows_per_second
-        self.tables = StreamTables(None)
+        self.tables = StreamTables(None, clock=LiveClock())
         self.table = self.tables.get_table("factors", factor_schema(list(factors)))
         self.token = build_issuer(self.settings).issue("notebook", topics=["factors:*"], symbols=["*"],
                                                        now_ns=time.time_ns(), ttl_s=3600)

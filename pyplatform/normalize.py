@@ -14,12 +14,12 @@ and whose message names the first few, so a caller can report all of them at onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 
 __all__ = [
     "BadValue", "NormalizationError", "to_ns", "to_price", "to_volume", "ratio_price",
@@ -39,25 +39,70 @@ _NAT = np.iinfo(np.int64).min
 
 @dataclass(frozen=True)
 class BadValue:
-    """One rejected value: which column, which row (0-based position), what, and why."""
+    """One rejected value: which column, which row (0-based position), what, and why.
+
+    The one record of a bad value, for a column being normalised, a frame the store
+    checks and a file being imported (``file`` set: which file the row is in).
+
+    Parameters
+    ----------
+    field : str
+        The column, named as the caller's data names it (a file's own header on import).
+    row : int
+        0-based position in the column (a file's 0-based data row on import).
+    value : object
+        The rejected value as found.
+    reason : str
+        Why it was rejected.
+    file : str, optional
+        The file the value came from; ``None`` for in-memory data.
+    """
 
     field: str
     row: int
     value: object
     reason: str
+    file: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.field}[row {self.row}] = {self.value!r}: {self.reason}"
+        where = (f"{self.field}[row {self.row}]" if self.file is None
+                 else f"{self.file}: row {self.row}, column {self.field!r}")
+        return f"{where} = {self.value!r}: {self.reason}"
 
 
 class NormalizationError(ValueError):
-    """Raised with every bad value found; ``errors`` is the list of :class:`BadValue`."""
+    """Raised with every bad value found; ``errors`` is the list of :class:`BadValue`.
 
-    def __init__(self, errors: list[BadValue], limit: int = 5) -> None:
+    The one "every bad value listed" error: the message names the first ``limit`` values
+    and counts the rest, inline (one line, for an exception in a notebook or a log) or as a
+    block (one value a line, for a command's report; :class:`~pyplatform.data.importer.ImportFailed`).
+
+    Parameters
+    ----------
+    errors : list of BadValue
+    limit : int
+        How many values the message names.
+    """
+
+    #: the message's first words (before the count)
+    lead = ""
+    #: ``True``: one value a line, indented; ``False``: ``; ``-separated on one line
+    block = False
+    default_limit = 5
+
+    def __init__(self, errors: list[BadValue], limit: int | None = None) -> None:
         self.errors = list(errors)
-        shown = "; ".join(str(e) for e in self.errors[:limit])
-        more = f" (and {len(self.errors) - limit} more)" if len(self.errors) > limit else ""
-        super().__init__(f"{len(self.errors)} bad value(s): {shown}{more}")
+        super().__init__(self._message(limit or self.default_limit))
+
+    def _message(self, limit: int) -> str:
+        n, shown = len(self.errors), [str(e) for e in self.errors[:limit]]
+        rest = n - limit
+        head = f"{self.lead}{n} bad value(s):"
+        if self.block:
+            more = f"\n  ... and {rest} more" if rest > 0 else ""
+            return head + "".join(f"\n  {s}" for s in shown) + more
+        more = f" (and {rest} more)" if rest > 0 else ""
+        return f"{head} {'; '.join(shown)}{more}"
 
 
 def _bad(field: str, values, rows: np.ndarray, reason: str) -> list[BadValue]:
@@ -94,16 +139,22 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
         one unit for the whole column.
     assume_tz : str
         Zone for ISO strings and datetimes without one.
-    clock : Clock, optional
-        Source of "now" for the far-future check (a live clock by default).
+    clock : Clock
+        Source of "now" for the far-future check; required unless ``max_future`` is None
+        (``LiveClock()`` for wall time, a ``SimClock`` in a backtest or a test).
     max_future : Timedelta or str or None
         Reject timestamps later than now + this; ``None`` disables the check.
 
     Raises
     ------
+    TypeError
+        With the far-future check on and no clock: nothing here picks wall time silently.
     NormalizationError
         Naming each unparseable, missing, ambiguous-unit, pre-1971 or far-future value.
     """
+    if clock is None and max_future is not None:
+        raise TypeError("to_ns: the far-future check needs clock= (LiveClock() for wall time), "
+                        "or max_future=None to skip it")
     raw = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
     errors: list[BadValue] = []
     if raw.dtype.kind in "OUS" and unit != "iso":
@@ -121,7 +172,7 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
                     try:
                         out[rows] = to_ns(raw[rows], field, sub_unit, assume_tz, clock, max_future)
                     except NormalizationError as exc:
-                        errors += [BadValue(e.field, int(rows[e.row]), e.value, e.reason) for e in exc.errors]
+                        errors += [replace(e, row=int(rows[e.row])) for e in exc.errors]
                 if errors:
                     raise NormalizationError(sorted(errors, key=lambda e: e.row))
                 return out
@@ -138,7 +189,7 @@ def to_ns(values, field: str = "ts", unit: str = "auto", assume_tz: str = "UTC",
     early = np.flatnonzero(ok & (out < _MIN_VALID_NS))
     errors += _bad(field, raw, early, "before 1971 (wrong unit?)")
     if max_future is not None:
-        limit = (clock or LiveClock()).now_ns() + pd.Timedelta(max_future).value
+        limit = clock.now_ns() + pd.Timedelta(max_future).value
         late = np.flatnonzero(ok & (out > limit))
         errors += _bad(field, raw, late, f"more than {pd.Timedelta(max_future)} in the future")
     if errors:

@@ -9,41 +9,30 @@ one atomic manifest replace, so a crash mid-import also leaves nothing half-impo
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pyplatform.clock import Clock
 from pyplatform.domain.instruments import asset_class_of
 from pyplatform.normalize import BadValue, NormalizationError, ratio_price, to_ns, to_price
 from pyplatform.store.tables import table_spec
 
-__all__ = ["import_files", "read_table_file", "ImportFailed", "ImportResult", "BadRow"]
+__all__ = ["import_files", "read_table_file", "ImportFailed", "ImportResult"]
 
 
-@dataclass(frozen=True)
-class BadRow:
-    """One rejected value of an import: file, 0-based data row, column (as in the file), value, reason."""
+class ImportFailed(NormalizationError):
+    """Nothing was imported; ``errors`` lists every bad value found, each with its ``file``.
 
-    file: str
-    row: int
-    column: str
-    value: object
-    reason: str
+    A :class:`~pyplatform.normalize.NormalizationError` whose message is a block, one bad
+    value a line (``file: row N, column 'c' = value: reason``), for the ``data import`` report.
+    """
 
-    def __str__(self) -> str:
-        return f"{self.file}: row {self.row}, column {self.column!r} = {self.value!r}: {self.reason}"
-
-
-class ImportFailed(ValueError):
-    """Nothing was imported; ``bad_rows`` lists every problem found."""
-
-    def __init__(self, bad_rows: list[BadRow], limit: int = 10) -> None:
-        self.bad_rows = bad_rows
-        shown = "\n  ".join(str(b) for b in bad_rows[:limit])
-        more = f"\n  ... and {len(bad_rows) - limit} more" if len(bad_rows) > limit else ""
-        super().__init__(f"import rejected, nothing written: {len(bad_rows)} bad value(s):\n  {shown}{more}")
+    lead = "import rejected, nothing written: "
+    block = True
+    default_limit = 10
 
     def write_report(self, path: str | Path) -> Path:
         """Write every bad row to a CSV report (file, row, column, value, reason)."""
@@ -51,8 +40,8 @@ class ImportFailed(ValueError):
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["file", "row", "column", "value", "reason"])
-            for b in self.bad_rows:
-                w.writerow([b.file, b.row, b.column, b.value, b.reason])
+            for b in self.errors:
+                w.writerow([b.file, b.row, b.field, b.value, b.reason])
         return path
 
 
@@ -80,9 +69,9 @@ def read_table_file(path: str | Path, delimiter: str = ",") -> pd.DataFrame:
 
 def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[str, str], symbol: str | None,
                     ts_unit: str, assume_tz: str, price_scale: int | None,
-                    denominators: dict[str, str], clock) -> tuple[dict[str, np.ndarray] | None, list[BadRow]]:
+                    denominators: dict[str, str], clock: Clock) -> tuple[dict[str, np.ndarray] | None, list[BadValue]]:
     spec = table_spec(table)
-    bad: list[BadRow] = []
+    bad: list[BadValue] = []
     keys = ["factor"] if spec.has_factor else []
     source = {target: mapping.get(target, target) for target in ["ts", "symbol", *keys, *spec.value_names]}
     needed = ["ts", *keys, *spec.required] + ([] if symbol else ["symbol"])
@@ -93,8 +82,7 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
     out: dict[str, np.ndarray] = {}
 
     def collect(exc: NormalizationError, column: str) -> None:
-        for e in exc.errors:
-            bad.append(BadRow(name, e.row, column, e.value, e.reason))
+        bad.extend(replace(e, field=column, file=name) for e in exc.errors)
 
     try:
         out["ts"] = to_ns(frame[source["ts"]], field=source["ts"], unit=ts_unit, assume_tz=assume_tz, clock=clock)
@@ -112,12 +100,12 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
             asset_class_of(s)
         except ValueError as exc:
             rows = np.flatnonzero(inv == j)
-            bad.extend(BadRow(name, int(r), sym_col, s, str(exc)) for r in rows[:1000])
+            bad.extend(BadValue(sym_col, int(r), s, str(exc), name) for r in rows[:1000])
     out["symbol"] = np.asarray(syms, dtype=str)
     for k in keys:
         vals = frame[source[k]]
         for r in np.flatnonzero(vals.isna().to_numpy())[:1000]:
-            bad.append(BadRow(name, int(r), source[k], None, "missing"))
+            bad.append(BadValue(source[k], int(r), None, "missing", name))
         out[k] = vals.astype(str).to_numpy()
     lenient: dict[str, np.ndarray] = {}
     for target, typ in spec.columns:
@@ -148,8 +136,8 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
     if "high" in lenient and "low" in lenient:
         with np.errstate(invalid="ignore"):
             inverted = np.flatnonzero(lenient["high"] < lenient["low"])
-        bad.extend(BadRow(name, int(r), source["high"], float(lenient["high"][r]),
-                          f"high below low ({float(lenient['low'][r])})") for r in inverted[:1000])
+        bad.extend(BadValue(source["high"], int(r), float(lenient["high"][r]),
+                            f"high below low ({float(lenient['low'][r])})", name) for r in inverted[:1000])
     bad.sort(key=lambda b: b.row)
     return (None if bad else out), bad
 
@@ -157,7 +145,7 @@ def _normalise_file(frame: pd.DataFrame, name: str, table: str, mapping: dict[st
 def import_files(paths, table: str = "bars_1m", store=None, mapping: dict[str, str] | None = None,
                  symbol: str | None = None, ts_unit: str = "auto", assume_tz: str = "UTC",
                  price_scale: int | None = None, denominators: dict[str, str] | None = None,
-                 report_path: str | Path | None = None, clock=None) -> ImportResult:
+                 report_path: str | Path | None = None, *, clock: Clock) -> ImportResult:
     """Import CSV/Parquet files into ``table``, normalised, all or nothing.
 
     Parameters
@@ -182,6 +170,9 @@ def import_files(paths, table: str = "bars_1m", store=None, mapping: dict[str, s
         Target price column -> denominator column (price = value / denominator).
     report_path : path, optional
         On failure, also write every bad row to this CSV.
+    clock : Clock
+        "Now" for rejecting far-future timestamps (required: ``LiveClock()`` at the command
+        line, a ``SimClock`` in tests).
 
     Raises
     ------
@@ -215,5 +206,5 @@ def import_files(paths, table: str = "bars_1m", store=None, mapping: dict[str, s
     try:
         store.write(table, data)
     except NormalizationError as exc:  # rules the store adds (e.g. high < 0): still nothing written
-        raise ImportFailed([BadRow("(combined)", e.row, e.field, e.value, e.reason) for e in exc.errors]) from exc
+        raise ImportFailed([replace(e, file="(combined)") for e in exc.errors]) from exc
     return ImportResult(table, len(paths), len(data), sorted(set(data["symbol"])))

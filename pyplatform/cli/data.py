@@ -67,6 +67,7 @@ def import_(
     data_dir: Path = typer.Option(None, help="Data directory (default: PYPLATFORM_DATA_DIR or ./data)."),
 ) -> None:
     """Import files, normalised; if any row is bad nothing is imported and every bad row is listed."""
+    from pyplatform.clock import LiveClock
     from pyplatform.data.importer import ImportFailed, import_files
     from pyplatform.backends import open_store
 
@@ -83,7 +84,7 @@ def import_(
         result = import_files(paths, table=table, store=open_store(_settings(data_dir)),
                               mapping=pairs(map_, "--map"), symbol=symbol, ts_unit=ts_unit, assume_tz=tz,
                               price_scale=price_scale, denominators=pairs(denominator, "--denominator"),
-                              report_path=report)
+                              report_path=report, clock=LiveClock())
     except ImportFailed as exc:
         typer.echo(str(exc), err=True)
         if report is not None:

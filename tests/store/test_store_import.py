@@ -62,10 +62,10 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path, store):
     report = tmp_path / "report.csv"
     with pytest.raises(ImportFailed) as info:
         import_files([good, bad], "bars_1m", store=store, mapping=MAP, clock=NOW, report_path=report)
-    found = {(b.file, b.row, b.column) for b in info.value.bad_rows}
+    found = {(b.file, b.row, b.field) for b in info.value.errors}
     assert found == {("bad.csv", 0, "l"), ("bad.csv", 1, "sym"), ("bad.csv", 1, "o"), ("bad.csv", 2, "time"),
                      ("bad.csv", 2, "c"), ("bad.csv", 3, "time"), ("bad.csv", 3, "h")}
-    reasons = {(b.row, b.column): b.reason for b in info.value.bad_rows}
+    reasons = {(b.row, b.field): b.reason for b in info.value.errors}
     assert "future" in reasons[(2, "time")] and "negative" in reasons[(1, "o")]
     assert "high below low" in reasons[(3, "h")] and "unknown region" in reasons[(1, "sym")]
     assert "bad.csv: row 0, column 'l' = 'oops': not a number" in str(info.value)
@@ -78,4 +78,5 @@ def test_missing_columns_are_named(tmp_path, store):
     with pytest.raises(ValueError, match=r"missing column\(s\).*open.*the file has \['time', 'sym', 'close'\]"):
         import_files(f, "bars_1m", store=store, mapping={"ts": "time", "symbol": "sym"}, clock=NOW)
     with pytest.raises(ValueError, match="unsupported file type"):
-        import_files(tmp_path / "c.xlsx" if (tmp_path / "c.xlsx").write_text("x") else None, "bars_1m", store=store)
+        import_files(tmp_path / "c.xlsx" if (tmp_path / "c.xlsx").write_text("x") else None, "bars_1m", store=store,
+                     clock=NOW)

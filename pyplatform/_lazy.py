@@ -14,7 +14,29 @@ __all__ = ["lazy_exports"]
 
 
 def lazy_exports(package: str, exports: dict[str, str]):
-    """``(__getattr__, __dir__)`` for ``package`` serving ``name -> submodule`` on first access."""
+    """``(__getattr__, __dir__)`` for ``package`` serving ``name -> submodule`` on first access.
+
+    The one lazy-export mechanism of the platform: a package assigns the pair to its own
+    ``__getattr__`` and ``__dir__`` (PEP 562).
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__``.
+    exports : dict
+        Public name -> the submodule (relative to ``package``) that defines it.
+
+    Returns
+    -------
+    tuple of callables
+        ``__getattr__`` imports the submodule on first access and caches the value on the
+        package (later lookups are plain attribute reads); ``__dir__`` lists the package's
+        own names and the lazy ones.
+
+    Examples
+    --------
+    >>> __getattr__, __dir__ = lazy_exports(__name__, {"FactorEngine": "engine"})  # doctest: +SKIP
+    """
 
     def __getattr__(name: str):
         sub = exports.get(name)
@@ -25,6 +47,6 @@ def lazy_exports(package: str, exports: dict[str, str]):
         return value
 
     def __dir__():
-        return sorted(exports)
+        return sorted(set(vars(importlib.import_module(package))) | set(exports))
 
     return __getattr__, __dir__

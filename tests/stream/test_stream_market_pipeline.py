@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pyplatform.clock import SimClock
 from pyplatform.stream import StreamTables
 from pyplatform.stream.pipelines import market_pipeline
 
@@ -20,7 +21,7 @@ def _ticks(n, t0_s, seed):
 
 
 def test_market_pipeline_produces_bars_factors_and_late_ticks_and_resumes(tmp_path):
-    tables = StreamTables(tmp_path)
+    tables = StreamTables(tmp_path, clock=SimClock())
     mp = market_pipeline(tables, window="1min", factors={"ma2": "mavg(close, 2)"})
     first = _ticks(300, 0, 1)
     mp.ticks.append(first)
@@ -29,7 +30,7 @@ def test_market_pipeline_produces_bars_factors_and_late_ticks_and_resumes(tmp_pa
     mp.close()
     tables.close()
 
-    tables = StreamTables(tmp_path)  # a restarted process
+    tables = StreamTables(tmp_path, clock=SimClock())  # a restarted process
     mp = market_pipeline(tables, window="1min", factors={"ma2": "mavg(close, 2)"})
     mp.ticks.append(_ticks(300, 300, 3))
     mp.run_until_idle()

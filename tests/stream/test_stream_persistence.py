@@ -26,20 +26,20 @@ def _segments(tmp_path, name="ticks"):
 
 @pytest.mark.parametrize("cut", [1, 17, 39, 45, -1])
 def test_torn_last_frame_is_truncated_on_open_and_earlier_rows_survive(tmp_path, cut):
-    t = StreamTable("ticks", TICKS, tmp_path, fsync="always")
+    t = StreamTable("ticks", TICKS, tmp_path, fsync="always", clock=SimClock())
     t.append(make_ticks(5))
     t.append(make_ticks(5, 5))
     t.close()
     seg = _segments(tmp_path)[-1]
     size_after_two = seg.stat().st_size
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     t.append(make_ticks(5, 10))
     t.close()
     # Simulate a crash in the middle of writing the third frame: keep only part of it.
     full = seg.stat().st_size
     keep = size_after_two + (cut if cut > 0 else (full - size_after_two) - 1)
     os.truncate(seg, keep)
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     assert t.next_offset == 10
     assert seg.stat().st_size == size_after_two
     assert t.read().column("ts").to_pylist() == make_ticks(10)["ts"].tolist()
@@ -47,7 +47,7 @@ def test_torn_last_frame_is_truncated_on_open_and_earlier_rows_survive(tmp_path,
 
 
 def test_corrupted_bytes_in_last_frame_are_detected_by_checksum(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path)
+    t = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
     t.append(make_ticks(5))
     t.append(make_ticks(5, 5))
     t.close()
@@ -55,29 +55,30 @@ def test_corrupted_bytes_in_last_frame_are_detected_by_checksum(tmp_path):
     data = bytearray(seg.read_bytes())
     data[-3] ^= 0xFF  # flip a byte inside the last frame's payload
     seg.write_bytes(bytes(data))
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     assert t.next_offset == 5
     assert t.read().column("price").to_pylist() == make_ticks(5)["price"].tolist()
 
 
 def test_damage_in_an_older_segment_is_an_error_not_a_silent_loss(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=500)
+    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=500, clock=SimClock())
     for i in range(4):
         t.append(make_ticks(5, 5 * i))
     t.close()
     first = _segments(tmp_path)[0]
     os.truncate(first, first.stat().st_size - 10)
     with pytest.raises(CorruptLogError, match=first.name):
-        StreamTable("ticks", None, tmp_path)
+        StreamTable("ticks", None, tmp_path, clock=SimClock())
 
 
 _WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {helpers!r})
     from stream_helpers import make_ticks
+    from pyplatform.clock import SimClock
     from pyplatform.domain.schemas import TICKS
     from pyplatform.stream import StreamTable
-    t = StreamTable("ticks", TICKS, {directory!r}, fsync="always", segment_bytes=4000)
+    t = StreamTable("ticks", TICKS, {directory!r}, fsync="always", segment_bytes=4000, clock=SimClock())
     i = 0
     while True:
         first, last = t.append(make_ticks(7, 7 * i))
@@ -99,7 +100,7 @@ def test_killed_writer_loses_nothing_it_reported_durable(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert confirmed >= 300, "writer did not start"
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     assert t.next_offset - 1 >= confirmed
     n = t.next_offset
     rows = t.read()
@@ -109,7 +110,7 @@ def test_killed_writer_loses_nothing_it_reported_durable(tmp_path):
 
 
 def test_retention_by_rows_deletes_whole_segments_and_names_oldest_offset(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=1500, retention_rows=40, memory_rows=10)
+    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=1500, retention_rows=40, memory_rows=10, clock=SimClock())
     sub = t.subscribe("slow", offset=0)
     for i in range(30):
         t.append(make_ticks(5, 5 * i))
@@ -125,14 +126,14 @@ def test_retention_by_rows_deletes_whole_segments_and_names_oldest_offset(tmp_pa
     got = sub.poll(max_rows=10_000)
     assert got.column("offset").to_pylist()[0] == t.oldest_offset
     t.close()
-    t = StreamTable("ticks", None, tmp_path)  # retention survives reopen
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())  # retention survives reopen
     assert t.oldest_offset == int(_segments(tmp_path)[0].stem)
     with pytest.raises(RetentionError):
         t.subscribe("late", offset=0)
 
 
 def test_retention_by_bytes_and_by_age(tmp_path):
-    t = StreamTable("b", TICKS, tmp_path, segment_bytes=1000, retention_bytes=3000)
+    t = StreamTable("b", TICKS, tmp_path, segment_bytes=1000, retention_bytes=3000, clock=SimClock())
     for i in range(40):
         t.append(make_ticks(5, 5 * i))
     total = sum(p.stat().st_size for p in _segments(tmp_path, "b"))
@@ -150,7 +151,7 @@ def test_retention_by_bytes_and_by_age(tmp_path):
 
 
 def test_in_memory_table_retention_is_its_window():
-    t = StreamTable("m", TICKS, memory_rows=20)
+    t = StreamTable("m", TICKS, memory_rows=20, clock=SimClock())
     for i in range(10):
         t.append(make_ticks(5, 5 * i))
     assert t.oldest_offset == 30 and t.next_offset == 50
@@ -160,18 +161,18 @@ def test_in_memory_table_retention_is_its_window():
 
 @pytest.mark.parametrize("policy", ["always", "batch", "never"])
 def test_every_fsync_policy_replays_after_close(tmp_path, policy):
-    t = StreamTable("ticks", TICKS, tmp_path, fsync=policy)
+    t = StreamTable("ticks", TICKS, tmp_path, fsync=policy, clock=SimClock())
     for i in range(5):
         t.append(make_ticks(4, 4 * i))
     t.ack("reader", 9)
     t.close()
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     sub = t.subscribe("reader", offset=OFFSET_ACKED)
     assert sub.poll().column("offset").to_pylist() == list(range(10, 20))
 
 
 def test_batch_policy_fsyncs_a_pause_within_the_interval(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path, fsync="batch", fsync_interval_s=1.0)
+    t = StreamTable("ticks", TICKS, tmp_path, fsync="batch", fsync_interval_s=1.0, clock=SimClock())
     t._log._last_fsync = time.monotonic()  # an fsync just happened: this append is not fsynced inline
     t.append(make_ticks(3))
     assert t._log.dirty
@@ -187,7 +188,7 @@ def test_failed_write_leaves_no_partial_frame_behind(tmp_path, monkeypatch):
 
     from pyplatform.stream import log as log_module
 
-    t = StreamTable("ticks", TICKS, tmp_path)
+    t = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
     t.append(make_ticks(4))
     seg = _segments(tmp_path)[-1]
     size = seg.stat().st_size
@@ -203,5 +204,5 @@ def test_failed_write_leaves_no_partial_frame_behind(tmp_path, monkeypatch):
     assert t.next_offset == 4 and seg.stat().st_size == size
     assert t.append(make_ticks(4, 4)) == (4, 7)
     t.close()
-    t = StreamTable("ticks", None, tmp_path)
+    t = StreamTable("ticks", None, tmp_path, clock=SimClock())
     assert t.read().column("ts").to_pylist() == make_ticks(8)["ts"].tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, TICKS, factor_schema
 from pyplatform.factors import FactorEngine
 from pyplatform.stream import EngineRunner, Pipeline, StreamTable
@@ -24,9 +25,9 @@ def _ticks(n, seed):
 
 
 def _pipeline(d, batch):
-    ticks = StreamTable("ticks", TICKS, d)
-    bars = StreamTable("bars", BARS, d)
-    factors = StreamTable("factors", factor_schema(list(FACTORS)), d)
+    ticks = StreamTable("ticks", TICKS, d, clock=SimClock())
+    bars = StreamTable("bars", BARS, d, clock=SimClock())
+    factors = StreamTable("factors", factor_schema(list(FACTORS)), d, clock=SimClock())
     pipe = Pipeline([
         EngineRunner(BarEngine("1min"), ticks, bars, "bars", state_dir=d / "state", batch_size=batch,
                      checkpoint_rows=150, pass_offset=False),

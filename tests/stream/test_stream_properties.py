@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_helpers import make_ticks
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import TICKS
 from pyplatform.stream import StreamTable
 
@@ -22,7 +23,7 @@ from pyplatform.stream import StreamTable
        reopen=st.booleans(), data=st.data())
 def test_reads_equal_what_was_appended(sizes, segment_bytes, memory_rows, reopen, data):
     with tempfile.TemporaryDirectory() as d:
-        t = StreamTable("ticks", TICKS, d, segment_bytes=segment_bytes, memory_rows=memory_rows, fsync="never")
+        t = StreamTable("ticks", TICKS, d, segment_bytes=segment_bytes, memory_rows=memory_rows, fsync="never", clock=SimClock())
         start, prices = 0, []
         for n in sizes:
             batch = make_ticks(n, start)
@@ -32,7 +33,7 @@ def test_reads_equal_what_was_appended(sizes, segment_bytes, memory_rows, reopen
             start += n
         if reopen:
             t.close()
-            t = StreamTable("ticks", None, d, memory_rows=memory_rows)
+            t = StreamTable("ticks", None, d, memory_rows=memory_rows, clock=SimClock())
         total = len(prices)
         assert t.next_offset == total
         a = data.draw(st.integers(0, total))
@@ -45,7 +46,7 @@ def test_reads_equal_what_was_appended(sizes, segment_bytes, memory_rows, reopen
 
 
 def test_asyncio_consumer_woken_by_listener_sees_every_row():
-    table = StreamTable("ticks", TICKS)
+    table = StreamTable("ticks", TICKS, clock=SimClock())
     sub = table.subscribe("ws", offset=0, batch_size=64)
 
     async def consume() -> list[int]:

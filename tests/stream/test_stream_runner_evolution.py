@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, factor_schema
 from pyplatform.factors import FactorEngine
 from pyplatform.stream import EngineRunner, StreamTable
@@ -25,8 +26,8 @@ def _bars(n: int, start: int, seed: int = 0) -> dict:
 
 
 def _open(d, checkpoint_rows=10):
-    bars = StreamTable("bars", BARS, d)
-    out = StreamTable("factors", factor_schema(list(BASE)), d)
+    bars = StreamTable("bars", BARS, d, clock=SimClock())
+    out = StreamTable("factors", factor_schema(list(BASE)), d, clock=SimClock())
     runner = EngineRunner(FactorEngine(dict(BASE)), bars, out, "factors", state_dir=d / "state",
                           batch_size=7, checkpoint_rows=checkpoint_rows)
     return bars, out, runner
@@ -122,8 +123,8 @@ def test_runner_still_refuses_a_missing_required_column(tmp_path):
         def feed(self, batch):
             return pa.table({"ts": batch.column("ts")})  # forgot symbol
 
-    bars = StreamTable("bars", BARS, tmp_path)
-    out = StreamTable("o", Broken.schema, tmp_path)
+    bars = StreamTable("bars", BARS, tmp_path, clock=SimClock())
+    out = StreamTable("o", Broken.schema, tmp_path, clock=SimClock())
     runner = EngineRunner(Broken(), bars, out, "o")
     bars.append(_bars(3, 0))
     with pytest.raises(Exception, match="symbol"):

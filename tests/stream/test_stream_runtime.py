@@ -15,6 +15,7 @@ import pytest
 from stream_engines import RUNNING, RunningVolume
 from stream_helpers import make_ticks
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, TICKS
 from pyplatform.stream import StreamTable
 from pyplatform.stream.bars import BarEngine
@@ -30,16 +31,16 @@ def fill(table, n_batches=30, rows=37):
 
 
 def reference_output(n_batches=30, rows=37) -> pa.Table:
-    src = StreamTable("ticks", TICKS)
+    src = StreamTable("ticks", TICKS, clock=SimClock())
     fill(src, n_batches, rows)
-    out = StreamTable("out", RUNNING)
+    out = StreamTable("out", RUNNING, clock=SimClock())
     EngineRunner(RunningVolume(), src, out, "ref", batch_size=1000).run_until_idle()
     return out.read().drop_columns(["offset"])
 
 
 def test_runner_feeds_appends_and_acks(tmp_path):
-    src = StreamTable("ticks", TICKS, tmp_path)
-    out = StreamTable("out", RUNNING, tmp_path)
+    src = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
+    out = StreamTable("out", RUNNING, tmp_path, clock=SimClock())
     fill(src)
     r = EngineRunner(RunningVolume(), src, out, "running", state_dir=tmp_path / "state", batch_size=50)
     assert r.run_until_idle() == src.next_offset
@@ -52,8 +53,8 @@ def test_runner_feeds_appends_and_acks(tmp_path):
 
 
 def _open(tmp_path):
-    src = StreamTable("ticks", TICKS, tmp_path)
-    out = StreamTable("out", RUNNING, tmp_path)
+    src = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
+    out = StreamTable("out", RUNNING, tmp_path, clock=SimClock())
     return src, out
 
 
@@ -115,11 +116,12 @@ _CHILD = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {here!r})
     from stream_engines import RUNNING, RunningVolume
+    from pyplatform.clock import SimClock
     from pyplatform.domain.schemas import TICKS
     from pyplatform.stream import StreamTable
     from pyplatform.stream.runtime import EngineRunner
-    src = StreamTable("ticks", TICKS, {d!r})
-    out = StreamTable("out", RUNNING, {d!r})
+    src = StreamTable("ticks", TICKS, {d!r}, clock=SimClock())
+    out = StreamTable("out", RUNNING, {d!r}, clock=SimClock())
     r = EngineRunner(RunningVolume(), src, out, "running", state_dir={state!r}, batch_size=7,
                      checkpoint_rows=40)
     print("ready", flush=True)
@@ -159,9 +161,9 @@ def _tick_rows(n, seed=0):
 
 
 def _bars_pipeline(tmp_path, batch_size=13):
-    ticks = StreamTable("ticks", TICKS, tmp_path)
-    bars = StreamTable("bars", BARS, tmp_path)
-    late = StreamTable("late", TICKS, tmp_path)
+    ticks = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
+    bars = StreamTable("bars", BARS, tmp_path, clock=SimClock())
+    late = StreamTable("late", TICKS, tmp_path, clock=SimClock())
     runner = EngineRunner(BarEngine("1min", accepted_delay=5 * S), ticks, bars, "bars_1m",
                           state_dir=tmp_path / "state", batch_size=batch_size, checkpoint_rows=60,
                           side_outputs={"late": late}, pass_offset=False)
@@ -212,9 +214,9 @@ def test_bar_pipeline_with_clock_and_late_side_output_survives_crashes(tmp_path)
 
 
 def test_pipeline_chains_runners_and_runs_in_a_thread(tmp_path):
-    ticks = StreamTable("ticks", TICKS)
-    bars = StreamTable("bars", BARS)
-    running = StreamTable("running", RUNNING)
+    ticks = StreamTable("ticks", TICKS, clock=SimClock())
+    bars = StreamTable("bars", BARS, clock=SimClock())
+    running = StreamTable("running", RUNNING, clock=SimClock())
     bar_runner = EngineRunner(BarEngine("1s"), ticks, bars, "bars", pass_offset=False)
     vol_runner = EngineRunner(RunningVolume(), bars, running, "vol")
     pipe = Pipeline([bar_runner, vol_runner])
@@ -231,8 +233,8 @@ def test_pipeline_chains_runners_and_runs_in_a_thread(tmp_path):
 
 
 def test_engine_error_stops_at_the_batch_without_skipping_it():
-    src = StreamTable("ticks", TICKS)
-    bars = StreamTable("bars", BARS)
+    src = StreamTable("ticks", TICKS, clock=SimClock())
+    bars = StreamTable("bars", BARS, clock=SimClock())
     r = EngineRunner(BarEngine("1s"), src, bars, "bars", pass_offset=False, batch_size=4)
     good = _tick_rows(4)
     bad = _tick_rows(4, seed=2)
@@ -247,9 +249,9 @@ def test_engine_error_stops_at_the_batch_without_skipping_it():
 
 def test_filtered_runner_with_offsets_passed_restarts_exactly(tmp_path):
     def build(d, batch):
-        ticks = StreamTable("ticks", TICKS, d)
-        bars = StreamTable("bars", BARS, d)
-        late = StreamTable("late", TICKS, d)
+        ticks = StreamTable("ticks", TICKS, d, clock=SimClock())
+        bars = StreamTable("bars", BARS, d, clock=SimClock())
+        late = StreamTable("late", TICKS, d, clock=SimClock())
         r = EngineRunner(BarEngine("1min"), ticks, bars, "ab", state_dir=d / "s", batch_size=batch,
                          checkpoint_rows=10_000, filter={"symbol": ["A.US", "B.US"]},
                          side_outputs={"late": late})  # offsets passed: the engine tracks its input offset
@@ -285,8 +287,8 @@ def test_restart_behind_an_earlier_ack_does_not_fail(tmp_path):
     # Steps that emit nothing leave no tag, so after a crash the runner may resume before
     # rows it had already acked; it must carry on, not trip over the forward-only ack.
     def build():
-        ticks = StreamTable("ticks", TICKS, tmp_path)
-        bars = StreamTable("bars", BARS, tmp_path)
+        ticks = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
+        bars = StreamTable("bars", BARS, tmp_path, clock=SimClock())
         return ticks, bars, EngineRunner(BarEngine("1min"), ticks, bars, "b", state_dir=tmp_path / "s",
                                          batch_size=100, checkpoint_rows=10_000, pass_offset=False)
     ticks, bars, r = build()
@@ -309,8 +311,8 @@ def test_restart_behind_an_earlier_ack_does_not_fail(tmp_path):
 def test_runner_thread_passes_the_clock_to_close_quiet_windows(tmp_path):
     from pyplatform.clock import SimClock
 
-    ticks = StreamTable("ticks", TICKS)
-    bars = StreamTable("bars", BARS)
+    ticks = StreamTable("ticks", TICKS, clock=SimClock())
+    bars = StreamTable("bars", BARS, clock=SimClock())
     clock = SimClock(0)
     r = EngineRunner(BarEngine("1min"), ticks, bars, "bars", state_dir=tmp_path, pass_offset=False,
                      clock=clock, clock_interval_s=0.02)
@@ -329,8 +331,8 @@ def test_runner_thread_passes_the_clock_to_close_quiet_windows(tmp_path):
 
 
 def test_clock_calls_that_change_nothing_write_no_checkpoint(tmp_path):
-    ticks = StreamTable("ticks", TICKS)
-    bars = StreamTable("bars", BARS)
+    ticks = StreamTable("ticks", TICKS, clock=SimClock())
+    bars = StreamTable("bars", BARS, clock=SimClock())
     r = EngineRunner(BarEngine("1min"), ticks, bars, "bars", state_dir=tmp_path, pass_offset=False)
     ticks.append(_tick_rows(100))
     r.run_until_idle()

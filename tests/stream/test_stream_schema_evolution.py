@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pyplatform.clock import SimClock
 from pyplatform.stream import StreamTable, StreamTables
 from pyplatform.stream.errors import SchemaError
 from pyplatform.stream.log import read_schema
@@ -43,8 +44,8 @@ def expected_c(n_before: int, n_total: int) -> list:
 @pytest.mark.parametrize("where", ["memory", "disk"])
 def test_added_column_reads_null_before_the_change_and_values_after(tmp_path, where):
     # memory_rows=1 forces every earlier row to come back from the segment log
-    t = (StreamTable("f", BASE) if where == "memory"
-         else StreamTable("f", BASE, tmp_path, memory_rows=1, fsync="never"))
+    t = (StreamTable("f", BASE, clock=SimClock()) if where == "memory"
+         else StreamTable("f", BASE, tmp_path, memory_rows=1, fsync="never", clock=SimClock()))
     t.append(rows(0, 4))
     t.append(rows(4, 3))
     schema = t.add_columns([pa.field("c", pa.float64())])
@@ -61,7 +62,7 @@ def test_added_column_reads_null_before_the_change_and_values_after(tmp_path, wh
 
 
 def test_appends_may_omit_added_columns_but_not_required_ones(tmp_path):
-    t = StreamTable("f", BASE, tmp_path)
+    t = StreamTable("f", BASE, tmp_path, clock=SimClock())
     t.append(rows(0, 2))
     t.add_columns([("c", pa.float64()), ("d", pa.string())])
     t.append(rows(2, 2, c=True))             # d omitted -> null
@@ -86,7 +87,7 @@ def test_appends_may_omit_added_columns_but_not_required_ones(tmp_path):
 
 
 def test_add_columns_refuses_what_earlier_rows_could_not_satisfy(tmp_path):
-    t = StreamTable("f", BASE, tmp_path)
+    t = StreamTable("f", BASE, tmp_path, clock=SimClock())
     t.append(rows(0, 2))
     with pytest.raises(SchemaError, match="'e' must be nullable"):
         t.add_columns([pa.field("e", pa.float64(), nullable=False)])
@@ -103,26 +104,26 @@ def test_add_columns_refuses_what_earlier_rows_could_not_satisfy(tmp_path):
 
 
 def test_reopened_table_keeps_the_evolved_schema_and_reads_across_the_boundary(tmp_path):
-    t = StreamTable("f", BASE, tmp_path)
+    t = StreamTable("f", BASE, tmp_path, clock=SimClock())
     t.append(rows(0, 3))
     t.add_columns([("c", pa.float64())])
     t.append(rows(3, 3, c=True))
     t.close()
     for schema in (None, BASE):  # reopened without a schema, or by a creator that still asks for BASE
-        t = StreamTable("f", schema, tmp_path)
+        t = StreamTable("f", schema, tmp_path, clock=SimClock())
         assert t.schema.names == ["ts", "symbol", "a", "c"]
         assert t.read().column("c").to_pylist() == expected_c(3, 6)
         t.close()
     # a creator asking for one more nullable column evolves the table on open
-    t = StreamTable("f", BASE.append(pa.field("d", pa.string())), tmp_path)
+    t = StreamTable("f", BASE.append(pa.field("d", pa.string())), tmp_path, clock=SimClock())
     assert t.schema.names == ["ts", "symbol", "a", "c", "d"]
     t.append(rows(6, 1, c=True, d=True))
     assert t.read().column("d").to_pylist() == [None] * 6 + ["x6"]
     t.close()
     with pytest.raises(SchemaError, match="column 'a' is double on disk, string now"):
-        StreamTable("f", pa.schema([("ts", pa.int64()), ("symbol", pa.string()), ("a", pa.string())]), tmp_path)
+        StreamTable("f", pa.schema([("ts", pa.int64()), ("symbol", pa.string()), ("a", pa.string())]), tmp_path, clock=SimClock())
     # the registry of open tables applies the same rules
-    with StreamTables(tmp_path) as tables:
+    with StreamTables(tmp_path, clock=SimClock()) as tables:
         t = tables.get_table("f", BASE)
         assert tables.get_table("f", BASE) is t
         assert tables.get_table("f", BASE.append(pa.field("e", pa.float64()))).schema.names[-1] == "e"
@@ -131,15 +132,16 @@ def test_reopened_table_keeps_the_evolved_schema_and_reads_across_the_boundary(t
 
 
 def test_another_process_reads_the_evolved_table(tmp_path):
-    t = StreamTable("f", BASE, tmp_path, memory_rows=2)
+    t = StreamTable("f", BASE, tmp_path, memory_rows=2, clock=SimClock())
     t.append(rows(0, 5))
     t.add_columns([("c", pa.float64())])
     t.append(rows(5, 4, c=True))
     t.close()
     code = textwrap.dedent(f"""
         import json
+        from pyplatform.clock import SimClock
         from pyplatform.stream import StreamTable
-        t = StreamTable("f", None, {str(tmp_path)!r})
+        t = StreamTable("f", None, {str(tmp_path)!r}, clock=SimClock())
         got = t.read()
         print(json.dumps({{"names": t.schema.names, "c": got.column("c").to_pylist(),
                           "a": got.column("a").to_pylist()}}))
@@ -153,7 +155,7 @@ def test_another_process_reads_the_evolved_table(tmp_path):
 
 
 def test_subscribers_poll_across_the_change(tmp_path):
-    t = StreamTable("f", BASE, tmp_path, memory_rows=3)
+    t = StreamTable("f", BASE, tmp_path, memory_rows=3, clock=SimClock())
     sub = t.subscribe("reader", offset=0, batch_size=4)
     t.append(rows(0, 6))
     first = sub.poll()
@@ -188,9 +190,10 @@ def test_crashed_writer_after_a_change_reopens_consistent(tmp_path):
     code = textwrap.dedent(f"""
         import os
         import numpy as np, pyarrow as pa
+        from pyplatform.clock import SimClock
         from pyplatform.stream import StreamTable
         base = pa.schema([pa.field("ts", pa.int64(), nullable=False), ("symbol", pa.string()), ("a", pa.float64())])
-        t = StreamTable("f", base, {str(tmp_path)!r}, fsync="always")
+        t = StreamTable("f", base, {str(tmp_path)!r}, fsync="always", clock=SimClock())
         t.append({{"ts": np.arange(3), "symbol": ["A.US"] * 3, "a": np.arange(3.0)}})
         t.add_columns([("c", pa.float64())])
         t.append({{"ts": np.arange(3, 5), "symbol": ["A.US"] * 2, "a": np.arange(3.0, 5.0), "c": [30.0, 40.0]}})
@@ -201,7 +204,7 @@ def test_crashed_writer_after_a_change_reopens_consistent(tmp_path):
     seg = sorted((tmp_path / "f").glob("*.seg"))[-1]
     with open(seg, "ab") as fh:  # and a torn frame after it
         fh.write(b"PPS1\x00\x01garbage")
-    t = StreamTable("f", None, tmp_path)
+    t = StreamTable("f", None, tmp_path, clock=SimClock())
     assert t.next_offset == 5
     assert t.read().column("c").to_pylist() == [None, None, None, 30.0, 40.0]
     t.append(rows(5, 1, c=True))
@@ -210,17 +213,17 @@ def test_crashed_writer_after_a_change_reopens_consistent(tmp_path):
 
 
 def test_crash_while_writing_the_schema_leaves_the_old_one(tmp_path):
-    t = StreamTable("f", BASE, tmp_path)
+    t = StreamTable("f", BASE, tmp_path, clock=SimClock())
     t.append(rows(0, 3))
     t.close()
     # the temp file of an interrupted schema replacement is ignored, then overwritten
     (tmp_path / "f" / "schema.arrow.tmp").write_bytes(b"half a schema")
-    t = StreamTable("f", None, tmp_path)
+    t = StreamTable("f", None, tmp_path, clock=SimClock())
     assert t.schema.equals(BASE) and t.read().num_rows == 3
     t.add_columns([("c", pa.float64())])
     t.append(rows(3, 1, c=True))
     t.close()
-    t = StreamTable("f", None, tmp_path)
+    t = StreamTable("f", None, tmp_path, clock=SimClock())
     assert t.read().column("c").to_pylist() == [None, None, None, 30.0]
     t.close()
 
@@ -228,7 +231,7 @@ def test_crash_while_writing_the_schema_leaves_the_old_one(tmp_path):
 def test_change_recorded_beyond_the_surviving_rows_is_moved_to_the_next_row(tmp_path):
     # Rows written under fsync="never" may be lost after the schema file survived; the
     # reopened table must still decode every frame and place the change at its next row.
-    t = StreamTable("f", BASE, tmp_path)
+    t = StreamTable("f", BASE, tmp_path, clock=SimClock())
     t.append(rows(0, 1))
     t.append(rows(1, 1))
     t.add_columns([("c", pa.float64())])  # recorded as starting at offset 2
@@ -241,21 +244,21 @@ def test_change_recorded_beyond_the_surviving_rows_is_moved_to_the_next_row(tmp_
     cut = log.segments[-1].pos[1]  # keep row 0 only: the change now lies beyond the last row
     log.close()
     os.truncate(seg, cut)
-    t = StreamTable("f", None, tmp_path)
+    t = StreamTable("f", None, tmp_path, clock=SimClock())
     assert t.next_offset == 1
     t.append(rows(1, 3, c=True))  # a frame at offset 1 written with column c
     t.close()
-    t = StreamTable("f", None, tmp_path)
+    t = StreamTable("f", None, tmp_path, clock=SimClock())
     assert t.read().column("c").to_pylist() == [None, 10.0, 20.0, 30.0]
     t.close()
 
 
 def test_a_creator_may_mark_a_nullable_column_omittable(tmp_path):
     schema = BASE.append(pa.field("note", pa.string(), metadata={"pyplatform.optional": "1"}))
-    t = StreamTable("f", schema, tmp_path)
+    t = StreamTable("f", schema, tmp_path, clock=SimClock())
     t.append(rows(0, 2))  # "note" omitted
     t.close()
-    t = StreamTable("f", None, tmp_path)  # the marker is persisted with the schema
+    t = StreamTable("f", None, tmp_path, clock=SimClock())  # the marker is persisted with the schema
     t.append(rows(2, 1))
     assert t.read().column("note").to_pylist() == [None, None, None]
     t.close()

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 from stream_helpers import make_ticks
 
+from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import TICKS
 from pyplatform.stream import (
     OFFSET_ACKED, OFFSET_NEW, OFFSET_OLDEST, RetentionError, SchemaError, StreamTable, StreamTables,
@@ -18,7 +19,7 @@ from pyplatform.stream import (
 
 
 def test_append_returns_offsets_and_accepts_all_batch_kinds(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path)
+    t = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
     b = make_ticks(4)
     assert t.append(b) == (0, 3)
     assert t.append(pd.DataFrame(make_ticks(3, 4))) == (4, 6)
@@ -32,7 +33,7 @@ def test_append_returns_offsets_and_accepts_all_batch_kinds(tmp_path):
 
 
 def test_bad_batches_are_rejected_whole_with_the_column_named(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path)
+    t = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
     t.append(make_ticks(3))
     b = make_ticks(3, 3)
     cases = [
@@ -48,22 +49,22 @@ def test_bad_batches_are_rejected_whole_with_the_column_named(tmp_path):
             t.append(bad)
     assert t.next_offset == 3
     t.close()
-    assert StreamTable("ticks", None, tmp_path).read().num_rows == 3
+    assert StreamTable("ticks", None, tmp_path, clock=SimClock()).read().num_rows == 3
 
 
 def test_offset_column_is_reserved_and_schema_mismatch_on_reopen(tmp_path):
     with pytest.raises(SchemaError, match="reserved"):
-        StreamTable("x", pa.schema([("offset", pa.int64())]))
-    StreamTable("ticks", TICKS, tmp_path).close()
+        StreamTable("x", pa.schema([("offset", pa.int64())]), clock=SimClock())
+    StreamTable("ticks", TICKS, tmp_path, clock=SimClock()).close()
     with pytest.raises(SchemaError, match="differs"):
-        StreamTable("ticks", pa.schema([("ts", pa.int64())]), tmp_path)
+        StreamTable("ticks", pa.schema([("ts", pa.int64())]), tmp_path, clock=SimClock())
     with pytest.raises(ValueError, match="invalid table name"):
-        StreamTable("../evil", TICKS, tmp_path)
+        StreamTable("../evil", TICKS, tmp_path, clock=SimClock())
 
 
 def test_read_ranges_span_disk_and_memory(tmp_path):
     # A 5-row memory window forces older rows to come from the segment files.
-    t = StreamTable("ticks", TICKS, tmp_path, memory_rows=5, segment_bytes=2000)
+    t = StreamTable("ticks", TICKS, tmp_path, memory_rows=5, segment_bytes=2000, clock=SimClock())
     for i in range(10):
         t.append(make_ticks(3, 3 * i))
     assert len(list((tmp_path / "ticks").glob("*.seg"))) > 1
@@ -78,7 +79,7 @@ def test_read_ranges_span_disk_and_memory(tmp_path):
 
 
 def test_subscription_offsets_poll_batches_and_filters():
-    t = StreamTable("ticks", TICKS)
+    t = StreamTable("ticks", TICKS, clock=SimClock())
     t.append(make_ticks(10))
     new = t.subscribe("new")
     old = t.subscribe("old", offset=OFFSET_OLDEST, batch_size=4)
@@ -105,7 +106,7 @@ def test_subscription_offsets_poll_batches_and_filters():
 
 
 def test_ack_is_persisted_and_resumes_after_reopen(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path)
+    t = StreamTable("ticks", TICKS, tmp_path, clock=SimClock())
     t.append(make_ticks(20))
     sub = t.subscribe("writer", offset=OFFSET_ACKED, batch_size=8)
     assert sub.position == 0  # never acked: start at the oldest row, lose nothing
@@ -117,7 +118,7 @@ def test_ack_is_persisted_and_resumes_after_reopen(tmp_path):
     with pytest.raises(ValueError, match="cannot ack offset 99"):
         t.ack("writer", 99)
     t.close()
-    t2 = StreamTable("ticks", None, tmp_path)
+    t2 = StreamTable("ticks", None, tmp_path, clock=SimClock())
     assert (t2.next_offset, t2.acked("writer")) == (20, 7)
     sub2 = t2.subscribe("writer", offset=OFFSET_ACKED)
     rest = sub2.poll()
@@ -127,7 +128,7 @@ def test_ack_is_persisted_and_resumes_after_reopen(tmp_path):
 
 
 def test_handler_pump_and_failed_handler_keeps_position():
-    t = StreamTable("ticks", TICKS)
+    t = StreamTable("ticks", TICKS, clock=SimClock())
     seen: list[int] = []
     fail = {"on": True}
 
@@ -147,7 +148,7 @@ def test_handler_pump_and_failed_handler_keeps_position():
 
 
 def test_delivery_threads_slow_subscriber_never_blocks_writer_nor_loses_rows():
-    t = StreamTable("ticks", TICKS)
+    t = StreamTable("ticks", TICKS, clock=SimClock())
     fast, slow = [], []
     release = threading.Event()
 
@@ -171,7 +172,7 @@ def test_delivery_threads_slow_subscriber_never_blocks_writer_nor_loses_rows():
 
 
 def test_throttle_coalesces_rows_into_bigger_batches():
-    t = StreamTable("ticks", TICKS)
+    t = StreamTable("ticks", TICKS, clock=SimClock())
     sizes = []
     t.subscribe("t", lambda tb: sizes.append(tb.num_rows), offset=0, batch_size=1000, throttle=0.3)
     t.start()
@@ -186,7 +187,7 @@ def test_throttle_coalesces_rows_into_bigger_batches():
 
 
 def test_listeners_are_called_after_each_append_and_can_be_removed():
-    t = StreamTable("ticks", TICKS)
+    t = StreamTable("ticks", TICKS, clock=SimClock())
     calls = []
     remove = t.add_listener(lambda a, b: calls.append((a, b)))
     t.add_listener(lambda a, b: 1 / 0)  # a broken listener does not fail the writer
@@ -198,21 +199,21 @@ def test_listeners_are_called_after_each_append_and_can_be_removed():
 
 
 def test_registry_shares_tables_by_name_and_reopens_from_disk(tmp_path):
-    reg = StreamTables(tmp_path)
+    reg = StreamTables(tmp_path, clock=SimClock())
     a = reg.get_table("ticks", TICKS)
     assert reg.get_table("ticks") is a
     a.append(make_ticks(4))
     with pytest.raises(KeyError, match="bars"):
         reg.get_table("bars")
     reg.close()
-    reg2 = StreamTables(tmp_path)
+    reg2 = StreamTables(tmp_path, clock=SimClock())
     assert reg2.get_table("ticks").next_offset == 4
     assert "ticks" in reg2 and reg2.names() == ["ticks"]
     reg2.close()
 
 
 def test_one_writer_many_concurrent_pollers_see_every_row_once(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path, memory_rows=50, segment_bytes=4000)
+    t = StreamTable("ticks", TICKS, tmp_path, memory_rows=50, segment_bytes=4000, clock=SimClock())
     subs = [t.subscribe(f"r{i}", offset=0, batch_size=bs) for i, bs in enumerate((1, 13, 1000))]
     seen = {s.action: [] for s in subs}
     done = threading.Event()
@@ -241,7 +242,7 @@ def test_one_writer_many_concurrent_pollers_see_every_row_once(tmp_path):
 
 
 def test_acked_position_behind_retention_is_a_retention_error(tmp_path):
-    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=800, retention_rows=20)
+    t = StreamTable("ticks", TICKS, tmp_path, segment_bytes=800, retention_rows=20, clock=SimClock())
     t.append(make_ticks(5))
     t.ack("reader", 2)
     for i in range(1, 20):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyplatform.dolphindb.layout import migration_script
 from pyplatform.dolphindb.plan import signature_problems, simulate
 from pyplatform.dolphindb.preflight import PreflightError, PreflightReport, run_preflight, snapshot_dir_script
 from pyplatform.dolphindb.render import (
@@ -160,6 +161,28 @@ class Deployer:
         return {"stream tables": sorted(map(str, streams)), "engines": sorted(map(str, engines)),
                 "databases": [n for n, ok in zip(names, dbs) if ok]}
 
+    def migrate(self, tables: tuple[str, ...] | None = None, progress=None) -> tuple[tuple[str, ...], str]:
+        """Copy the databases created with an older partition layout into the current one.
+
+        Without ``tables``, the preflight's layout checks pick the databases to migrate
+        (those that exist with another layout). Run it with the pipeline undeployed; returns
+        the databases migrated and the script that ran (nothing runs when none differ).
+        """
+        if tables is None:
+            report = self.preflight()
+            tables = tuple(_table_of(c.name, self.config.prefix)
+                           for c in report.checks if c.name.startswith("layout ") and c.ok is False)
+        if not tables:
+            return (), ""
+        script = migration_script(self.config, tuple(tables))
+        problems = signature_problems([RenderedScript("migrate", script)])
+        if problems:
+            raise DeployCheckError("migration script failed its checks:\n  " + "\n  ".join(problems))
+        if progress is not None:
+            progress(f"migrating {', '.join(tables)}")
+        self.session.run(script)
+        return tuple(tables), script
+
     def publish(self, new: list[FactorMetric]) -> str:
         """Add factors to the running factor engine; returns the script that ran.
 
@@ -177,3 +200,8 @@ class Deployer:
         self.session.run(script)
         self.metrics = self._metrics() + list(new)
         return script
+
+
+def _table_of(check_name: str, prefix: str) -> str:
+    """``"layout dfs://pp_bars_1m"`` -> ``"bars_1m"``."""
+    return check_name.removeprefix("layout ").removeprefix(f"dfs://{prefix}_")

@@ -13,7 +13,12 @@ what the logged-in user may do. The answers are judged in Python:
   using ``wilder`` are left out of the reactive engines below 3.00, and the narrow reactive
   state engines run without snapshots (the 3.00.1 manual does not list ``snapshotDir``);
 * the snapshot directory is created when absent (:func:`snapshot_dir_script`), after the
-  checks passed -- the bar engines refuse a directory that does not exist.
+  checks passed -- the bar engines refuse a directory that does not exist;
+* a DFS database that already exists with another partition layout than the one
+  ``10_databases.dos`` creates (``schema(loadTable(...))``: partition types and the type of
+  the time level, :mod:`pyplatform.dolphindb.layout`) stops the deploy: the create is
+  guarded by ``existsDatabase``, so the old layout would silently stay; the fix names
+  ``pyplatform dolphindb migrate``.
 
 Version minimums come from the function reference pages named next to each feature;
 where no page states one it says so (docs/dolphindb.md, "unconfirmed").
@@ -24,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pyplatform.dolphindb.layout import judge_layouts, layout_probe_lines
 from pyplatform.dolphindb.render import DeployConfig, FactorMetric
 
 __all__ = ["PreflightError", "PreflightReport", "Check", "FEATURES", "MINIMUM_VERSION", "preflight_script",
@@ -113,6 +119,8 @@ def preflight_script(config: DeployConfig) -> str:
                  'catch(ex) { ppPf["isAdmin"] = false }')
     lines.append('try { ppPf["dbOwner"] = string(exec first(DB_OWNER) from getUserAccess()) } '
                  'catch(ex) { ppPf["dbOwner"] = "" }')
+    # partition layout of the databases that exist already (schema page; read-only)
+    lines += layout_probe_lines(config)
     lines.append("ppPf")
     return "\n".join(lines) + "\n"
 
@@ -148,6 +156,8 @@ def judge(facts: dict, config: DeployConfig, metrics: list[FactorMetric] | None 
     report.checks.append(Check("user permissions", "admin" if admin else (f"DB_OWNER={owner}" if owner else "none"),
                                may_create, "admin or DB_OWNER",
                                "log in as admin, or grant(userId, DB_OWNER) so the user can create the databases"))
+    for name, value, ok, need, fix in judge_layouts(facts, config):
+        report.checks.append(Check(name, value, ok, need, fix))
     # fallbacks for features the version does not document
     usable = list(metrics) if metrics is not None else None
     wmin, _, wfall = FEATURES["wilder in reactive state engines"]

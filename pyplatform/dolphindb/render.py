@@ -58,7 +58,13 @@ class DeployConfig:
         First VALUE partition of the daily-partitioned databases (more are added as data
         arrives when the server runs with ``newValuePartitionPolicy=add``).
     first_month, last_month : str
-        ``YYYY.MM`` range of the monthly VALUE partitions (daily bars, signals).
+        ``YYYY.MM`` range of the monthly VALUE partitions created up front (1-minute bars,
+        signals); later months are added as data arrives (``newValuePartitionPolicy=add``).
+    daily_first_year, daily_last_year : int
+        Years covered by the daily-bar database's yearly RANGE partitions (issue 15 item 12:
+        a month of daily bars is ~7 MB for 5,000 symbols, a year ~81 MB). RANGE partitions
+        are fixed: rows outside ``[daily_first_year, daily_last_year + 1)`` are not written
+        (``addRangePartitions`` extends them), so the default spans 1970-2099.
     tick_cache_size, cache_size : int
         Rows kept in memory by the tick stream table and by the others.
     retention_minutes : int
@@ -113,6 +119,8 @@ class DeployConfig:
     first_day: date = date(2020, 1, 1)
     first_month: str = "2000.01"
     last_month: str = "2040.12"
+    daily_first_year: int = 1970
+    daily_last_year: int = 2099
     tick_cache_size: int = 1_000_000
     cache_size: int = 100_000
     retention_minutes: int = 1440
@@ -147,6 +155,13 @@ class DeployConfig:
             # updateTime cannot be set" -- the server would refuse the engine at deploy
             raise ValueError("DeployConfig.bar_accepted_delay_ms and bar_force_trigger_ms cannot both be set: "
                              "createTimeSeriesEngine does not accept acceptedDelay together with forceTriggerTime")
+        for name in ("daily_first_year", "daily_last_year"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1900 <= value <= 2200:
+                raise ValueError(f"DeployConfig.{name} must be a year between 1900 and 2200, got {value!r}")
+        if self.daily_first_year > self.daily_last_year:
+            raise ValueError("DeployConfig.daily_first_year must not be after daily_last_year, got "
+                             f"{self.daily_first_year} > {self.daily_last_year}")
         if not self.dfs_throttle > 0:
             raise ValueError(f"DeployConfig.dfs_throttle must be > 0 seconds, got {self.dfs_throttle!r}")
         for name in ("first_month", "last_month"):
@@ -397,6 +412,10 @@ def context(config: DeployConfig, metrics: list[FactorMetric]) -> dict[str, str]
         "first_day_plus_1": date.fromordinal(c.first_day.toordinal() + 1).strftime("%Y.%m.%d"),
         "first_month": c.first_month + "M",
         "last_month": c.last_month + "M",
+        # yearly RANGE boundaries of the daily bars: daily_first_year.01M + (0..n) * 12
+        "daily_first_year": str(c.daily_first_year),
+        "daily_years": str(c.daily_last_year - c.daily_first_year + 1),
+        "daily_end_year": str(c.daily_last_year + 1),
         "tick_cache_size": str(c.tick_cache_size),
         "cache_size": str(c.cache_size),
         "retention_minutes": str(c.retention_minutes),

@@ -203,6 +203,16 @@ _TABLE = [
     ("bool(X)", f"{_DOCS}/b/bool.html"),
     ("dict(keyObj, valueObj, [ordered=false])", f"{_DOCS}/d/dict.html"),
     ("not(X)", f"{_DOCS}/n/not.html"),
+    # --- partition layout check (preflight) and migration (pyplatform/dolphindb/layout.py) --
+    # schema(dbHandle): partitionTypeName, partitionSchema (one scheme per COMPO level)
+    ("schema(table|dbHandle)", f"{_DOCS}/s/schema.html"),
+    ("type(X)", f"{_DOCS}/t/type.html"),
+    # sqlDS: one data source per partition of the queried table; mr runs mapFunc on each
+    # (Tutorials_CN database.md: repartitionDS/sqlDS + mr to copy a DFS table into a new scheme)
+    ("sqlDS(sqlObj, [forcePartition=false])", f"{_DOCS}/s/sqlDS.html"),
+    ("mr(ds, mapFunc, [reduceFunc], [finalFunc], [parallel=true])", f"{_DOCS}/m/mr.html"),
+    ("tableInsert(table, args, ...)", f"{_DOCS}/t/tableInsert.html"),
+    ("size(X)", f"{_DOCS}/s/size.html"),
 ]
 
 SIGNATURES: dict[str, Signature] = {}

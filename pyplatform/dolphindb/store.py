@@ -140,16 +140,15 @@ class DolphinDBStore:
     def _chunks(self, table: str, lo: int | None, hi: int | None) -> list[tuple[int | None, int | None]]:
         """``[lo, hi)`` split so that no piece spans more than the widest safe window.
 
-        Open ends are closed with the table's VALUE day partitions (``schema(t).partitionSchema``,
+        Open ends are closed with the table's VALUE time partitions (``schema(t).partitionSchema``,
         read only when needed); if those cannot be read the range is queried as one piece."""
         widest = self._widest_window(table)
         if widest is None or (lo is not None and hi is not None and hi - lo <= widest):
             return [(lo, hi)]
-        days = self._partition_days(table)
-        if days is None or len(days) == 0:
+        bounds = self._partition_bounds(table)
+        if bounds is None:
             return [(lo, hi)]
-        day = 86_400_000_000_000
-        first, last = int(days.min()) * day, (int(days.max()) + 1) * day
+        first, last = bounds
         # no row lies outside the partitions, so the range can be clipped to them
         a = first if lo is None else max(lo, first)
         b = last if hi is None else min(hi, last)
@@ -161,14 +160,22 @@ class DolphinDBStore:
             a += widest
         return out
 
-    def _partition_days(self, table: str):
-        """The first-level VALUE partitions (days since the epoch) of a daily-partitioned table."""
+    def _partition_bounds(self, table: str) -> tuple[int, int] | None:
+        """``[first, end)`` in ns covered by the first-level VALUE partitions of a
+        time-partitioned table: days (DATE) for ticks and factors, months (MONTH) for
+        1-minute bars, each partition ending where the next unit starts."""
         try:
             got = self.session.run(f"schema({dsql.dfs_ref(self.config, table)}).partitionSchema[0]")
         except Exception:  # an older server or a different scheme: read unchunked
             return None
         try:
-            return np.asarray(got).astype("datetime64[D]").astype(np.int64)
+            arr = np.asarray(got)
+            if len(arr) == 0 or not np.issubdtype(arr.dtype, np.datetime64):
+                return None
+            unit = np.datetime_data(arr.dtype)[0]
+            first = arr.min().astype("datetime64[ns]").astype(np.int64)
+            end = (arr.max() + np.timedelta64(1, unit)).astype("datetime64[ns]").astype(np.int64)
+            return int(first), int(end)
         except (TypeError, ValueError):
             return None
 
@@ -202,14 +209,18 @@ class DolphinDBStore:
 
     def _widest_window(self, table: str) -> int | None:
         """The longest look-back (ns) a query of ``table`` may span without exceeding
-        ``maxPartitionNumPerQuery``: daily VALUE partitions x HASH buckets per day (None for
-        the monthly-partitioned tables, which never come near the limit)."""
-        buckets = {"ticks": self.config.tick_hash_buckets, "bars_1m": self.config.bar_hash_buckets,
-                   "factors": self.config.factor_hash_buckets}.get(table)
-        if buckets is None:
-            return None
-        days = max(1, self.max_partitions_per_query // buckets - 1)
-        return days * 86_400_000_000_000
+        ``maxPartitionNumPerQuery``: VALUE time partitions x HASH buckets per partition
+        (ticks and factors by day; 1-minute bars by month, counted at 28 days so that a
+        window never spans more months than allowed). None for the yearly daily bars and
+        the monthly signals, which have no HASH level and never come near the limit."""
+        per_day = {"ticks": self.config.tick_hash_buckets, "factors": self.config.factor_hash_buckets}
+        day = 86_400_000_000_000
+        if table in per_day:
+            return max(1, self.max_partitions_per_query // per_day[table] - 1) * day
+        if table == "bars_1m":
+            # a window of k*28 days touches at most k+1 calendar months
+            return max(1, self.max_partitions_per_query // self.config.bar_hash_buckets - 1) * 28 * day
+        return None
 
     def resample(self, source_table: str, freq: str, symbols=None, start=None, end=None, as_arrow: bool = False):
         """OHLCV bars of width ``freq`` from ``ticks`` or finer bars (epoch-aligned, start-stamped)."""

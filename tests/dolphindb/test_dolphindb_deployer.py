@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pyplatform.dolphindb import sql as dsql
+from pyplatform.dolphindb.layout import migration_script
 from pyplatform.dolphindb.deployer import DeployCheckError, Deployer, deploy_plan, status_script, undeploy_plan
 from pyplatform.dolphindb.dos_parse import parse_calls
 from pyplatform.dolphindb.plan import signature_problems
@@ -93,7 +94,8 @@ def test_every_documented_signature_is_used_and_every_use_is_documented():
               dsql.resample_sql(CFG, "ticks", 60_000_000_000, None, None, None),
               dsql.resample_sql(CFG, "bars_1m", 60_000_000_000, None, None, None),
               dsql.asof_script(CFG, "bars_1m", None, ["A.US"], None, 1), dsql.symbols_sql(CFG, "factors"),
-              persistence_meta_script("pp_signals"), preflight_script(CFG), snapshot_dir_script(CFG)]
+              persistence_meta_script("pp_signals"), preflight_script(CFG), snapshot_dir_script(CFG),
+              migration_script(CFG)]
     scripts = [RenderedScript(f"s{i}", t) for i, t in enumerate(texts)]
     assert signature_problems(scripts) == []
     used = {c.name for t in texts for c in parse_calls(t)}

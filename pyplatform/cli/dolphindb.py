@@ -129,3 +129,30 @@ def status(prefix: str = _PREFIX, snapshot_dir: str | None = _SNAP) -> None:
         typer.echo(line)
     for kind, names in deployer.status().items():
         typer.echo(f"{kind}: {', '.join(names) if names else '(none)'}")
+
+
+@app.command()
+def migrate(prefix: str = _PREFIX, table: list[str] = typer.Option(
+                [], "--table", help="Database to migrate (repeat); default: those the preflight finds in an older "
+                                    "layout (with --dry-run: every database whose layout changed)."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Print the DolphinDB script; connect to nothing."),
+            yes: bool = typer.Option(False, "--yes", help="Confirm: the old databases are dropped after the copy.")
+            ) -> None:
+    """Copy DFS databases created with an older partition scheme into the current one
+    (create a copy, sqlDS + mr copy, count check, drop, recreate, copy back). Undeploy first."""
+    from pyplatform.dolphindb.layout import MIGRATABLE, migration_script
+
+    config = _config(prefix, False, None, [])
+    if dry_run:
+        try:
+            typer.echo(migration_script(config, tuple(table) or MIGRATABLE), nl=False)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        return
+    if not yes:
+        typer.echo("migrate drops each old database once its copy is checked; add --yes to confirm "
+                   "(or --dry-run to read the script)", err=True)
+        raise typer.Exit(2)
+    deployer, target = _deployer(prefix, False, None, [])
+    done, _ = deployer.migrate(tuple(table) or None, progress=typer.echo)
+    typer.echo(f"migrated {', '.join(done)} on {target}" if done else "every database already has the current layout")

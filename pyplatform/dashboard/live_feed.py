@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.dashboard.live import LiveBuffer
 
 __all__ = ["LiveFeed", "route_rows"]
@@ -59,17 +59,20 @@ class LiveFeed:
     symbols : list of str or "*"
     flush_s : float
         How often collected rows are handed over and the connection state is checked.
+    clock : Clock
+        Keyword, required: stamps the connection-state changes the dashboard shows
+        (``LiveClock()`` in ``pyplatform dash`` and the demo).
     client_factory : callable, optional
         Builds the client (tests pass one with short back-offs).
     """
 
     def __init__(self, buffer: LiveBuffer, url: str, token, topics=("bars", "quotes", "signals"),
-                 symbols="*", *, flush_s: float = 0.1, clock: Clock | None = None,
+                 symbols="*", *, flush_s: float = 0.1, clock: Clock,
                  client_factory: Callable | None = None, **client_kw) -> None:
         from pyplatform.client import SignalClient
 
         self.buffer = buffer
-        self.clock = clock or LiveClock()
+        self.clock = clock
         factory = client_factory or SignalClient
         self.client = factory(url, token, list(topics), symbols, **client_kw)
         self.flush_s = flush_s

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from pyplatform.clock import SimClock
+from pyplatform.clock import LiveClock, SimClock
 from pyplatform.dashboard.live import LiveBuffer
 from pyplatform.dashboard.live_feed import LiveFeed
 from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
@@ -38,7 +38,7 @@ def test_feed_fills_the_buffer_and_reports_a_dropped_service(tmp_path):
     service = _ServiceThread(tables, verifier)
     url = service.start()
     buf = LiveBuffer()
-    feed = LiveFeed(buf, url, token, flush_s=0.05, backoff_s=0.05, backoff_max_s=0.2).start()
+    feed = LiveFeed(buf, url, token, flush_s=0.05, clock=LiveClock(), backoff_s=0.05, backoff_max_s=0.2).start()
     try:
         _wait(lambda: buf.connection.state == "connected")
         t0 = 1_767_225_600_000_000_000  # 2026-01-01
@@ -66,3 +66,36 @@ def test_feed_fills_the_buffer_and_reports_a_dropped_service(tmp_path):
     finally:
         feed.stop()
     assert buf.connection.state == "offline"
+
+
+class _IdleClient:
+    """A client that never connects: the feed's own state changes are all that happen."""
+
+    url = "ws://nowhere"
+    connects = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        import asyncio
+
+        self._closed = asyncio.Event()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        await self._closed.wait()
+        raise StopAsyncIteration
+
+    async def close(self) -> None:
+        self._closed.set()
+
+
+def test_the_feed_needs_a_clock_and_stamps_connection_states_with_it():
+    with pytest.raises(TypeError):
+        LiveFeed(LiveBuffer(), "ws://nowhere", "t", client_factory=_IdleClient)
+    clock, buf = SimClock(1_000), LiveBuffer()
+    feed = LiveFeed(buf, "ws://nowhere", "t", flush_s=0.01, clock=clock, client_factory=_IdleClient).start()
+    assert (buf.connection.state, buf.connection.since_ns) == ("connecting", 1_000)
+    clock.set(5_000)
+    feed.stop()
+    assert (buf.connection.state, buf.connection.since_ns) == ("offline", 5_000)

@@ -32,10 +32,11 @@ def run(
     if signal_url:
         if token_file is None:
             raise typer.BadParameter("--signal-url needs --token-file (the token is a secret)", param_hint="--token-file")
+        from pyplatform.clock import LiveClock
         from pyplatform.dashboard.live_feed import LiveFeed
 
         token = token_file.read_text().strip()
-        feed = LiveFeed(dash_app.pyplatform.live, signal_url, token).start()
+        feed = LiveFeed(dash_app.pyplatform.live, signal_url, token, clock=LiveClock()).start()
     for page, why in dash_app.pyplatform.unavailable.items():
         typer.echo(f"note: {page} page: {why}", err=True)
     host = host or settings.dash_host
@@ -56,6 +57,6 @@ def bench(
     years: int = typer.Option(10, help="Years of 1-minute bars to generate when no data dir is given."),
 ) -> None:
     """K-line callback latency on years of 1-minute bars, beside a naive pandas resample."""
-    from pyplatform.dashboard.bench import _print_table, run_bench
+    from pyplatform.bench.dashboard import print_table, run_bench
 
-    _print_table(run_bench(data_dir, symbol, repeats, years))
+    print_table(run_bench(data_dir, symbol, repeats, years))

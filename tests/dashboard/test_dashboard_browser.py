@@ -160,12 +160,14 @@ def test_live_bar_appears_after_a_tick_is_published(session, market_frames, scre
     """End to end: a quote published into the signal service's stream table reaches the chart
     through the real service, the client library and the app's buffer; a dropped service shows."""
     from dashboard_helpers import quotes_batch, start_signal_service
+    from pyplatform.clock import LiveClock
     from pyplatform.dashboard.live_feed import LiveFeed
     from pyplatform.domain.market import Depth, DepthLevel
 
     duo, app, buf = session.open("/")
     service, tables, token = start_signal_service(tmp_path)
-    feed = LiveFeed(buf, service.svc.url, token, flush_s=0.05, backoff_s=0.05, backoff_max_s=0.2).start()
+    feed = LiveFeed(buf, service.svc.url, token, flush_s=0.05, clock=LiveClock(), backoff_s=0.05,
+                    backoff_max_s=0.2).start()
     try:
         duo.wait_for_text_to_equal("#live-badge", "● live", timeout=15)
         _wait_status(duo, lambda t: t.startswith("AAA.US"))

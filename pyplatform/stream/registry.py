@@ -13,7 +13,8 @@ import pyarrow as pa
 from pyplatform.clock import Clock
 from pyplatform.stream.errors import SchemaError
 from pyplatform.stream.options import TableOptions
-from pyplatform.stream.table import StreamTable, _reconcile
+from pyplatform.stream.schema import reconcile
+from pyplatform.stream.table import StreamTable
 
 __all__ = ["StreamTables"]
 
@@ -25,12 +26,14 @@ class StreamTables:
     ----------
     directory : path, optional
         Parent folder of every table's log (e.g. ``settings.path("stream")``).
+    clock : Clock
+        The clock of every table created here (keyword, required; see :class:`StreamTable`).
     options : TableOptions, optional
         Defaults for tables created here; ``get_table(..., **overrides)`` refines them.
     """
 
-    def __init__(self, directory: str | Path | None = None, *, options: TableOptions | None = None,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, *, clock: Clock,
+                 options: TableOptions | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.options = options or TableOptions()
         self.clock = clock
@@ -38,15 +41,18 @@ class StreamTables:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings=None, **options) -> StreamTables:
+    def from_settings(cls, settings=None, clock: Clock | None = None, **options) -> StreamTables:
         """Tables under ``settings.path("stream")`` with the configured fsync policy.
 
+        A builder at the edge: ``clock`` defaults to the live clock here (and only here).
         ``options`` are further :class:`TableOptions` fields (e.g. ``retention_age_s``).
         """
+        from pyplatform.clock import LiveClock
         from pyplatform.config import get_settings
 
         settings = settings or get_settings()
-        return cls(settings.path("stream"), options=TableOptions(fsync=settings.fsync, **options))
+        return cls(settings.path("stream"), clock=clock if clock is not None else LiveClock(),
+                   options=TableOptions(fsync=settings.fsync, **options))
 
     def get_table(self, name: str, schema: pa.Schema | None = None, **overrides) -> StreamTable:
         """The table ``name``: already open, reopened from disk, or created with ``schema``.
@@ -65,7 +71,7 @@ class StreamTables:
                     # The differences schema evolution makes (columns added since, or new
                     # nullable ones asked for) are fine; anything else is an error.
                     try:
-                        new = _reconcile(name, self.directory, table.schema, schema)
+                        new = reconcile(name, self.directory, table.schema, schema)
                     except SchemaError:
                         raise SchemaError(f"stream table {name!r} exists with schema {table.schema}, not {schema}") from None
                     if new:

@@ -3,11 +3,14 @@
 One writer and many readers may use a table from different threads. The writer only
 takes the table lock to number rows and write one frame; subscribers read lazily from the
 in-memory window or the on-disk log, so a slow subscriber never holds up the writer.
+
+The table composes its parts: the segment log (:mod:`.log`), the memory window and the
+log's retention (:mod:`.window`), schema evolution (:mod:`.schema`), acknowledged offsets
+(:mod:`.acks`) and subscriptions (:mod:`.subscription`).
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 from collections.abc import Callable
@@ -17,41 +20,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
+from pyplatform.stream import schema as schemas
 from pyplatform.stream.acks import AckStore, check_name
-from pyplatform.stream.coerce import ADDED_AT_KEY, OFFSET_COLUMN, coerce_batch, conform_batch, is_optional
-from pyplatform.stream.errors import RetentionError, SchemaError
-from pyplatform.stream.log import NO_TAG, SegmentLog, added_at, read_schema, write_schema
+from pyplatform.stream.coerce import OFFSET_COLUMN, coerce_batch, conform_batch
+from pyplatform.stream.errors import RetentionError
+from pyplatform.stream.log import NO_TAG, SegmentLog, write_schema
 from pyplatform.stream.options import TableOptions
 from pyplatform.stream.subscription import OFFSET_ACKED, OFFSET_NEW, OFFSET_OLDEST, Subscription
+from pyplatform.stream.window import MemoryWindow, Retention
 
 __all__ = ["StreamTable"]
 
 log = logging.getLogger(__name__)
-
-
-def _reconcile(name: str, directory: Path, stored: pa.Schema, passed: pa.Schema) -> list[pa.Field]:
-    """Columns to add when a table is reopened with ``passed`` but was stored as ``stored``.
-
-    Accepted differences are the ones schema evolution makes: the stored table has
-    columns added since (``passed`` is what the creator still asks for), or ``passed``
-    asks for new nullable columns. Anything else (a type change, a missing required
-    column) is an error naming both schemas.
-    """
-    def mismatch(why: str) -> SchemaError:
-        return SchemaError(f"stream table {name!r} in {directory} was created with schema {stored} "
-                           f"which differs from the schema passed now {passed}: {why}")
-
-    for f in passed:
-        if f.name in stored.names and stored.field(f.name).type != f.type:
-            raise mismatch(f"column {f.name!r} is {stored.field(f.name).type} on disk, {f.type} now")
-    gone = [f.name for f in stored if f.name not in passed.names and not is_optional(f)]
-    if gone:
-        raise mismatch(f"stored column(s) {gone} are not in the schema passed now")
-    new = [f for f in passed if f.name not in stored.names]
-    if any(not f.nullable for f in new):
-        raise mismatch(f"new column(s) {[f.name for f in new if not f.nullable]} are not nullable")
-    return new
 
 
 class StreamTable:
@@ -66,52 +47,39 @@ class StreamTable:
     directory : path, optional
         Parent folder; the log lives in ``directory/name``. None keeps the table in memory
         only (``memory_rows`` is then its retention).
+    clock : Clock
+        Source of append times for age-based retention (keyword, required: a table in a
+        backtest or replay must not read wall time by accident; the builders at the edge
+        pass :class:`~pyplatform.clock.LiveClock`).
     options : TableOptions, optional
         Memory window, fsync policy, segment size and retention; keyword ``overrides``
         replace single fields.
-    clock : Clock, optional
-        Source of append times for age-based retention (default: the live clock).
 
     Examples
     --------
+    >>> from pyplatform.clock import SimClock
     >>> from pyplatform.domain.schemas import TICKS
-    >>> t = StreamTable("ticks", TICKS)
+    >>> t = StreamTable("ticks", TICKS, clock=SimClock())
     >>> t.append({"ts": [1], "symbol": ["AAPL.US"], "price": [1.0], "volume": [5.0],
     ...           "side": [1], "bid": [0.9], "ask": [1.1]})
     (0, 0)
     """
 
     def __init__(self, name: str, schema: pa.Schema | None = None, directory: str | Path | None = None,
-                 *, options: TableOptions | None = None, clock: Clock | None = None, **overrides) -> None:
+                 *, clock: Clock, options: TableOptions | None = None, **overrides) -> None:
         self.name = check_name("table", name)
         self.options = replace(options or TableOptions(), **overrides)
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.directory = Path(directory) / name if directory is not None else None
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._log: SegmentLog | None = None
-        evolve: list[pa.Field] = []
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            stored = read_schema(self.directory)
-            if schema is None and stored is None:
-                raise ValueError(f"stream table {name!r} has no stored schema in {self.directory}: pass schema=")
-            if schema is not None and stored is not None and not stored.equals(schema):
-                evolve = _reconcile(name, self.directory, stored, schema)
-            schema = stored if stored is not None else schema
-            if stored is None:
-                write_schema(self.directory, schema)
-        if schema is None:
-            raise ValueError(f"stream table {name!r}: schema is required for an in-memory table")
-        if OFFSET_COLUMN in schema.names:
-            raise SchemaError(f"stream table {name!r}: column name {OFFSET_COLUMN!r} is reserved for row offsets")
+        schema, evolve = schemas.open_schema(name, self.directory, schema)
         self.schema = schema
         self._acks = AckStore(self.directory)
-        # In-memory window: whole appended batches, newest last.
-        self._mem: list[pa.RecordBatch] = []
-        self._mem_first: list[int] = []
-        self._mem_rows = 0
-        self._mem_head = 0  # entries before this index were evicted (compacted in bulk)
+        self._retention = Retention(self.options)
         self._next = 0
         self._oldest = 0
         if self.directory is not None:
@@ -121,7 +89,13 @@ class StreamTable:
             if self._log.next_offset is not None:
                 self._next = self._log.next_offset
                 self._oldest = self._log.oldest_offset
-            self._repair_added_at()
+            fixed = schemas.repair_added_at(self.schema, self._next)
+            if fixed is not None:
+                write_schema(self.directory, fixed)
+                self._log.set_schema(fixed)
+                self.schema = fixed
+        self._window = MemoryWindow(self.options.memory_rows, self._next)
+        self._mem_tag: int | None = None  # last_tag of a table without a log
         self._subs: dict[str, Subscription] = {}
         self._listeners: list[Callable[[int, int], None]] = []
         self._started = False
@@ -150,7 +124,7 @@ class StreamTable:
         with self._lock:
             if self._log is not None:
                 return self._log.last_tag
-            return getattr(self, "_mem_tag", None)
+            return self._mem_tag
 
     # -- schema evolution -----------------------------------------------------------------
     def add_columns(self, fields) -> pa.Schema:
@@ -178,34 +152,13 @@ class StreamTable:
             A field is not nullable (earlier rows have no value), is named ``offset``,
             is listed twice, or exists already with another type.
         """
-        wanted: list[pa.Field] = []
-        for f in fields:
-            f = f if isinstance(f, pa.Field) else pa.field(*f)
-            if f.name == OFFSET_COLUMN:
-                raise SchemaError(f"stream table {self.name!r}: column name {OFFSET_COLUMN!r} is reserved for row offsets")
-            if not f.nullable:
-                raise SchemaError(f"stream table {self.name!r}: added column {f.name!r} must be nullable "
-                                  "(rows appended before it have no value)")
-            if any(w.name == f.name for w in wanted):
-                raise SchemaError(f"stream table {self.name!r}: column {f.name!r} is listed twice")
-            wanted.append(f)
+        wanted = schemas.new_fields(self.name, fields)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"stream table {self.name!r} is closed")
-            new: list[pa.Field] = []
-            for f in wanted:
-                if f.name in self.schema.names:
-                    have = self.schema.field(f.name)
-                    if have.type != f.type:
-                        raise SchemaError(f"stream table {self.name!r}: column {f.name!r} exists as {have.type}, "
-                                          f"cannot add it as {f.type}")
-                    continue
-                md = dict(f.metadata or {})
-                md[ADDED_AT_KEY] = str(self._next).encode()
-                new.append(f.with_metadata(md))
+            schema, new = schemas.extend(self.name, self.schema, wanted, self._next)
             if not new:
                 return self.schema
-            schema = pa.schema(list(self.schema) + new, metadata=self.schema.metadata)
             if self._log is not None:
                 # Frames before the change must be durable before the schema saying where
                 # the change happened is: otherwise a crash could lose rows below
@@ -213,30 +166,11 @@ class StreamTable:
                 self._log.flush()
                 write_schema(self.directory, schema)
                 self._log.set_schema(schema)
-            # The memory window is re-shaped once here (null columns are cheap), so reads
-            # and subscribers never see two schemas.
-            head = self._mem_head
-            for i in range(head, len(self._mem)):
-                if self._mem[i] is not None:
-                    self._mem[i] = conform_batch(self._mem[i], schema)
+            self._window.conform(schema)
             self.schema = schema
             self._cond.notify_all()
         log.info("stream table %r: added columns %s at offset %d", self.name, [f.name for f in new], self._next)
         return schema
-
-    def _repair_added_at(self) -> None:
-        # add_columns fsyncs the log before writing the schema, so on disk no evolved
-        # column starts beyond the last row. If one does (the log was cut by hand, or lost
-        # un-fsynced rows under fsync="never"), no frame holds it yet: it starts at the
-        # next row instead, which keeps every frame decodable.
-        late = [f for f in self.schema if added_at(f) > self._next]
-        if not late or self._log is None:
-            return
-        fixed = pa.schema([f.with_metadata({**(f.metadata or {}), ADDED_AT_KEY: str(self._next).encode()})
-                           if f in late else f for f in self.schema], metadata=self.schema.metadata)
-        write_schema(self.directory, fixed)
-        self._log.set_schema(fixed)
-        self.schema = fixed
 
     # -- writing ------------------------------------------------------------------------
     def append(self, batch, *, tag: int | None = None) -> tuple[int, int]:
@@ -281,18 +215,8 @@ class StreamTable:
             elif tag is not None:
                 self._mem_tag = int(tag)
             self._next = first + n
-            self._mem.append(rb)
-            self._mem_first.append(first)
-            self._mem_rows += n
-            self._trim_memory()
-            if self._log is not None:
-                opts = self.options
-                if opts.retention_rows is not None or opts.retention_bytes is not None or opts.retention_age_s is not None:
-                    self._log.enforce_retention(
-                        rows=opts.retention_rows, nbytes=opts.retention_bytes,
-                        age_ns=None if opts.retention_age_s is None else int(opts.retention_age_s * 1e9),
-                        now_ns=now)
-                    self._oldest = self._log.oldest_offset
+            self._window.append(rb, first)
+            self._retain(now)
             self._cond.notify_all()
             listeners = list(self._listeners)
         for fn in listeners:
@@ -302,22 +226,16 @@ class StreamTable:
                 log.exception("stream table %r: listener %r failed", self.name, fn)
         return first, first + n - 1
 
-    def _trim_memory(self) -> None:
-        # Keep at least the newest batch; evict whole old batches beyond the window. Evicted
-        # entries are skipped by index and compacted in bulk: deleting from the front of a
-        # list per append would make tiny appends O(window).
-        mem, limit, head = self._mem, self.options.memory_rows, self._mem_head
-        while len(mem) - head > 1 and self._mem_rows - mem[head].num_rows >= limit:
-            self._mem_rows -= mem[head].num_rows
-            mem[head] = None  # release the batch now
-            head += 1
-        if head > 1024 and head * 2 > len(mem):
-            del mem[:head]
-            del self._mem_first[:head]
-            head = 0
-        self._mem_head = head
+    def _retain(self, now_ns: int) -> int:
+        """Apply retention (lock held); return log segments deleted. Without a log the
+        memory window is the retention: the oldest row is its first."""
         if self._log is None:
-            self._oldest = self._mem_first[head] if len(self._mem_first) > head else self._next
+            self._oldest = self._window.first_offset
+            return 0
+        deleted = self._retention.apply(self._log, now_ns)
+        oldest = self._log.oldest_offset
+        self._oldest = oldest if oldest is not None else self._next
+        return deleted
 
     def _timed_flush(self) -> None:
         with self._lock:
@@ -336,13 +254,7 @@ class StreamTable:
         with self._lock:
             if self._log is None:
                 return 0
-            opts = self.options
-            n = self._log.enforce_retention(
-                rows=opts.retention_rows, nbytes=opts.retention_bytes,
-                age_ns=None if opts.retention_age_s is None else int(opts.retention_age_s * 1e9),
-                now_ns=self.clock.now_ns())
-            self._oldest = self._log.oldest_offset if self._log.oldest_offset is not None else self._next
-            return n
+            return self._retain(self.clock.now_ns())
 
     # -- reading ------------------------------------------------------------------------
     def read(self, start: int | None = None, end: int | None = None) -> pa.Table:
@@ -365,19 +277,10 @@ class StreamTable:
                 raise RetentionError(self.name, start, self._oldest)
             end = max(end, start)
             batches: list[pa.RecordBatch] = []
-            head = self._mem_head
-            mem_start = self._mem_first[head] if len(self._mem_first) > head else self._next
+            mem_start = self._window.first_offset
             if start < mem_start and self._log is not None:
                 batches += self._log.read(start, min(end, mem_start))
-            lo = max(start, mem_start)
-            if lo < end:
-                i = max(bisect.bisect_right(self._mem_first, lo, head) - 1, head)
-                while i < len(self._mem) and self._mem_first[i] < end:
-                    f0, rb = self._mem_first[i], self._mem[i]
-                    a, b = max(lo, f0) - f0, min(end, f0 + rb.num_rows) - f0
-                    if b > a:
-                        batches.append(rb if (a, b) == (0, rb.num_rows) else rb.slice(a, b - a))
-                    i += 1
+            batches += self._window.slices(start, end)
         table = pa.Table.from_batches(batches, schema=self.schema)
         return table.append_column(OFFSET_COLUMN, pa.array(np.arange(start, end, dtype=np.int64)))
 

@@ -260,3 +260,36 @@ def test_registry_from_settings_uses_data_dir_and_fsync_policy(tmp_path):
     assert t.options.fsync == "always" and t.options.retention_rows == 10
     assert t.directory == tmp_path / "stream" / "ticks"
     reg.close()
+
+
+def test_a_table_and_a_registry_need_a_clock(tmp_path):
+    # A table that silently read wall time would make a backtest's age retention depend on
+    # when it ran: the clock has no default.
+    with pytest.raises(TypeError, match="clock"):
+        StreamTable("ticks", TICKS)
+    with pytest.raises(TypeError, match="clock"):
+        StreamTable("ticks", TICKS, tmp_path)
+    with pytest.raises(TypeError, match="clock"):
+        StreamTables(tmp_path)
+
+
+def test_the_sim_clock_of_a_registry_drives_age_retention_on_append(tmp_path):
+    clock = SimClock(10**18)
+    reg = StreamTables(tmp_path, clock=clock)
+    t = reg.get_table("ticks", TICKS, segment_bytes=1000, retention_age_s=60)
+    assert t.clock is clock
+    for i in range(10):
+        t.append(make_ticks(5, 5 * i))
+    segments = sorted((tmp_path / "ticks").glob("*.seg"), key=lambda p: int(p.stem))
+    assert len(segments) > 2 and t.oldest_offset == 0  # nothing is older than 60 s of sim time
+    clock.advance(59 * 10**9)
+    t.append(make_ticks(5, 50))
+    assert t.oldest_offset == 0  # 59 s: still kept (wall time passing changes nothing)
+    clock.advance(2 * 10**9)
+    t.append(make_ticks(5, 55))  # the append applies retention at the clock's 61 s
+    left = sorted((tmp_path / "ticks").glob("*.seg"), key=lambda p: int(p.stem))
+    assert t.oldest_offset == int(left[0].stem) > 0 and len(left) < len(segments)
+    with pytest.raises(RetentionError):
+        t.read(0)
+    assert t.read(t.oldest_offset).column("offset").to_pylist() == list(range(t.oldest_offset, 60))
+    reg.close()

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.config import mask_value
 from pyplatform.feeds.decoder import FeedDecoder
 from pyplatform.feeds.ingest import Gap, Ingestor
@@ -176,17 +176,18 @@ class ITickClient:
     config : FeedConfig
     ingestor : Ingestor
         Where decoded data is written (tick/quote/depth tables, cache, dedupe).
-    clock : Clock, optional
-        Timestamps for pings and depth messages without ``t``.
+    clock : Clock
+        Timestamps for pings, receive times and depth messages without ``t`` (required:
+        ``LiveClock()`` for a live feed).
     on_gap : callable, optional
         Called with each :class:`Gap` closed after a reconnect/restart (e.g. REST backfill).
     """
 
-    def __init__(self, config: FeedConfig, ingestor: Ingestor, clock: Clock | None = None,
+    def __init__(self, config: FeedConfig, ingestor: Ingestor, clock: Clock,
                  on_gap: Callable[[Gap], object] | None = None, seed: int | None = None) -> None:
         self.config = config
         self.ingestor = ingestor
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.on_gap = on_gap
         self.decoder = FeedDecoder(config.symbols)
         self.stats = FeedStats()

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.domain.schemas import BARS, TICKS
 
 __all__ = ["release_times", "replay", "bars_to_ticks", "load_history", "ReplayResult"]
@@ -83,7 +83,7 @@ async def _sleep_live(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-async def replay(rows: pa.Table, table, clock: Clock | None = None, speed: float | None = 1.0, *,
+async def replay(rows: pa.Table, table, clock: Clock, speed: float | None = 1.0, *,
                  sleep: Callable[[float], Awaitable[None]] | None = None, max_batch: int = 65_536,
                  stop: asyncio.Event | None = None, progress: Callable[[int], object] | None = None) -> ReplayResult:
     """Append ``rows`` (sorted by ``ts`` here) into ``table`` on ``clock`` at ``speed``.
@@ -95,7 +95,8 @@ async def replay(rows: pa.Table, table, clock: Clock | None = None, speed: float
     table : StreamTable-like
         ``append(batch)``.
     clock : Clock
-        Live by default; pass a SimClock and a ``sleep`` that advances it in tests.
+        Required: ``LiveClock()`` to replay in real time, a SimClock and a ``sleep`` that
+        advances it in tests.
     speed : float or None
         1 = real time, 10 = ten times faster, None = as fast as possible.
     sleep : async callable(seconds)
@@ -104,7 +105,6 @@ async def replay(rows: pa.Table, table, clock: Clock | None = None, speed: float
         Most rows per append.
     progress : callable(rows_done), optional
     """
-    clock = clock or LiveClock()
     sleep = sleep or _sleep_live
     rows = rows.sort_by("ts") if rows.num_rows else rows
     ts = rows.column("ts").to_numpy() if rows.num_rows else np.empty(0, np.int64)

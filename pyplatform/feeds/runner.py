@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 
-from pyplatform.clock import Clock
+from pyplatform.clock import Clock, LiveClock
 from pyplatform.config import Settings
 from pyplatform.feeds.cache import RecentCache
 from pyplatform.feeds.client import FeedConfig, ITickClient
@@ -118,6 +118,9 @@ async def run_feed(settings: Settings, tables, symbols: Iterable[str], stop_even
         LMDB cache directory (default ``data_dir/feeds/cache``); restored on start.
     bar_writer : callable, optional
         Where REST-backfilled bars go (default: the history store's ``bars_1m``).
+    clock : Clock, optional
+        The clients' clock; this is a builder from settings, so without one it picks
+        ``LiveClock()`` (the one place on the feed path that does).
     clients_out : list, optional
         Receives the clients as soon as they exist (to watch their ``stats``: ``state`` is
         ``running``, ``stopped`` or ``failed`` with the exception in ``fatal``).
@@ -142,6 +145,7 @@ async def run_feed(settings: Settings, tables, symbols: Iterable[str], stop_even
         When more than one endpoint failed (``errors`` has each).
     """
     symbols = list(symbols)
+    clock = clock or LiveClock()
     secret = token if token is not None else (settings.itick_token.get_secret_value() if settings.itick_token else "")
     ticks, quotes, depth = _table(tables, "ticks", TICKS), _table(tables, "quotes", QUOTES), _table(tables, "depth", DEPTH)
     cache = RecentCache(cache_dir or settings.path("feeds", "cache"))
@@ -168,7 +172,7 @@ async def run_feed(settings: Settings, tables, symbols: Iterable[str], stop_even
     try:
         for endpoint, syms in endpoints_for(url or settings.itick_ws_url, symbols, settings.itick_ws_paths).items():
             cfg = FeedConfig(url=endpoint, token=secret, symbols=tuple(syms), **feed_options)
-            client = ITickClient(cfg, ingestor, clock=clock)
+            client = ITickClient(cfg, ingestor, clock)
             client.on_gap = lambda g, s=syms, c=client: on_gap(g, s, c)
             clients.append(client)
     except BaseException:

@@ -31,7 +31,7 @@ class RecordingTable(StreamTable):
     """A real stream table that also notes the clock at each append."""
 
     def __init__(self, clock):
-        super().__init__("ticks", TICKS)
+        super().__init__("ticks", TICKS, clock=clock)
         self.sim_clock, self.appended_at = clock, []
 
     def append(self, batch, **kw):
@@ -103,3 +103,8 @@ def test_replay_cli_from_the_history_store(tmp_path, monkeypatch):
         assert bad.exit_code != 0 and "source must be" in bad.output
     finally:
         reset_settings_cache()
+
+
+def test_replay_needs_a_clock():
+    with pytest.raises(TypeError):
+        replay(ticks(3), StreamTable("ticks", TICKS, clock=SimClock()))  # no silent wall time

@@ -201,7 +201,7 @@ def test_pong_must_echo_an_outstanding_ping(caplog):
     from pyplatform.feeds.messages import Pong
 
     client = ITickClient(FeedConfig(url="ws://127.0.0.1:1/x", token=SecretStr("t0k3n"), symbols=("AAPL.US",)),
-                         ingestor=None)
+                         ingestor=None, clock=SimClock(0))
     client._outstanding["1731688569840"] = 0.0
     client._on_event(Pong("1731688569840"))
     client._on_event(Pong("1731688569840"))  # echoed twice: the second matches nothing
@@ -246,6 +246,55 @@ def test_client_repr_and_logs_mask_credentials_in_the_url():
     from pyplatform.feeds.client import FeedConfig, ITickClient
 
     c = ITickClient(FeedConfig(url="wss://user:pr0xypw@proxy.example/stock", token="tkn-abcdef", symbols=("AAPL.US",)),
-                    ingestor=None)
+                    ingestor=None, clock=SimClock(0))
     assert repr(c) == "ITickClient(url='wss://***@proxy.example/stock', symbols=1, token=***)"
     assert c.safe_url == "wss://***@proxy.example/stock"
+
+
+def test_the_client_needs_a_clock_and_pings_with_its_time():
+    import asyncio
+
+    from pyplatform.feeds.client import FeedConfig, ITickClient
+
+    cfg = FeedConfig(url="ws://127.0.0.1:1/x", token="t", symbols=("AAPL.US",), ping_interval_s=0.001)
+    with pytest.raises(TypeError):
+        ITickClient(cfg, None)  # no silent wall time
+    client = ITickClient(cfg, None, SimClock(1_700_000_000_123_456_789))
+    sent: list[str] = []
+
+    class _WS:
+        async def send(self, message: str) -> None:
+            sent.append(message)
+
+    async def one_ping() -> None:
+        task = asyncio.create_task(client._pinger(_WS()))
+        while not sent:
+            await asyncio.sleep(0.001)
+        task.cancel()
+
+    asyncio.run(one_ping())
+    assert "1700000000123" in sent[0] and list(client._outstanding) == ["1700000000123"]
+
+
+def test_the_simulator_needs_a_clock_and_stamps_its_tape_with_it():
+    import asyncio
+
+    from pyplatform.feeds.simulator import ExchangeSimulator, SimulatorConfig
+
+    cfg = SimulatorConfig(symbols=("AAPL.US", "MSFT.US"), sessions=False, rate=1000.0, period_s=0.001)
+    with pytest.raises(TypeError):
+        ExchangeSimulator(cfg)  # no silent wall time
+    t0 = pd.Timestamp("2024-03-05 15:00").value
+    clock = SimClock(t0)
+    sim = ExchangeSimulator(cfg, clock=clock)
+
+    async def run() -> None:
+        task = asyncio.create_task(sim._publish())
+        for _ in range(20):  # simulated seconds pass between publishing cycles
+            await asyncio.sleep(0.002)
+            clock.advance(100_000_000)
+        task.cancel()
+
+    asyncio.run(run())
+    ts = sim.tape_history().column("ts").to_numpy()
+    assert len(ts) > 0 and t0 - 1_000_000 <= ts.min() and ts.max() <= clock.now_ns()

@@ -68,19 +68,20 @@ class ExchangeSimulator:
     Parameters
     ----------
     config : SimulatorConfig
-    clock : Clock, optional
-        Source of exchange timestamps (default: the live clock).
+    clock : Clock
+        Source of exchange timestamps (keyword, required; :func:`start_simulator`, the
+        builder, picks the live clock when given none).
 
     Examples
     --------
     >>> async def main():
-    ...     async with ExchangeSimulator(SimulatorConfig(sessions=False)) as sim:
+    ...     async with ExchangeSimulator(SimulatorConfig(sessions=False), clock=LiveClock()) as sim:
     ...         print(sim.ws_url, sim.rest_url)
     """
 
-    def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, config: SimulatorConfig | None = None, *, clock: Clock) -> None:
         self.config = config or SimulatorConfig()
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.tape = MarketTape(list(self.config.symbols), seed=self.config.seed, sessions=self.config.sessions,
                                start_prices=dict(self.config.start_prices))
         self._sym_index = {s.upper(): i for i, s in enumerate(self.tape.symbols)}
@@ -388,8 +389,11 @@ def _json_response(connection, status: HTTPStatus, body: dict):
 
 async def start_simulator(config: SimulatorConfig | None = None, clock: Clock | None = None,
                           **overrides) -> ExchangeSimulator:
-    """Start a simulator (``SimulatorConfig`` fields may be passed as keywords); call ``stop()``."""
+    """Start a simulator (``SimulatorConfig`` fields may be passed as keywords); call ``stop()``.
+
+    The builder: without a ``clock`` the exchange stamps ticks with wall time (``LiveClock``).
+    """
     if overrides:
         from dataclasses import replace
         config = replace(config or SimulatorConfig(), **overrides)
-    return await ExchangeSimulator(config, clock).start()
+    return await ExchangeSimulator(config, clock=clock or LiveClock()).start()

@@ -52,7 +52,7 @@ def replay(
             bar.update(n - done[0])
             done[0] = n
 
-        result = asyncio.run(run_replay(rows, target, speed=None if speed == 0 else speed, progress=step))
+        result = asyncio.run(run_replay(rows, target, LiveClock(), speed=None if speed == 0 else speed, progress=step))
         bar.close()
         target.flush()
     typer.echo(f"replayed {result.rows:,} rows into {table!r} in {result.batches:,} appends "

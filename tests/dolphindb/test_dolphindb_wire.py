@@ -528,3 +528,171 @@ def test_undated_reads_and_symbols_are_chunked_below_max_partitions_per_query(wi
             assert f"ts >= {dsql.time_literal(lo, CFG, round_up=True)}" in s
             assert f"ts < {dsql.time_literal(hi, CFG, round_up=True)}" in s
     assert len(got) == 3  # one row per chunk reply, concatenated in order
+
+
+# ---------------------------------------------------------------- partition sizing (item 12)
+# The database/table requests of the sized layout, hand-written from docs/dolphindb.md
+# ("Partition sizing"): 1-minute bars VALUE month x HASH(symbol, 10); daily bars yearly
+# RANGE over 1970-2099 (131 MONTH boundaries, one every 12 months); factors VALUE day x
+# HASH(symbol, 10) sorted symbol, factor, ts with both sort-key columns hashed (50 x 20
+# buckets: at most 1,000 sort keys a partition).
+_SIZED = {
+    ("database", "dfs://pp_bars_1m"):
+        'database(directory="dfs://pp_bars_1m", partitionType=COMPO, partitionScheme=[database(directory="", '
+        'partitionType=VALUE, partitionScheme=2000.01M..2040.12M), database(directory="", partitionType=HASH, '
+        'partitionScheme=[SYMBOL, 10])], engine="TSDB", atomic="CHUNK")',
+    ("database", "dfs://pp_bars_1d"):
+        'database(directory="dfs://pp_bars_1d", partitionType=RANGE, partitionScheme=1970.01M + (0..130) * 12, '
+        'engine="TSDB", atomic="CHUNK")',
+    ("createPartitionedTable", "factors"):
+        'createPartitionedTable(dbHandle=database(directory="dfs://pp_factors"), table=table(1:0, '
+        '`symbol`ts`factor`value, [SYMBOL, TIMESTAMP, SYMBOL, DOUBLE]), tableName="factors", '
+        'partitionColumns=`ts`symbol, sortColumns=`symbol`factor`ts, keepDuplicates=LAST, '
+        'sortKeyMappingFunction=[hashBucket{, 50}, hashBucket{, 20}])',
+    ("createPartitionedTable", "bars_1d"):
+        'createPartitionedTable(dbHandle=database(directory="dfs://pp_bars_1d"), table=table(1:0, '
+        '`ts`symbol`open`high`low`close`volume`vwap`trades, [TIMESTAMP, SYMBOL, DOUBLE, DOUBLE, DOUBLE, DOUBLE, '
+        'DOUBLE, DOUBLE, INT]), tableName="bars_1d", partitionColumns=`ts, sortColumns=`symbol`ts, '
+        'keepDuplicates=LAST, sortKeyMappingFunction=[hashBucket{, 500}])',
+}
+
+
+def _sized_calls(sent: list[str]) -> dict:
+    out = {}
+    for c in (c for s in sent for c in parse_calls(s)):
+        if c.name == "database" and c.arg("partitionType") is not None:
+            out[("database", c.arg("directory", 0).literal)] = c.text
+        elif c.name == "createPartitionedTable":
+            out[("createPartitionedTable", c.arg("tableName").literal)] = c.text
+    return out
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule()]], indirect=True)
+def test_deploy_sends_the_sized_partition_schemes(wire):
+    session = connect(_target(wire))
+    Deployer(session, CFG, library_metrics()).deploy()
+    session.close()
+    got = _sized_calls(wire.scripts())
+    for key, text in _SIZED.items():
+        assert got[key] == text, key
+    # 1-minute bars are no longer partitioned by day
+    assert "2020.01.01..2020.01.02" not in got[("database", "dfs://pp_bars_1m")]
+
+
+_OLD_BARS_1M = {"layout:bars_1m:types": ["VALUE", "HASH"], "layout:bars_1m:time": 6}  # VALUE day x HASH
+_NEW_LAYOUT = {"layout:ticks:types": ["VALUE", "HASH"], "layout:ticks:time": 6,
+               "layout:bars_1m:types": ["VALUE", "HASH"], "layout:bars_1m:time": 7,
+               "layout:bars_1d:types": "RANGE", "layout:bars_1d:time": 7,
+               "layout:factors:types": "COMPO", "layout:factors:time": 6,  # the schema page's other form
+               "layout:signals:types": "VALUE", "layout:signals:time": 7}
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(**_OLD_BARS_1M)]], indirect=True)
+def test_deploy_onto_a_database_of_the_old_layout_is_refused_naming_the_migration(wire):
+    session = connect(_target(wire))
+    with pytest.raises(PreflightError, match="layout dfs://pp_bars_1m") as err:
+        Deployer(session, CFG, library_metrics()).deploy()
+    session.close()
+    assert "pyplatform dolphindb migrate" in str(err.value)
+    assert "DATE (one partition per day)" in str(err.value)
+    assert wire.scripts() == [preflight_script(CFG)]  # nothing was created
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(**_NEW_LAYOUT)]], indirect=True)
+def test_a_database_already_in_the_current_layout_deploys(wire):
+    session = connect(_target(wire))
+    d = Deployer(session, CFG, library_metrics())
+    d.deploy()
+    session.close()
+    layout = [c for c in d.report.checks if c.name.startswith("layout ")]
+    assert len(layout) == 5 and all(c.ok for c in layout), layout
+    assert len(wire.scripts()) == 2 + len(deploy_plan(CFG, library_metrics()))
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(**_OLD_BARS_1M)]], indirect=True)
+def test_migrate_copies_only_the_database_in_the_old_layout(wire):
+    from pyplatform.dolphindb.layout import migration_script
+
+    session = connect(_target(wire))
+    done, script = Deployer(session, CFG, library_metrics()).migrate()
+    session.close()
+    assert done == ("bars_1m",)
+    assert wire.scripts() == [preflight_script(CFG), migration_script(CFG, ("bars_1m",))]
+    assert signature_problems([RenderedScript("migrate", script)]) == []
+    assert "pp_ticks" not in script and "pp_bars_1d" not in script and "pp_factors" not in script
+    calls = parse_calls(script)
+    mrs = [c for c in calls if c.name == "mr"]
+    assert len(mrs) == 2 and all(c.arg("parallel").text == "false" for c in mrs)
+    # first copy old -> copy, then copy -> the recreated database
+    assert 'loadTable("dfs://pp_bars_1m", "bars_1m")' in mrs[0].arg("ds").text
+    assert 'loadTable("dfs://pp_bars_1m_migrating", "bars_1m")' in mrs[1].arg("ds").text
+    drops = [(i, c.arg("dbDir", 0).literal) for i, c in enumerate(calls) if c.name == "dropDatabase"]
+    mr_at = [i for i, c in enumerate(calls) if c.name == "mr"]
+    old_drop = next(i for i, p in drops if p == "dfs://pp_bars_1m")
+    assert mr_at[0] < old_drop < mr_at[1]  # the old database goes only after it was copied
+    # the recreated database has the new scheme
+    assert _SIZED[("database", "dfs://pp_bars_1m")] in script
+    # a count check guards each drop: the throw comes before the drop in the text
+    assert script.index("nothing was dropped") < script.index('dropDatabase("dfs://pp_bars_1m")')
+
+
+def test_cli_migrate_dry_run_prints_the_script_without_a_server(monkeypatch):
+    from typer.testing import CliRunner
+
+    from pyplatform.cli.dolphindb import app
+    from pyplatform.dolphindb.layout import MIGRATABLE, migration_script
+
+    monkeypatch.delenv("PYPLATFORM_DOLPHINDB_URI", raising=False)
+    res = CliRunner().invoke(app, ["migrate", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert res.output == migration_script(CFG, MIGRATABLE)
+    refused = CliRunner().invoke(app, ["migrate"])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+
+
+@pytest.mark.parametrize("wire", [[
+    {"match": "select ts as datetime", "reply": {"__table__": {
+        "datetime": {"__type__": "TIMESTAMP", "value": [T0 // 1_000_000]},
+        "symbol": {"__type__": "SYMBOL", "value": ["A.US"]}, "close": [10.0]}}},
+]], indirect=True)
+def test_a_month_of_one_symbols_bars_is_one_prunable_query(wire):
+    """Item 3 of the sizing brief: reads still name the partition columns with the
+    operators DolphinDB prunes on (Tutorials_CN database.md, "查询分区表注意事项": <, <=, =,
+    >, >=, in, between on a partition column), so a month of one symbol touches the month
+    partitions it spans (here 2024.03M and 2024.04M) times one HASH bucket."""
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.store import DolphinDBStore
+
+    session = connect(_target(wire))
+    store = DolphinDBStore(Settings(), session=session, config=CFG)
+    store.read("bars_1m", ["A.US"], pd.Timestamp("2024-03-04"), pd.Timestamp("2024-04-02"), ["close"])
+    store.close()
+    assert wire.scripts() == [
+        'select ts as datetime, symbol, close from loadTable("dfs://pp_bars_1m", "bars_1m") '
+        'where symbol in ["A.US"] and ts >= 2024.03.04T00:00:00.000 and ts < 2024.04.02T00:00:00.000 '
+        'order by ts, symbol']
+
+
+# 2023.10M and 2024.01M as DolphinDB MONTH values (months since year 0: 2023 * 12 + 9, 2024 * 12 + 0)
+_MONTHS = {"__type__": "MONTH", "value": [2023 * 12 + 9, 2024 * 12 + 0]}
+
+
+@pytest.mark.parametrize("wire", [[
+    {"match": "partitionSchema", "reply": _MONTHS},
+    {"match": "select ts as datetime", "reply": {"__table__": {
+        "datetime": {"__type__": "TIMESTAMP", "value": [T0 // 1_000_000]},
+        "symbol": {"__type__": "SYMBOL", "value": ["A.US"]}, "close": [10.0]}}},
+]], indirect=True)
+def test_an_undated_bars_read_is_bounded_by_the_month_partitions(wire):
+    """An open range is closed with the first-level MONTH partitions: from the first
+    month's first day to the day after the last month (2024.02.01), never unbounded."""
+    from pyplatform.config import Settings
+    from pyplatform.dolphindb.store import DolphinDBStore
+
+    session = connect(_target(wire))
+    store = DolphinDBStore(Settings(), session=session, config=CFG)
+    store.read("bars_1m", columns=["close"])
+    store.close()
+    reads = [s for s in wire.scripts() if s.startswith("select ts as datetime")]
+    assert reads == ['select ts as datetime, symbol, close from loadTable("dfs://pp_bars_1m", "bars_1m") '
+                     'where ts >= 2023.10.01T00:00:00.000 and ts < 2024.02.01T00:00:00.000 order by ts, symbol']

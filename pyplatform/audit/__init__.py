@@ -1,6 +1,6 @@
 """Append-only, hash-chained audit log of the platform's security and trading operations.
 
-``AuditLog(path).append(kind, actor, subject, outcome, details)`` writes one record;
+``AuditLog(path, clock).append(kind, actor, subject, outcome, details)`` writes one record;
 ``verify_file(path)`` / ``pyplatform audit verify`` detects an edited, inserted, removed,
 reordered or truncated record; ``read_audit(...)`` returns the records as a DataFrame for a
 notebook. Hooks call :func:`audit` with the process's settings. See ``docs/audit.md``.

@@ -83,9 +83,9 @@ class AuditLog:
     ----------
     path : path
         The log file (its directory is created).
-    clock : Clock, optional
-        Time of each record (default :class:`~pyplatform.clock.LiveClock`); pass a
-        ``SimClock`` in tests and backtests.
+    clock : Clock
+        Time of each record (required: :class:`~pyplatform.clock.LiveClock` at the edge,
+        a ``SimClock`` in tests and backtests; nothing here reads wall time on its own).
     fsync : bool
         fsync the log and the head on every append (default True: an acknowledged
         audit record survives a crash of the machine, not only of the process).
@@ -95,17 +95,17 @@ class AuditLog:
 
     Examples
     --------
-    >>> log = AuditLog(tmp / "audit.log")                                # doctest: +SKIP
+    >>> log = AuditLog(tmp / "audit.log", LiveClock())                   # doctest: +SKIP
     >>> log.append("token.issue", actor="cli:alice", subject="bob", details={"jti": "j1"})
     """
 
-    def __init__(self, path: str | Path, clock: Clock | None = None, fsync: bool = True,
+    def __init__(self, path: str | Path, clock: Clock, fsync: bool = True,
                  verify_first: bool = True) -> None:
         self.path = Path(path)
         self._verified = not verify_first
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.head_path = _head_path(self.path)
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.fsync = fsync
 
     def __repr__(self) -> str:
@@ -255,8 +255,12 @@ def read_records(path: str | Path) -> Iterator[dict]:
 
 
 def open_audit_log(settings=None, clock: Clock | None = None) -> AuditLog:
-    """The platform's audit log (``Settings.audit_path``: ``data_dir/audit/audit.log``)."""
+    """The platform's audit log (``Settings.audit_path``: ``data_dir/audit/audit.log``).
+
+    A builder at the edge: without a ``clock`` it is the one place that picks
+    :class:`~pyplatform.clock.LiveClock` for the records' times.
+    """
     from pyplatform.config import get_settings
 
     settings = settings or get_settings()
-    return AuditLog(settings.audit_path, clock=clock, fsync=settings.fsync != "never")
+    return AuditLog(settings.audit_path, clock or LiveClock(), fsync=settings.fsync != "never")

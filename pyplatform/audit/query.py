@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from pyplatform.audit.log import AuditLog, read_records
+from pyplatform.clock import LiveClock
 
 __all__ = ["read_audit", "audit"]
 
@@ -85,7 +86,10 @@ def audit(kind: str, actor: str, subject: str | None = None, outcome: str = "ok"
     Parameters
     ----------
     kind, actor, subject, outcome, details, now_ns
-        As :meth:`AuditLog.append`.
+        As :meth:`AuditLog.append`. Without ``now_ns`` the record is stamped with wall time:
+        this hook builds the platform's log from settings (an edge builder, like
+        :func:`~pyplatform.audit.open_audit_log`); a caller on a clock (the trading node)
+        passes ``now_ns=clock.now_ns()``.
     settings : Settings, optional
         Which log (``settings.audit_path``); default :func:`~pyplatform.config.get_settings`.
     strict : bool
@@ -106,7 +110,7 @@ def audit(kind: str, actor: str, subject: str | None = None, outcome: str = "ok"
     try:
         lg = _logs.get(path)
         if lg is None:
-            lg = _logs[path] = AuditLog(path, fsync=settings.fsync != "never")
+            lg = _logs[path] = AuditLog(path, LiveClock(), fsync=settings.fsync != "never")
         lg.append(kind, actor, subject, outcome, details, now_ns=now_ns)
         return True
     except Exception as exc:

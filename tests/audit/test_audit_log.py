@@ -109,7 +109,7 @@ def test_tampering_is_detected(tmp_path, attack, expect):
     # nothing builds on a broken chain: a writer that starts now refuses to append
     before = lg.path.read_bytes()
     with pytest.raises(AuditError, match="audit verify"):
-        AuditLog(lg.path).append("token.issue", "cli:alice", "late")
+        AuditLog(lg.path, SimClock(T0)).append("token.issue", "cli:alice", "late")
     assert lg.path.read_bytes() == before
 
 
@@ -118,7 +118,7 @@ def test_a_wholesale_rewrite_is_caught_by_an_outside_anchor(tmp_path):
     anchor = lg.head().hash  # what `pyplatform audit head` printed into a ticket last week
     lg.path.unlink()
     lg.head_path.unlink()
-    forged = AuditLog(lg.path)
+    forged = AuditLog(lg.path, SimClock(T0))
     for i in range(4):
         forged.append("token.issue", "cli:alice", f"other{i}", now_ns=T0 + i)
     assert verify_file(lg.path).ok  # self-consistent ...
@@ -152,7 +152,7 @@ def test_record_written_before_a_crash_moved_the_head_is_not_acknowledged(tmp_pa
 
 
 def _writer(path: str, who: int, n: int) -> None:
-    lg = AuditLog(path, fsync=False)
+    lg = AuditLog(path, SimClock(T0), fsync=False)
     for i in range(n):
         lg.append("order.submit", f"proc:{who}", f"{who}-{i}")
 
@@ -178,7 +178,7 @@ def test_concurrent_writers_in_several_processes_keep_one_chain(tmp_path):
 
 
 def test_credentials_in_details_are_masked(tmp_path):
-    lg = AuditLog(tmp_path / "audit.log")
+    lg = AuditLog(tmp_path / "audit.log", SimClock(T0))
     lg.append("secret.rotate", "cli:root", details={"token": "eyJhbGciOi.secret.part", "redis": "redis://u:pw77@h:6379",
                                                    "nested": {"password": "hunter2"}, "jti": "keep-me"})
     text = lg.path.read_text()
@@ -188,7 +188,7 @@ def test_credentials_in_details_are_masked(tmp_path):
 
 
 def test_read_audit_filters(tmp_path):
-    lg = AuditLog(tmp_path / "audit.log")
+    lg = AuditLog(tmp_path / "audit.log", SimClock(T0))
     lg.append("token.issue", "cli:alice", "bob", now_ns=T0)
     lg.append("token.revoke", "cli:alice", "bob", now_ns=T0 + 60_000_000_000)
     lg.append("order.submit", "oms:demo", "o-1", now_ns=T0 + 120_000_000_000)
@@ -243,3 +243,15 @@ def test_cli_record_and_head(tmp_path):
     assert head["seq"] == 0 and head["hash"] == json.loads(out.output)["hash"]
     assert read_audit(path).iloc[0]["details"] == {"scripts": "3"}
     assert _cli("record", "deploy", "--detail", "oops", "--path", str(path)).exit_code != 0
+
+
+def test_a_log_needs_a_clock_and_stamps_records_with_its_time(tmp_path):
+    with pytest.raises(TypeError):
+        AuditLog(tmp_path / "audit.log")  # no silent wall time
+    clock = SimClock(T0 + 42)
+    lg = AuditLog(tmp_path / "audit.log", clock)
+    lg.append("token.issue", "cli:alice", "a")
+    clock.advance(1_000)
+    lg.append("token.issue", "cli:alice", "b")
+    lg.append("token.issue", "cli:alice", "c", now_ns=T0 + 7)  # an explicit time wins
+    assert [json.loads(x)["ts"] for x in lg.path.read_text().splitlines()] == [T0 + 42, T0 + 1_042, T0 + 7]

@@ -47,8 +47,9 @@ def verify(path: Path = _PATH,
 def head(path: Path = _PATH) -> None:
     """Print the newest record's seq and hash: keep it elsewhere and pass it to `verify --anchor` later."""
     from pyplatform.audit import AuditLog
+    from pyplatform.clock import LiveClock
 
-    h = AuditLog(_path(path)).head()
+    h = AuditLog(_path(path), LiveClock()).head()
     typer.echo(h.to_json())
 
 
@@ -95,6 +96,7 @@ def record(kind: str = typer.Argument(..., help="e.g. deploy, killswitch.engage"
            path: Path = _PATH) -> None:
     """Append one record by hand (scripts that deploy or halt trading call this)."""
     from pyplatform.audit import AuditError, AuditLog
+    from pyplatform.clock import LiveClock
 
     details = {}
     for d in detail:
@@ -103,8 +105,8 @@ def record(kind: str = typer.Argument(..., help="e.g. deploy, killswitch.engage"
             raise typer.BadParameter(f"--detail {d!r} is not key=value", param_hint="--detail")
         details[k] = v
     try:
-        h = AuditLog(_path(path)).append(kind, actor or f"cli:{os.environ.get('USER', 'unknown')}", subject,
-                                         outcome, details)
+        h = AuditLog(_path(path), LiveClock()).append(kind, actor or f"cli:{os.environ.get('USER', 'unknown')}",
+                                                      subject, outcome, details)
     except AuditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -72,8 +72,9 @@ def kill_at_random(proc: subprocess.Popen, reader: Reader, rng: np.random.Genera
 def audit_child(path: str, start: str, n: str) -> None:
     """Append audit records ``start..start+n``; print each seq once the append returned."""
     from pyplatform.audit import AuditLog
+    from pyplatform.clock import LiveClock
 
-    lg = AuditLog(path)
+    lg = AuditLog(path, LiveClock())
     for i in range(int(start), int(start) + int(n)):
         h = lg.append("order.submit", "chaos", f"o{i}")
         print(f"{h.seq} o{i}", flush=True)

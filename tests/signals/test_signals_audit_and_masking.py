@@ -38,7 +38,7 @@ def test_refused_logins_and_entitlements_are_audited_with_the_reason_never_the_t
     from pyplatform.signals.auth import KeyRing, TokenIssuer
 
     log_path = tmp_path / "audit.log"
-    alog = AuditLog(log_path, fsync=False)
+    alog = AuditLog(log_path, clock, fsync=False)
     sink = AuditSink(lambda kind, subject, outcome, details: alog.append(kind, "service:test", subject, outcome, details))
     forged = TokenIssuer(KeyRing(b"z" * 40)).issue("mallory", topics=["*"], symbols=["*"], now_ns=clock.now_ns())
     url_token = token(issuer, clock, subject="leaky")

@@ -99,22 +99,23 @@ NOTEBOOKS = {
                "strategy, risk, order manager and paper broker under a simulated clock, with latency, "
                "slippage and fees, on the out-of-sample dates only."),
         ("code", "sym = outs.index.get_level_values('symbol')[0]\n"
-                 "res = pp.backtest({'kind': 'ma_cross', 'params': {'fast': best[0], 'slow': best[1]}},\n"
-                 "                  symbols=[sym], start=split, freq='1d', save=True)\nres"),
+                 "res = pp.run_backtest({'kind': 'ma_cross', 'params': {'fast': best[0], 'slow': best[1]}},\n"
+                 "                      symbols=[sym], start=split, freq='1d', save=True)\nres"),
         ("code", "res.metrics"),
         ("md", "## A drafted strategy runs too\nA plain-English rule becomes a `rule` strategy that the "
                "same backtest runs."),
         ("code", "d = pp.draft_strategy(f'buy {sym.split(\".\")[0]} when the close crosses above the 10-day moving average, '\n"
                  "                       'sell on the reverse cross, 10% position per trade, stop loss 5%')\n"
                  "d"),
-        ("code", "pp.backtest(d.to_config(), start=split, freq='1d').metrics"),
+        ("code", "pp.run_backtest(d.to_config(), start=split, freq='1d').metrics"),
     ],
     "04_live_subscription.ipynb": [
         ("md", "# Live factor values in a notebook\nWhen the platform runs (`make demo`), subscribe to its "
                "signal service with `pp.subscribe(topic, symbols, url=..., token=...)`. Here a local "
                "service replays history through the live factor engine so the notebook is self-contained."),
-        ("code", "import pyplatform as pp\nfrom pyplatform.research.live import LocalService\n"
-                 "svc = LocalService({'mom_5': 'close / move(close, 5) - 1', 'z_10': 'zscore(close, 10)'}).start()\n"
+        ("code", "import pyplatform as pp\nfrom pyplatform.clock import LiveClock\nfrom pyplatform.research.live import LocalService\n"
+                 "svc = LocalService({'mom_5': 'close / move(close, 5) - 1', 'z_10': 'zscore(close, 10)'},\n"
+                 "                   clock=LiveClock()).start()\n"
                  "svc.url"),
         ("code", "view = pp.subscribe(['factors:mom_5', 'factors:z_10'], '*', url=svc.url, token=svc.token)\n"
                  "assert view.wait(20, timeout=60)\nview"),

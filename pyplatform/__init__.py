@@ -13,23 +13,20 @@ Verbs are imported lazily so ``import pyplatform`` stays fast.
 
 from __future__ import annotations
 
+from pyplatform._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-_VERBS = {
+# The notebook verbs, served from pyplatform.api on first use. ``pp.backtest`` is the
+# ``pyplatform.backtest`` package (a subpackage, not listed here); the verb is ``pp.run_backtest``.
+_VERBS = (
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
-    "draft_strategy", "subscribe", "backtest", "sweep", "compute_factor", "chart", "factor_figures",
+    "draft_strategy", "subscribe", "run_backtest", "sweep", "compute_factor", "chart", "factor_figures",
     "universe", "save_universe", "Timedelta", "Timestamp",
-}
+)
+__getattr__, _ = lazy_exports(__name__, dict.fromkeys(_VERBS, "api"))
 
 __all__ = sorted(_VERBS) + ["__version__"]
-
-
-def __getattr__(name: str):
-    if name in _VERBS:
-        from pyplatform import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'pyplatform' has no attribute {name!r}")
 
 
 def __dir__():

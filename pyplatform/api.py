@@ -2,6 +2,9 @@
 
 No global state to initialise: each verb reads configuration from the environment
 (``PYPLATFORM_*``) and accepts ``data_dir=`` / ``settings=`` to override it per call.
+
+The verbs are thin: the work is done in :mod:`pyplatform.research.session` and the packages
+under it, and no package imports this module (``tests/structure`` checks it).
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ import getpass
 import logging
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
-from pyplatform.config import Settings, get_settings
+from pyplatform.config import Settings
+from pyplatform.research import session
 from pyplatform.store.frames import symbol_list as _symbols
 
 __all__ = [
     "history", "bars", "ticks", "library", "factor", "evaluate", "publish", "retire", "published",
-    "draft_strategy", "subscribe", "backtest", "sweep", "chart", "factor_figures",
+    "draft_strategy", "subscribe", "run_backtest", "sweep", "compute_factor", "chart", "factor_figures",
     "universe", "save_universe", "Timedelta", "Timestamp",
 ]
 
@@ -27,52 +30,6 @@ Timedelta = pd.Timedelta
 Timestamp = pd.Timestamp
 
 log = logging.getLogger(__name__)
-
-_FREQ_TABLE = {"1min": "bars_1m", "1m": "bars_1m", "1d": "bars_1d", "1D": "bars_1d", "D": "bars_1d"}
-
-
-def _settings(settings: Settings | None = None, data_dir=None) -> Settings:
-    if settings is not None:
-        return settings
-    return get_settings(data_dir=data_dir) if data_dir is not None else get_settings()
-
-
-def _store(settings: Settings):
-    from pyplatform.backends import open_store
-
-    return open_store(settings)
-
-
-def _checked_read(store, table: str, symbols, start, end, *, source: str | None = None,
-                  freq: str | None = None, columns=None) -> pd.DataFrame:
-    """Read (or resample) with loud errors: unknown symbols, start >= end, an empty result."""
-    from pyplatform.research.universe import check_range, check_symbols
-
-    lo, hi = check_range(start, end)
-    syms = _symbols(symbols)
-    src = source or table
-    check_symbols(syms, store.symbols(src), src)
-    if freq is not None:
-        out = store.resample(src, freq, symbols=syms, start=lo, end=hi)
-    else:
-        out = store.read(table, symbols=syms, start=lo, end=hi, columns=columns)
-    if len(out) == 0:
-        raise ValueError(f"no {src} rows for {'all symbols' if syms is None else syms} in "
-                         f"[{lo or 'the beginning'}, {hi or 'the end'}){_span(store, src)}")
-    return out
-
-
-def _span(store, table: str) -> str:
-    """'; the table covers A to B' where the store can say so cheaply (its manifest)."""
-    try:
-        files = store.manifest(table).files()
-    except Exception:  # noqa: BLE001 - a backend without manifests just says less
-        return ""
-    if not files:
-        return f"; {table} is empty: generate or import data first"
-    lo = pd.Timestamp(min(f.min_ts for f in files), unit="ns")
-    hi = pd.Timestamp(max(f.max_ts for f in files), unit="ns")
-    return f"; {table} covers {lo} to {hi}"
 
 
 def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=None, *,
@@ -90,8 +47,8 @@ def history(table: str = "bars_1m", symbols=None, start=None, end=None, columns=
     ValueError
         For start >= end or a range with no rows (with the range the table covers).
     """
-    s = _settings(settings, data_dir)
-    return _checked_read(_store(s), table, symbols, start, end, columns=columns)
+    s = session.settings_for(settings, data_dir)
+    return session.read_checked(session.open_store(s), table, symbols, start, end, columns=columns)
 
 
 def bars(symbols=None, start=None, end=None, freq: str = "1min", *, settings: Settings | None = None,
@@ -115,15 +72,7 @@ def bars(symbols=None, start=None, end=None, freq: str = "1min", *, settings: Se
     ValueError
         For a bad ``freq``, start >= end, or a range with no rows.
     """
-    from pyplatform.research.universe import check_freq
-
-    s = _settings(settings, data_dir)
-    store = _store(s)
-    table = _FREQ_TABLE.get(freq)
-    if table:
-        return _checked_read(store, table, symbols, start, end)
-    check_freq(freq)
-    return _checked_read(store, "bars_1m", symbols, start, end, freq=freq)
+    return session.bars(symbols, start, end, freq, settings=session.settings_for(settings, data_dir))
 
 
 def ticks(symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
@@ -140,64 +89,26 @@ def library() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("name")
 
 
-def _resolve_expression(expr_or_name: str, settings: Settings) -> tuple[str, str]:
-    """(name, expression) for a library name, a published name, or an expression.
+def compute_factor(expression, frame: pd.DataFrame, name: str = "factor") -> pd.Series:
+    """Evaluate an expression (text, or parsed by ``pyplatform.factors.parse``) over a
+    (datetime, symbol) frame with the batch runtime."""
+    from pyplatform.factors import parse
 
-    Library names are reserved (publishing refuses them), so a name resolves the same way
-    here, in the live engine and in the app.
-    """
-    from pyplatform.factors import load_library
-    from pyplatform.registry import FactorRegistry, RegistryError
-
-    if not isinstance(expr_or_name, str) or not expr_or_name.strip():
-        raise ValueError(f"a factor is an expression, a library name or a published name, got {expr_or_name!r}")
-    lib = {f.name: f.expression for f in load_library()}
-    if expr_or_name in lib:
-        return expr_or_name, lib[expr_or_name]
-    reg = FactorRegistry.from_settings(settings)
-    try:
-        v = reg.get(expr_or_name)
-        return v.name, v.expression
-    except RegistryError:
-        pass
-    return "factor", expr_or_name
-
-
-def compute_factor(expression: str, frame: pd.DataFrame, name: str = "factor") -> pd.Series:
-    """Evaluate an expression over a (datetime, symbol) frame with the batch runtime."""
-    from pyplatform.factors import compile_batch, parse
-
-    expr = parse(expression, columns=set(frame.columns))
-    out = compile_batch(expr)(frame)
-    return pd.Series(np.asarray(out, dtype=float), index=frame.index, name=name)
+    expr = parse(expression, columns=set(frame.columns)) if isinstance(expression, str) else expression
+    return session.compute(expr, frame, name)
 
 
 def factor(expr_or_name: str, symbols=None, start=None, end=None, freq: str = "1d", *,
            settings: Settings | None = None, data_dir=None, bars_frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Compute a factor over history from an expression, a library name or a published name.
 
-    The look-back is honoured: the factor is warmed up on bars before ``start`` so the first
-    returned rows are not NULL merely because history was cut at ``start``.
+    The look-back is honoured in rows, at any ``freq``: the factor is warmed up on the
+    ``lookback`` bars before ``start`` of each symbol, so the first returned rows are not
+    NULL merely because history was cut at ``start``.
     """
-    s = _settings(settings, data_dir)
-    name, text = _resolve_expression(expr_or_name, s)
-    from pyplatform.factors import parse
-
-    lookback = parse(text).lookback
-    if bars_frame is None:
-        from pyplatform.research.universe import check_range
-
-        check_range(start, end)
-        warm_start = None
-        if start is not None and lookback:
-            # conservatively widen by calendar time: daily bars -> 2x days, minutes -> days
-            pad = pd.Timedelta(days=2 * lookback + 7) if freq in ("1d", "1D", "D") else pd.Timedelta(days=lookback // 300 + 5)
-            warm_start = pd.Timestamp(start) - pad
-        bars_frame = bars(symbols, warm_start if warm_start is not None else start, end, freq=freq, settings=s)
-    values = compute_factor(text, bars_frame, name)
-    if start is not None:
-        values = values[values.index.get_level_values(0) >= pd.Timestamp(start)]
-    return values.to_frame()
+    s = session.settings_for(settings, data_dir)
+    name, expr = session.resolve(expr_or_name, s)
+    return session.factor(expr, symbols, start, end, freq, settings=s, name=name, frame=bars_frame).to_frame()
 
 
 def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 10), quantiles: int = 5,
@@ -229,10 +140,10 @@ def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 1
     from pyplatform.research.evaluation import evaluate as _evaluate
     from pyplatform.research.universe import resolve_universe
 
-    s = _settings(settings, data_dir)
+    s = session.settings_for(settings, data_dir)
     if symbols is None:
-        table = _FREQ_TABLE.get(freq, "bars_1m")
-        symbols = resolve_universe(universe, _store(s).symbols(table), settings=s)
+        table = session.FREQ_TABLE.get(freq, "bars_1m")
+        symbols = resolve_universe(universe, session.open_store(s).symbols(table), settings=s)
     syms = _symbols(symbols)
     px = bars(syms, start, end, freq=freq, settings=s)
     if isinstance(expr_or_name, pd.Series):
@@ -241,8 +152,8 @@ def evaluate(expr_or_name, symbols=None, start=None, end=None, horizons=(1, 5, 1
         f = expr_or_name.iloc[:, 0]
         name = f.name
     else:
-        name, text = _resolve_expression(expr_or_name, s)
-        f = compute_factor(text, px, name)
+        name, expr = session.resolve(expr_or_name, s)
+        f = session.compute(expr, px, name)
     prices = px["close"].unstack("symbol")
     if min_names is None:
         min_names = max(2, min(MIN_NAMES, prices.shape[1]))
@@ -253,8 +164,8 @@ def universe(name="stocks", *, settings: Settings | None = None, data_dir=None) 
     """The symbols of a universe (asset class, region suffix, ``"all"`` or a saved list)."""
     from pyplatform.research.universe import resolve_universe
 
-    s = _settings(settings, data_dir)
-    return resolve_universe(name, _store(s).symbols("bars_1d"), settings=s)
+    s = session.settings_for(settings, data_dir)
+    return resolve_universe(name, session.open_store(s).symbols("bars_1d"), settings=s)
 
 
 def save_universe(name: str, symbols, *, settings: Settings | None = None, data_dir=None) -> list[str]:
@@ -262,9 +173,9 @@ def save_universe(name: str, symbols, *, settings: Settings | None = None, data_
     from pyplatform.research.universe import check_symbols
     from pyplatform.research.universe import save_universe as _save
 
-    s = _settings(settings, data_dir)
+    s = session.settings_for(settings, data_dir)
     syms = _symbols(symbols) or []
-    check_symbols(syms, _store(s).symbols("bars_1d"), "bars_1d")
+    check_symbols(syms, session.open_store(s).symbols("bars_1d"), "bars_1d")
     return _save(name, syms, settings=s)
 
 
@@ -281,7 +192,7 @@ def publish(name: str, expression: str, *, author: str | None = None, descriptio
     """
     from pyplatform.research.publishing import publish_factor
 
-    s = _settings(settings, data_dir)
+    s = session.settings_for(settings, data_dir)
     return publish_factor(name, expression, author=author or getpass.getuser(), description=description,
                           tags=None if tags is None else tuple(tags), symbols=_symbols(symbols), recent_days=recent_days, freq=freq,
                           settings=s, tolerance=tolerance)
@@ -289,10 +200,8 @@ def publish(name: str, expression: str, *, author: str | None = None, descriptio
 
 def retire(name: str, reason: str = "", *, settings: Settings | None = None, data_dir=None) -> None:
     """Stop a published factor live; its versions and history are kept."""
-    from pyplatform.registry import FactorRegistry
-
-    settings = _settings(settings, data_dir)
-    FactorRegistry.from_settings(settings).retire(name, reason)
+    settings = session.settings_for(settings, data_dir)
+    session.registry(settings).retire(name, reason)
     from pyplatform.audit import audit  # recorded (docs/audit.md); a failure is logged, not fatal
 
     audit("factor.retire", f"user:{getpass.getuser()}", name, "ok", {"reason": reason},
@@ -302,9 +211,7 @@ def retire(name: str, reason: str = "", *, settings: Settings | None = None, dat
 def published(*, settings: Settings | None = None, data_dir=None) -> pd.DataFrame:
     """All published factors: latest version, author, status, and the 1-period rank IC with
     the window it was measured on (``ic_window``: first and last date, number of dates)."""
-    from pyplatform.registry import FactorRegistry
-
-    reg = FactorRegistry.from_settings(_settings(settings, data_dir))
+    reg = session.registry(session.settings_for(settings, data_dir))
     rows = []
     cols = ["version", "expression", "description", "tags", "author", "retired", "ic_mean_1p", "ic_window"]
     for n in reg.names():
@@ -323,15 +230,15 @@ def draft_strategy(text: str, *, settings: Settings | None = None, data_dir=None
 
     With ``check_symbols`` (and a store that holds daily bars) a symbol the store does not
     know is reported in ``draft.unparsed`` with the nearest known ones, never invented.
-    ``pp.backtest(draft.to_config())`` runs the reviewed draft.
+    ``pp.run_backtest(draft.to_config())`` runs the reviewed draft.
     """
     from pyplatform.research.drafting import draft_strategy as _draft
 
     known = None
     if check_symbols:
-        s = _settings(settings, data_dir)
+        s = session.settings_for(settings, data_dir)
         try:
-            known = _store(s).symbols("bars_1d") or None
+            known = session.open_store(s).symbols("bars_1d") or None
         except Exception:  # noqa: BLE001 - no store yet: drafting still works offline
             known = None
     return _draft(text, known_symbols=known)
@@ -363,7 +270,7 @@ def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None 
     from pyplatform.client import subscribe as _subscribe
     from pyplatform.research.live import LiveView
 
-    s = _settings(settings)
+    s = session.settings_for(settings)
     url = url or f"ws://{s.signal_host}:{s.signal_port}"
     token = token or os.environ.get("PYPLATFORM_TOKEN")
     if not token:
@@ -381,44 +288,21 @@ def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None 
     return view
 
 
-def backtest(config, symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None, **kwargs):
-    """Event-driven backtest of a strategy configuration over history (see ``pyplatform.backtest``)."""
-    from pyplatform.backtest import run_backtest
-    from pyplatform.backtest.config import BacktestConfig
-    from pyplatform.research.universe import check_range
+def run_backtest(config, symbols=None, start=None, end=None, *, settings: Settings | None = None, data_dir=None,
+                 **kwargs):
+    """Event-driven backtest of a strategy configuration over history.
 
-    valid = set(BacktestConfig.model_fields) | {"bars", "backtest", "save", "progress"}
-    wrong = sorted(set(kwargs) - valid)
-    if wrong:
-        raise TypeError(f"backtest() got unknown keyword(s) {wrong}; valid: {', '.join(sorted(valid))}")
-    check_range(start, end)
-    s = _settings(settings, data_dir)
-    kwargs = _rule_risk(config, kwargs)
-    if symbols is None and isinstance(config, dict) and config.get("symbols") and kwargs.get("bars") is None:
-        symbols = list(config["symbols"])  # a draft names its symbols: replay only those
-    if symbols is not None and kwargs.get("bars") is None:
-        from pyplatform.research.universe import check_symbols
+    ``pp.run_backtest(config, ...)`` checks its input first (unknown keywords, a bad range and
+    unknown symbols are refused before any work) and runs
+    :func:`pyplatform.backtest.run_backtest`; ``pp.backtest`` is the ``pyplatform.backtest``
+    package. Keywords: any ``BacktestConfig`` field, ``bars``, ``backtest``, ``save``, ``progress``.
 
-        check_symbols(_symbols(symbols), _store(s).symbols(
-            "bars_1d" if kwargs.get("freq", "1d") in ("1d", "1D", "D") else "bars_1m"))
-    return run_backtest(config, symbols=_symbols(symbols), start=start, end=end, settings=s, **kwargs)
-
-
-def _rule_risk(config, kwargs: dict) -> dict:
-    """A drafted (``kind: "rule"``) strategy's sizing as the run's risk limits, unless the
-    caller passed their own ``risk``/``backtest``; see ``strategies.rule.risk_overrides``."""
-    if not isinstance(config, dict) or config.get("kind") != "rule" or "risk" in kwargs:
-        return kwargs
-    from pyplatform.risk.config import AccountLimits, RiskConfig
-    from pyplatform.strategies.rule import risk_overrides
-
-    over = risk_overrides(config.get("params", {}), config.get("symbols") or ())
-    if not over:
-        return kwargs
-    base = kwargs.get("backtest")
-    if base is not None:
-        return kwargs  # an explicit BacktestConfig is the caller's word
-    return {**kwargs, "risk": RiskConfig(default=AccountLimits(**over))}
+    Returns
+    -------
+    BacktestResult
+    """
+    return session.run_backtest(config, symbols, start, end, settings=session.settings_for(settings, data_dir),
+                                **kwargs)
 
 
 def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: str = "1d", *,
@@ -426,17 +310,40 @@ def sweep(fast_windows, slow_windows, symbols=None, start=None, end=None, freq: 
     """Vectorised dual moving-average sweep over a parameter grid (see ``pyplatform.backtest.vectorized``)."""
     from pyplatform.backtest.vectorized import sweep_dual_ma
 
-    s = _settings(settings, data_dir)
+    s = session.settings_for(settings, data_dir)
     b = bars(symbols, start, end, freq=freq, settings=s)
     return sweep_dual_ma(b, fast_windows, slow_windows)  # each symbol annualised on its own calendar
 
 
 def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(), panels=(), *,
-          settings: Settings | None = None, data_dir=None):
-    """The Market page's K-line for ``symbol`` (Plotly figure; down-sampled to <= 3,000 candles)."""
-    from pyplatform.plots.notebook import chart as _chart
+          settings: Settings | None = None, data_dir=None, cap: int = 3000):
+    """The Market page's K-line for ``symbol`` (Plotly figure; at most ``cap`` candles).
 
-    return _chart(symbol, timeframe, start, end, overlays, panels, settings=_settings(settings, data_dir))
+    Parameters
+    ----------
+    symbol : str
+    timeframe : str
+        ``1m 5m 15m 30m 1h 4h 1d 1w 1M``; a coarser one is used when the window would
+        exceed ``cap`` candles (the title says which).
+    start, end : date-like, optional
+        Window (``start <= ts < end``); the whole history by default.
+    overlays, panels : sequence of str
+        Factor-library names or expressions drawn on the price / in lower panels.
+    """
+    # The Dash page's own context and chart function, so the notebook draws exactly what the
+    # Market page draws; it lives here, at the top, because plots must not import the app.
+    from pyplatform.dashboard.context import AppContext
+    from pyplatform.dashboard.data import StoreBarSource
+    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.pages.market import build_chart
+
+    s = session.settings_for(settings, data_dir)
+    actx = AppContext(settings=s, bars=StoreBarSource(session.open_store(s)), live=LiveBuffer(), cap=cap)
+    lo = None if start is None else int(pd.Timestamp(start).value)
+    hi = None if end is None else int(pd.Timestamp(end).value)
+    fig, status, _ = build_chart(actx, symbol, timeframe, list(overlays), list(panels), lo, hi, False)
+    fig.update_layout(title=dict(text=status))
+    return fig
 
 
 def factor_figures(evaluation, values=None, correlation=None) -> dict:

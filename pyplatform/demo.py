@@ -224,10 +224,10 @@ def backtest_draft(settings: Settings, symbols: list[str], console: Console) -> 
     if cfg is None:
         return {"error": "not understood: " + "; ".join(report["unparsed"])}
     try:
-        from pyplatform.api import backtest
+        from pyplatform.research.session import run_backtest
 
         t0 = time.perf_counter()
-        r = backtest(cfg, settings=settings, save=True)
+        r = run_backtest(cfg, settings=settings, save=True)
     except Exception as exc:  # noqa: BLE001 - the live demo goes on; the reason is shown
         console.print(f"[yellow]drafted strategy not backtested: {exc}[/]")
         return {"error": str(exc)}

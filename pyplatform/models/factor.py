@@ -35,9 +35,11 @@ class ModelFactorSpec:
 
 def model_factor_batch(spec: ModelFactorSpec, frame: pd.DataFrame, model: OnnxModel | None = None) -> pd.Series:
     """Research runtime: inputs by the batch compiler, one prediction per row of ``frame``."""
-    from pyplatform.api import compute_factor
+    from pyplatform.factors import parse
+    from pyplatform.research.session import compute
 
-    X = np.column_stack([compute_factor(e, frame).to_numpy(np.float32) for e in spec.inputs])
+    X = np.column_stack([compute(parse(e, columns=set(frame.columns)), frame).to_numpy(np.float32)
+                         for e in spec.inputs])
     model = model or OnnxModel(spec.model_path, spec.device, spec.precision)
     return pd.Series(model.predict(X), index=frame.index, name=spec.name)
 
@@ -65,6 +67,11 @@ class ModelEngine:
     @property
     def factors(self) -> dict[str, str]:
         return {k: v for k, v in self.engine.factors.items() if not k.startswith("_")}
+
+    def add_published_model(self, version, history: pd.DataFrame | None = None) -> None:
+        """Start a published model version (a registry ``FactorVersion`` of kind ``model``);
+        what a :class:`~pyplatform.registry.watcher.RegistryWatcher` calls."""
+        self.add_model(ModelFactorSpec(version.name, version.model_path, tuple(version.inputs)), history=history)
 
     def add_model(self, spec: ModelFactorSpec, history: pd.DataFrame | None = None) -> None:
         if spec.name in self.models or spec.name in self.engine.factors:
@@ -141,18 +148,18 @@ def train_model_factor(name: str, inputs, horizon: int = 5, kind: str = "mlp", s
     """
     import getpass
 
-    from pyplatform.api import _resolve_expression, _settings, bars, compute_factor
     from pyplatform.models.export import export_onnx, quantize_int8
     from pyplatform.models.training import train_walk_forward
-    from pyplatform.registry import FactorRegistry
+    from pyplatform.research import session
     from pyplatform.research.evaluation import evaluate
 
-    s = _settings(settings)
-    exprs = tuple(_resolve_expression(i, s)[1] for i in inputs)
-    frame = bars(symbols, start, end, freq="1d", settings=s)
+    s = session.settings_for(settings)
+    parsed = [session.resolve(i, s)[1] for i in inputs]  # each input parsed once
+    exprs = tuple(str(e) for e in parsed)
+    frame = session.bars(symbols, start, end, freq="1d", settings=s)
     if frame.empty:
         raise ValueError("no daily bars to train on: generate or import data first")
-    feats = pd.DataFrame({f"x{i}": compute_factor(e, frame) for i, e in enumerate(exprs)})
+    feats = pd.DataFrame({f"x{i}": session.compute(e, frame) for i, e in enumerate(parsed)})
     close = frame["close"]
     target = close.groupby(level="symbol").shift(-horizon) / close - 1.0
     tm = train_walk_forward(feats, target, kind=kind, n_splits=n_splits, embargo=horizon)
@@ -175,7 +182,7 @@ def train_model_factor(name: str, inputs, horizon: int = 5, kind: str = "mlp", s
                                                        frame.index.get_level_values(0).max() - pd.Timedelta(days=120)])
         if check["mismatches"]:
             raise ValueError(f"model factor {name!r}: stream and batch disagree on {check['mismatches']} rows")
-        v = FactorRegistry.from_settings(s).add_version(
+        v = session.registry(s).add_version(
             name, f"model({', '.join(exprs)})", author or getpass.getuser(), kind="model",
             model_path=str(model_path), inputs=exprs, evaluation=ev, validation=check,
             description=f"{kind} model on {len(exprs)} factors, target {horizon}-bar forward return")
@@ -185,10 +192,11 @@ def train_model_factor(name: str, inputs, horizon: int = 5, kind: str = "mlp", s
 
 def _model_stream_vs_batch(spec: ModelFactorSpec, frame: pd.DataFrame, batch_rows: int = 61) -> dict:
     from pyplatform.factors import FactorEngine
-    from pyplatform.research.publishing import _engine_input, agreement, engine_column
+    from pyplatform.research.publishing import agreement, engine_column
+    from pyplatform.research.session import engine_input
 
     batch = model_factor_batch(spec, frame)
     eng = ModelEngine(FactorEngine(), [spec])
-    table = _engine_input(frame)
+    table = engine_input(frame)
     out = pa.concat_tables([eng.feed(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows)])
     return agreement(batch, engine_column(out, spec.name), tolerance=1e-6)

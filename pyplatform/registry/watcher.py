@@ -23,7 +23,9 @@ class RegistryWatcher:
     Parameters
     ----------
     registry : FactorRegistry
-    engine : object with ``add_factor(name, text)`` and ``remove_factor(name)``
+    engine : object with ``add_factor(name, text)`` and ``remove_factor(name)``; published
+        model factors are started too when it has ``add_published_model(version, history=)`` and
+        ``remove_model(name)`` (e.g. ``pyplatform.models.factor.ModelEngine``)
     warmup : callable, optional
         ``warmup(version) -> history frame or None`` passed to ``add_factor`` as ``history=``
         when the engine supports it, so a new factor starts warm.
@@ -43,7 +45,7 @@ class RegistryWatcher:
         if gen == self._generation:
             return []
         self._generation = gen
-        models_ok = hasattr(self.engine, "add_model")
+        models_ok = hasattr(self.engine, "add_published_model")
         wanted = {n: v for n, v in self.registry.active().items() if v.kind == "expression" or models_ok}
         actions: list[tuple[str, str]] = []
         for name in list(self.running):
@@ -66,9 +68,8 @@ class RegistryWatcher:
             try:
                 hist = self.warmup(v) if self.warmup else None
                 if v.kind == "model":
-                    from pyplatform.models.factor import ModelFactorSpec
-
-                    self.engine.add_model(ModelFactorSpec(name, v.model_path, tuple(v.inputs)), history=hist)
+                    # the engine builds its own model spec: the registry stays below the models
+                    self.engine.add_published_model(v, history=hist)
                 elif hist is not None:
                     self.engine.add_factor(name, v.expression, history=hist)
                 else:

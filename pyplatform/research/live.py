@@ -93,10 +93,15 @@ class LocalService:
     symbols : list of str, optional
     rows_per_second : float
         Replay speed (bar rows per second across symbols).
+    settings : Settings, optional
+        The environment's by default.
+    clock : Clock
+        Dates the subscriber token (e.g. ``pyplatform.clock.LiveClock()``); required so no
+        time is read behind the caller's back.
     """
 
     def __init__(self, factors: dict[str, str], symbols=None, rows_per_second: float = 200.0,
-                 settings=None) -> None:
+                 settings=None, *, clock) -> None:
         import asyncio
         import os
         import secrets
@@ -107,7 +112,6 @@ class LocalService:
         from pyplatform.domain.schemas import factor_schema
         from pyplatform.signals.service import build_issuer
         from pyplatform.stream import StreamTables
-        from pyplatform.clock import LiveClock
 
         base = settings or get_settings()
         with socket.socket() as s:
@@ -123,10 +127,11 @@ class LocalService:
         self.factors = factors
         self.symbols = symbols
         self.rate = rows_per_second
-        self.tables = StreamTables(None, clock=LiveClock())
+        self._clock = clock
+        self.tables = StreamTables(None, clock=clock)
         self.table = self.tables.get_table("factors", factor_schema(list(factors)))
         self.token = build_issuer(self.settings).issue("notebook", topics=["factors:*"], symbols=["*"],
-                                                       now_ns=time.time_ns(), ttl_s=3600)
+                                                       now_ns=clock.now_ns(), ttl_s=3600)
         self._loop = asyncio.new_event_loop()
         self._stop = None
         self._halt = threading.Event()
@@ -148,21 +153,21 @@ class LocalService:
 
         asyncio.set_event_loop(self._loop)
         self._stop = asyncio.Event()
-        self._loop.run_until_complete(serve(self.settings, {"factors": self.table}, self._stop, use_redis=False,
+        self._loop.run_until_complete(serve(self.settings, {"factors": self.table}, self._stop, clock=self._clock,
+                                            use_redis=False,
                                             ready=lambda _: self._ready.set()))
 
     def _replay(self) -> None:
         import numpy as np
         import pyarrow as pa
 
-        from pyplatform.api import bars
-        from pyplatform.factors import FactorEngine
-        from pyplatform.research.publishing import _engine_input
-
         import pyarrow.compute as pc
 
+        from pyplatform.factors import FactorEngine
+        from pyplatform.research.session import bars, engine_input
+
         frame = bars(self.symbols, freq="1d", settings=self.settings)
-        table = _engine_input(frame)
+        table = engine_input(frame)
         engine = FactorEngine(factors=self.factors)
         names = list(self.factors)
         step = max(1, int(self.rate / 10))

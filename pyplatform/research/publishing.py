@@ -14,9 +14,10 @@ version up through :class:`pyplatform.registry.watcher.RegistryWatcher`.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from pyplatform.research import session
 
 __all__ = ["PublishError", "stream_vs_batch", "publish_factor", "engine_column", "agreement"]
 
@@ -25,32 +26,30 @@ class PublishError(ValueError):
     """The factor failed validation; nothing was published."""
 
 
-def _engine_input(frame: pd.DataFrame) -> pa.Table:
-    """A (datetime, symbol) bar frame as the engine's columnar input, in time order."""
-    df = frame.reset_index()
-    df = df.sort_values(["datetime", "symbol"], kind="stable")
-    cols = {"ts": df["datetime"].to_numpy("datetime64[ns]").astype(np.int64), "symbol": df["symbol"].astype(str).to_numpy()}
-    for c in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[c]):
-            cols[c] = df[c].to_numpy(np.float64)
-    return pa.table(cols)
-
-
-def stream_vs_batch(name: str, expression: str, frame: pd.DataFrame, batch_rows: int = 97,
-                    tolerance: float = 1e-9) -> dict:
+def stream_vs_batch(name: str, expression, frame: pd.DataFrame, batch_rows: int = 97,
+                    tolerance: float = 1e-9, batch: pd.Series | None = None) -> dict:
     """Run both runtimes over ``frame`` and report their agreement.
+
+    Parameters
+    ----------
+    expression : parsed factor or str
+        The factor as :func:`pyplatform.factors.parse` returns it (as publishing passes it),
+        or as text.
+    batch : Series, optional
+        The batch runtime's values on ``frame`` when the caller has them already.
 
     Returns
     -------
     dict with ``rows``, ``compared`` (rows where either side has a value), ``max_abs_diff``
     and ``mismatches``.
     """
-    from pyplatform.factors import FactorEngine, compile_batch, parse
+    from pyplatform.factors import FactorEngine, parse
 
-    expr = parse(expression, columns=set(frame.columns))
-    batch = pd.Series(np.asarray(compile_batch(expr)(frame), float), index=frame.index)
-    table = _engine_input(frame)
-    engine = FactorEngine(factors={name: str(expr)})
+    expr = parse(expression, columns=set(frame.columns)) if isinstance(expression, str) else expression
+    if batch is None:
+        batch = session.compute(expr, frame)
+    table = session.engine_input(frame)
+    engine = FactorEngine(factors={name: expr})
     outs = [engine.feed(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows)]
     out = pa.concat_tables([o if isinstance(o, pa.Table) else pa.table(o) for o in outs])
     return agreement(batch, engine_column(out, name), tolerance)
@@ -90,12 +89,14 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     """Validate and publish; see the module docstring. Returns the new ``FactorVersion``.
 
     ``description`` and ``tags`` left out (None, empty) keep the previous version's; a
-    library name is refused. The attached evaluation covers the whole daily history (or the
-    validation window for minute bars or a given ``frame``) and records that window in
-    ``evaluation["window"]``.
+    library name is refused. Validation runs on the last ``recent_days`` of history plus the
+    factor's look-back in rows before them (any bar frequency). The attached evaluation
+    covers the whole daily history (or the validation window for other frequencies or a given
+    ``frame``) and records that window in ``evaluation["window"]``. The expression is parsed
+    once and the batch values are computed once per frame.
     """
     from pyplatform.factors import FactorError, parse
-    from pyplatform.registry import FactorRegistry, RegistryError
+    from pyplatform.registry import RegistryError
     from pyplatform.research.evaluation import MIN_NAMES, evaluate
 
     if name in reserved_names():
@@ -106,7 +107,7 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     except FactorError as exc:
         raise PublishError(f"factor {name!r} does not parse:\n{exc}") from exc
     canonical = str(expr)
-    registry = FactorRegistry.from_settings(settings)
+    registry = session.registry(settings)
     try:
         registry._dir(name)  # validates the name before any work
     except RegistryError as exc:
@@ -114,25 +115,16 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
 
     eval_frame, scope = frame, "given frame"
     if frame is None:
-        from pyplatform.api import bars
+        frame, eval_frame, scope = _history(expr, symbols, recent_days, freq, settings)
+    missing = sorted(expr.columns() - set(frame.columns))
+    if missing:
+        raise PublishError(f"factor {name!r} uses columns the history does not have: {missing} "
+                           f"(history has {list(frame.columns)})")
 
-        try:
-            store_bars = bars(symbols, settings=settings, freq=freq)
-        except (KeyError, ValueError) as exc:
-            raise PublishError(f"no history to validate on ({exc}): generate or import data first") from exc
-        last = store_bars.index.get_level_values(0).max()
-        warm_days = min(2 * expr.lookback, 3650)  # cap: a look-back beyond history fails below anyway
-        span = pd.Timedelta(days=recent_days + warm_days) if freq in ("1d", "1D", "D") else pd.Timedelta(days=recent_days)
-        frame = store_bars[store_bars.index.get_level_values(0) >= last - span]
-        # daily history is small enough to evaluate whole; minute history is evaluated on
-        # the validation window only (and says so)
-        eval_frame, scope = (store_bars, "full history") if freq in ("1d", "1D", "D") else (frame, "validation window")
-    try:
-        parse(expression, columns=set(frame.columns))
-    except FactorError as exc:
-        raise PublishError(f"factor {name!r} uses columns the history does not have:\n{exc}") from exc
-
-    check = stream_vs_batch(name, canonical, frame, tolerance=tolerance)
+    values = session.compute(expr, eval_frame, name)
+    # the validation window is the evaluation frame except for daily history: reuse its values
+    batch = values if frame is eval_frame else None
+    check = stream_vs_batch(name, expr, frame, tolerance=tolerance, batch=batch)
     if check["mismatches"]:
         raise PublishError(f"factor {name!r}: stream and batch runtimes disagree on {check['mismatches']} of "
                            f"{check['compared']} rows (first at {check['first_mismatch']}, max diff "
@@ -140,9 +132,8 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     if check["compared"] == 0:
         raise PublishError(f"factor {name!r} produced no values on recent history (look-back "
                            f"{expr.lookback} rows); not published")
-    from pyplatform.api import compute_factor
 
-    evaluation = _evaluation(canonical, name, eval_frame, symbols, MIN_NAMES, evaluate, compute_factor)
+    evaluation = _evaluation(values, name, eval_frame, symbols, MIN_NAMES, evaluate)
     evaluation.setdefault("window", {})["scope"] = scope
     previous = registry.versions(name) if name in registry.names() else []
     if previous:
@@ -157,9 +148,52 @@ def publish_factor(name: str, expression: str, *, author: str, description: str 
     return version
 
 
-def _evaluation(canonical: str, name: str, frame: pd.DataFrame, symbols, min_names_default: int,
-                evaluate, compute_factor) -> dict:
-    """The evaluation summary on stocks (or the given symbols), never weekends of crypto."""
+def _history(expr, symbols, recent_days: int, freq: str, settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(validation frame, evaluation frame, scope)`` from the store.
+
+    The validation frame is the last ``recent_days`` calendar days plus ``expr.lookback`` rows
+    per symbol before them. Daily history is small enough to evaluate whole; other
+    frequencies are evaluated on the validation window only (and say so).
+    """
+    daily = freq in session.DAILY
+    try:
+        if daily:
+            full = session.bars(symbols, freq=freq, settings=settings)
+            start = full.index.get_level_values(0).max() - pd.Timedelta(days=recent_days)
+            return _tail(full, start, expr.lookback), full, "full history"
+        store = session.open_store(settings)
+        table, _ = session.source_of(freq)
+        _, last_ns = session.table_extent(store, table)
+        if last_ns is None:  # a backend that cannot say cheaply: read to find out
+            last = session.bars(symbols, freq=freq, settings=settings).index.get_level_values(0).max()
+        else:
+            last = pd.Timestamp(last_ns, unit="ns")
+        start = last - pd.Timedelta(days=recent_days)
+        frame = session.bars(symbols, start=start, freq=freq, settings=settings, warmup_rows=expr.lookback)
+    except (KeyError, ValueError) as exc:
+        raise PublishError(f"no history to validate on ({exc}): generate or import data first") from exc
+    return frame, frame, "validation window"
+
+
+def _tail(full: pd.DataFrame, start, warmup_rows: int) -> pd.DataFrame:
+    """The rows of ``full`` from ``start`` on plus up to ``warmup_rows`` earlier rows of each
+    symbol that has rows from ``start`` on (as :func:`session.read_with_warmup` reads them)."""
+    t = full.index.get_level_values(0)
+    sym = full.index.get_level_values("symbol")
+    late = t >= start
+    from_end = full[~late].groupby(level="symbol", sort=False).cumcount(ascending=False).to_numpy()
+    early = ~late
+    early[early] = (from_end < warmup_rows) & sym[early].isin(sym[late].unique())
+    return full[late | early]
+
+
+def _evaluation(values: pd.Series, name: str, frame: pd.DataFrame, symbols, min_names_default: int,
+                evaluate) -> dict:
+    """The evaluation summary on stocks (or the given symbols), never weekends of crypto.
+
+    ``values`` are the factor on ``frame``; a factor is computed per symbol, so keeping the
+    universe's rows of them equals computing on the universe's rows alone.
+    """
     from pyplatform.research.universe import resolve_universe
 
     known = sorted(frame.index.get_level_values("symbol").unique())
@@ -167,8 +201,8 @@ def _evaluation(canonical: str, name: str, frame: pd.DataFrame, symbols, min_nam
         universe = list(symbols) if symbols else resolve_universe("stocks", known)
     except ValueError:
         universe = known  # no stocks: the one calendar there is
-    frame = frame[frame.index.get_level_values("symbol").isin(universe)]
-    values = compute_factor(canonical, frame, name)
+    keep = frame.index.get_level_values("symbol").isin(universe)
+    frame, values = frame[keep], values[keep]
     prices = frame["close"].unstack("symbol")
     try:
         out = evaluate(values, prices, horizons=(1, 5), name=name,

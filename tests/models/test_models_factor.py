@@ -44,13 +44,13 @@ def test_training_exports_and_publishes(trained):
 def test_stream_equals_batch_on_random_batches(trained):
     s, res = trained
     import pyplatform as pp
-    from pyplatform.research.publishing import _engine_input
+    from pyplatform.research.session import engine_input
 
     frame = pp.bars(freq="1d", settings=s)
     spec = ModelFactorSpec("mlp_alpha", str(res.model_path), tuple(INPUTS))
     batch = model_factor_batch(spec, frame)
     eng = ModelEngine(FactorEngine(), [spec])
-    table = _engine_input(frame)
+    table = engine_input(frame)
     rng = np.random.default_rng(0)
     outs, i = [], 0
     while i < table.num_rows:

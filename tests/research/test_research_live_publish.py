@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from pyplatform.clock import SimClock
+from pyplatform.clock import LiveClock, SimClock
 import pyplatform as pp
 from pyplatform.registry import FactorRegistry
 from pyplatform.registry.watcher import RegistryWatcher
@@ -58,7 +58,7 @@ def platform(market_settings, tmp_path, monkeypatch):
     def run():
         asyncio.set_event_loop(loop)
         loop.run_until_complete(serve(settings, {"factors": pipe.factors, "bars": pipe.bars}, stop,
-                                      use_redis=False, ready=lambda _: ready.set()))
+                                      clock=LiveClock(), use_redis=False, ready=lambda _: ready.set()))
 
     t = threading.Thread(target=run, daemon=True)
     t.start()

@@ -134,7 +134,7 @@ def test_drafted_seed_backtests_with_its_sizing(market_settings):
     text = SEED_SENTENCES[0].replace("EURUSD", fx.split(".")[0])
     d = pp.draft_strategy(text, settings=s)
     assert d.ok, d.unparsed
-    res = pp.backtest(d.to_config(), settings=s)
+    res = pp.run_backtest(d.to_config(), settings=s)
     assert res.metrics["n_signals"] > 0 and res.metrics["n_orders"] > 0
     entries = res.orders[res.orders["reason"].str.contains("enter long")]
     assert len(entries)

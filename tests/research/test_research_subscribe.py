@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyplatform.clock import SimClock
+from pyplatform.clock import LiveClock, SimClock
 import pyplatform as pp
 from pyplatform.config import Settings
 from pyplatform.domain.schemas import factor_schema
@@ -35,7 +35,8 @@ def service(tmp_path, monkeypatch):
 
     def run():
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(s, {"factors": factors}, stop, use_redis=False, ready=lambda _: ready.set()))
+        loop.run_until_complete(serve(s, {"factors": factors}, stop, clock=LiveClock(), use_redis=False,
+                                      ready=lambda _: ready.set()))
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -82,7 +83,7 @@ def test_local_service_rows_carry_bar_time_not_wall_time(market_settings):
 
     bars = pp.bars(freq="1d", settings=market_settings)
     days = bars.index.get_level_values("datetime")
-    svc = LocalService({"z_10": "zscore(close, 10)"}, settings=market_settings).start()
+    svc = LocalService({"z_10": "zscore(close, 10)"}, settings=market_settings, clock=LiveClock()).start()
     try:
         view = pp.subscribe(["factors:z_10"], "*", url=svc.url, token=svc.token, settings=market_settings)
         assert view.wait(20, timeout=60)

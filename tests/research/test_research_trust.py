@@ -39,7 +39,7 @@ def test_bad_ranges_and_freqs_are_errors(market_settings):
 
 def test_wrong_backtest_keyword_lists_the_valid_ones(market_settings):
     with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['latency'\]; valid: .*latency_ms"):
-        pp.backtest({"kind": "ma_cross"}, latency=5, settings=market_settings)
+        pp.run_backtest({"kind": "ma_cross"}, latency=5, settings=market_settings)
 
 
 def test_evaluate_defaults_to_stocks_and_says_its_window(market_settings):

@@ -56,7 +56,7 @@ def test_saved_runs_are_listed_and_load_back(market_settings):
                      save=True, latency_ms=100)
     import pyplatform.api as pp  # the notebook verb calls run_backtest
 
-    r2 = pp.backtest({"kind": "momentum", "params": {"window": 5, "threshold": 0.01}}, settings=market_settings,
+    r2 = pp.run_backtest({"kind": "momentum", "params": {"window": 5, "threshold": 0.01}}, settings=market_settings,
                      save=True, latency_ms=50)
     assert r2.config["backtest"]["latency_ms"] == 50 and len(r2.signals)
     runs = list_runs(market_settings)

@@ -85,7 +85,7 @@ def test_notebook_chart_is_the_market_page_chart(market_settings):
     from pyplatform.dashboard.data import StoreBarSource
     from pyplatform.dashboard.live import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
-    from pyplatform.plots.notebook import chart
+    from pyplatform.api import chart  # pp.chart: the top layer may import the app
     from pyplatform.backends import open_store
 
     fig = chart("BBB.US", "1m", start="2024-01-10", end="2024-01-12", overlays=["sma_20"], settings=market_settings)

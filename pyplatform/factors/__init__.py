@@ -4,6 +4,8 @@
 >>> e = parse("(close - mavg(close, 20)) / mstd(close, 20)")
 >>> e.lookback
 19
+>>> e.input_columns
+('close',)
 
 ``compile_batch(e)(frame)`` computes over history, ``compile_stream(e).update(batch)``
 incrementally, ``to_dolphindb(e)`` gives DolphinDB metacode; :class:`FactorEngine` runs many
@@ -14,13 +16,13 @@ from __future__ import annotations
 
 from pyplatform.factors.batch import compile_batch
 from pyplatform.factors.errors import FactorError, FactorSyntaxError, FactorTypeError
+from pyplatform.factors.factor import Factor, as_factor, parse
 from pyplatform.factors.functions import FUNCTIONS
-from pyplatform.factors.parser import parse
 from pyplatform.factors.stream import StreamFactor, compile_stream
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = [
-    "parse", "compile_batch", "compile_stream", "StreamFactor", "to_dolphindb", "FactorEngine",
+    "parse", "Factor", "as_factor", "compile_batch", "compile_stream", "StreamFactor", "to_dolphindb", "FactorEngine",
     "load_library", "FactorDef", "FactorError", "FactorSyntaxError", "FactorTypeError", "FUNCTIONS",
     "Expr", "Num", "Col", "Unary", "Binary", "Call",
 ]

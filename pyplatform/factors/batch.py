@@ -22,8 +22,8 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-from pyplatform.factors.functions import lower
-from pyplatform.factors.parser import parse
+from pyplatform.factors.factor import Factor, as_factor
+from pyplatform.factors.primitives import PRIMITIVES
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = ["compile_batch", "evaluate_sorted", "frame_layout", "binary_op"]
@@ -59,13 +59,13 @@ def frame_layout(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.lexsort(keys), codes
 
 
-def compile_batch(expr: Expr | str) -> Callable[[pd.DataFrame], pd.Series]:
+def compile_batch(expr: Factor | Expr | str) -> Callable[[pd.DataFrame], pd.Series]:
     """Compile a factor for research over history.
 
     Parameters
     ----------
-    expr : Expr or str
-        A parsed tree or the text of one.
+    expr : Factor, Expr or str
+        A parsed factor (:func:`pyplatform.factors.parse`), a tree, or text (parsed here).
 
     Returns
     -------
@@ -73,9 +73,9 @@ def compile_batch(expr: Expr | str) -> Callable[[pd.DataFrame], pd.Series]:
         ``f(frame) -> pd.Series`` aligned to ``frame`` (same index, same row order), computed
         per symbol in time order. Missing input columns raise ``KeyError`` naming them.
     """
-    tree = parse(expr) if isinstance(expr, str) else expr
-    low = lower(tree)
-    cols = sorted(tree.columns())
+    tree = as_factor(expr)
+    low = tree.lowered
+    cols = list(tree.input_columns)
 
     def run(frame: pd.DataFrame) -> pd.Series:
         missing = [c for c in cols if c not in frame.columns]
@@ -144,7 +144,7 @@ class _Ctx:
                 "log": lambda v: np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan),
                 "sqrt": lambda v: np.where(v >= 0, np.sqrt(np.where(v >= 0, v, 0.0)), np.nan),
             }[name](x)
-        return getattr(self, name)(*node.args)
+        return getattr(self, PRIMITIVES[name].batch)(*node.args)
 
     # -- helpers ----------------------------------------------------------------------------
     def _first_valid(self, x: np.ndarray) -> np.ndarray:

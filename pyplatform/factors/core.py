@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from pyplatform.factors.kernels import run_program
 from pyplatform.factors.program import build_program
-from pyplatform.factors.tree import Expr
+from pyplatform.factors.factor import Factor
 
 __all__ = ["StreamCore"]
 
@@ -24,7 +24,7 @@ _CHUNK = 8_192  # rows per kernel call: keeps the registers (registers x rows x 
 class StreamCore:
     """Runs ``{name: (expr, epoch)}`` incrementally over batches, keyed by symbol."""
 
-    def __init__(self, factors: dict[str, tuple[Expr, int]]) -> None:
+    def __init__(self, factors: dict[str, tuple[Factor, int]]) -> None:
         self.factors = dict(factors)
         self.symbols: list[str] = []
         self.sym_index: dict[str, int] = {}
@@ -138,7 +138,7 @@ class StreamCore:
         return out
 
     # -- changing the factor set ----------------------------------------------------------------
-    def set_factors(self, factors: dict[str, tuple[Expr, int]]) -> None:
+    def set_factors(self, factors: dict[str, tuple[Factor, int]]) -> None:
         """Rebuild the program, keeping the state of every instruction that survives."""
         old_prog = self.program
         prog = build_program(factors)

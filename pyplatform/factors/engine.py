@@ -19,7 +19,7 @@ from pyplatform.domain.schemas import factor_schema
 from pyplatform.factors.batch import frame_layout
 from pyplatform.factors.core import StreamCore
 from pyplatform.factors.errors import FactorError
-from pyplatform.factors.parser import parse
+from pyplatform.factors.factor import Factor, as_factor
 from pyplatform.factors.snapshot import dump_engine, load_engine
 from pyplatform.factors.stream import batch_columns
 from pyplatform.factors.tree import Expr
@@ -34,8 +34,9 @@ class FactorEngine:
 
     Parameters
     ----------
-    factors : dict of str to str or Expr, optional
-        ``{name: expression}``; names must be identifiers other than ``ts`` and ``symbol``.
+    factors : dict of str to Factor, str or Expr, optional
+        ``{name: factor}`` (a parsed factor, or text parsed once here); names must be
+        identifiers other than ``ts`` and ``symbol``.
     columns : iterable of str, optional
         The input schema's column names; when given, expressions reading other columns are
         rejected up front (with the position of the unknown column).
@@ -46,10 +47,10 @@ class FactorEngine:
     >>> out = eng.feed({"ts": ts, "symbol": syms, "close": px})   # doctest: +SKIP
     """
 
-    def __init__(self, factors: dict[str, str | Expr] | None = None, columns=None) -> None:
+    def __init__(self, factors: dict[str, Factor | str | Expr] | None = None, columns=None) -> None:
         self._columns = set(columns) if columns is not None else None
         self._epoch = 0
-        self._exprs: dict[str, tuple[Expr, int]] = {}
+        self._exprs: dict[str, tuple[Factor, int]] = {}
         for name, text in (factors or {}).items():
             self._exprs[name] = (self._parse(name, text), 0)
         self._core = StreamCore(self._exprs)
@@ -58,18 +59,16 @@ class FactorEngine:
         self.rows_fed = 0
 
     # -- definition ---------------------------------------------------------------------------
-    def _parse(self, name: str, text: str | Expr) -> Expr:
+    def _parse(self, name: str, text: Factor | str | Expr) -> Factor:
         if not isinstance(name, str) or not _NAME.match(name) or name in ("ts", "symbol"):
             raise ValueError(f"factor name {name!r} must be an identifier other than 'ts' and 'symbol'")
-        if isinstance(text, Expr):
-            return text
         try:
-            return parse(text, self._columns)
+            return as_factor(text, self._columns)
         except FactorError as exc:
             raise type(exc)(f"factor {name!r}: {exc.reason}", exc.text, exc.line, exc.column) from None
 
     def _changed(self) -> None:
-        cols = set().union(*(e.columns() for e, _ in self._exprs.values())) if self._exprs else set()
+        cols = set().union(*(e.input_columns for e, _ in self._exprs.values())) if self._exprs else set()
         self._needed = sorted(cols)
         self._schema = factor_schema(list(self._exprs))
 
@@ -86,7 +85,7 @@ class FactorEngine:
     def schema(self) -> pa.Schema:
         return self._schema
 
-    def add_factor(self, name: str, text: str | Expr, history: pd.DataFrame | None = None) -> None:
+    def add_factor(self, name: str, text: Factor | str | Expr, history: pd.DataFrame | None = None) -> None:
         """Add a factor while running.
 
         It starts from fresh state and warms up from the rows it sees next, or, when
@@ -106,7 +105,7 @@ class FactorEngine:
             warm = StreamCore({name: (expr, self._epoch)})
             order, _ = frame_layout(history)
             frame = history.reset_index() if "symbol" not in history.columns else history
-            cols, sym = batch_columns(frame.iloc[order], sorted(expr.columns()))
+            cols, sym = batch_columns(frame.iloc[order], list(expr.input_columns))
             warm.run(cols, warm.symbol_ids(sym))
             self._core.adopt(warm)
 

@@ -1,40 +1,35 @@
-"""The function table of the factor language: signatures, type checks, look-back and lowering.
+"""The function table of the factor language: signatures, type checks, macros, lowering.
 
-User-level functions (``rsi``, ``macd``, ``atr``, ``zscore``...) are *lowered* to a small set of
-primitives that the batch and stream runtimes implement:
+Two kinds of user-level function, one table each:
 
-==========  ==========================================  =======================================
-primitive   arguments                                   meaning
-==========  ==========================================  =======================================
-``_move``   x, k                                        x k rows earlier
-``_wsum``   x, n, minPeriods, mode, talib               moving sum (0) / mean (1) / count (2)
-``_wvar``   x, n, minPeriods, mode                      var (0), std (1), varp (2), stdp (3)
-``_wext``   x, n, minPeriods, sign                      moving max (+1) / min (-1)
-``_wcov``   y, x, n, minPeriods, mode                   moving corr (0) / beta of y on x (1)
-``_wrank``  x, n, minPeriods, ascending                 0-based rank of the last value, ties min
-``_ema``    x, n, mode[, skip]                          ema (alpha 2/(n+1)) (0), wilder (1/n) (1)
-``_wma``    x, n                                        linearly weighted moving average
-``_cum``    x, mode                                     cumsum (0) / cumavg (1) / cummax (2) / cummin (3)
-==========  ==========================================  =======================================
+* **core functions** (``mavg``, ``ema``, ``prev``, ``abs``...) are *lowered* to the primitives
+  of ``primitives.py`` -- the records every runtime reads -- or to element-wise operations;
+  their DolphinDB form is in the primitive record (``Primitive.functions``);
+* **composites** (``rsi``, ``macd*``, ``bb*``, ``atr``, ``cross``, ``zscore``, ``mvwap``) are
+  *macros* over core functions, written once as factor-language text in :data:`COMPOSITES`.
+  :func:`expand` replaces them before lowering and before DolphinDB emission, so the batch,
+  stream, GPU and DolphinDB layers all compute the one definition. A record can name a native
+  DolphinDB form to be emitted instead of the expansion (none does: the expansions are made of
+  DolphinDB reactive-engine state functions already, see each record's ``dolphindb`` note).
 
-Window rule shared by both runtimes (DolphinDB's m-functions): without ``minPeriods`` the first
-``n - 1`` rows of a symbol are NULL and later rows aggregate the non-NULL values of the window;
-with ``minPeriods`` a row is NULL while the window holds fewer non-NULL values than that. The
-TA-Lib family (``sma``, ``ema``, ``wma``, ``wilder`` and what is built on them) starts its window
-at the first non-NULL value, as DolphinDB's TA-Lib functions and TA-Lib itself do.
+The window rules (DolphinDB's m-functions, the TA-Lib window start) are in
+``docs/factors.md``, "Window rules"; the look-back of each primitive in its record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from pyplatform.factors.errors import FactorTypeError
 from pyplatform.factors.limits import MAX_STATE_BYTES, MAX_WINDOW
-from pyplatform.factors.primitives import ELEMENTWISE, PRIMITIVES, state_floats
+from pyplatform.factors.parser import parse_tree
+from pyplatform.factors.primitives import ELEMENTWISE, PRIMITIVES, DdbForm, state_floats
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
-__all__ = ["FUNCTIONS", "FuncSpec", "Param", "check", "lower", "lookback_of", "MAX_WINDOW", "state_bytes"]
+__all__ = ["FUNCTIONS", "COMPOSITES", "INTERNAL", "FuncSpec", "Param", "Composite", "check", "expand", "lower",
+           "lookback_of", "MAX_WINDOW", "state_bytes"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +45,52 @@ class Param:
 
 @dataclass(frozen=True)
 class FuncSpec:
+    """A user-level function's signature and how it is computed.
+
+    Attributes
+    ----------
+    name, params, doc, category : the signature and its documentation.
+    lower : ``f(args) -> tree`` over primitives (core functions); ``None`` for composites.
+    macro : the composite's :class:`Composite` record (``None`` for core functions).
+    """
+
     name: str
     params: tuple[Param, ...]
     doc: str
-    lower: Callable[[list[Expr]], Expr]
+    lower: Callable[[list[Expr]], Expr] | None
     category: str = "moving"
+    macro: "Composite | None" = None
 
     @property
     def required(self) -> int:
         return sum(1 for p in self.params if not p.optional)
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A composite function: a macro over core functions (see the module doc).
+
+    Attributes
+    ----------
+    name, params, doc, category : its signature, as for :class:`FuncSpec`.
+    template : factor-language text over the parameter names (constant arguments may be
+        arithmetic over constant parameters, e.g. ``slow - fast``; internal core functions
+        such as ``_emaAfter`` may be used).
+    dolphindb : how DolphinDB computes it: why the expansion is the right form there.
+    native : a DolphinDB form emitted instead of the expansion, or ``None`` (expand).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    doc: str
+    category: str
+    template: str
+    dolphindb: str
+    native: DdbForm | None = None
+
+    @property
+    def spec(self) -> FuncSpec:
+        return FuncSpec(self.name, self.params, self.doc, None, self.category, self)
 
 
 def _n(v: float) -> Num:
@@ -110,70 +142,11 @@ def _deltas(x: Expr) -> Expr:
     return Binary("-", x, _c("_move", x, 1))
 
 
-def _rsi(a: list[Expr]) -> Expr:
-    n = _arg(a, 1, 14)
-    d = _deltas(a[0])
-    up = _c("iif", Binary(">", d, _n(0)), d, 0)
-    down = _c("iif", Binary("<", d, _n(0)), Unary("-", d), 0)
-    u, dn = _ema(up, n, 1), _ema(down, n, 1)
-    return Binary("/", Binary("*", _n(100), u), Binary("+", u, dn))
-
-
-def _macd_line(a: list[Expr]) -> Expr:
-    # TA-Lib seeds the fast EMA where the slow one starts (the mean of the `fast` values ending at
-    # the slow seed), not at row fast-1: the fast EMA skips the first slow - fast non-NULL values.
-    # Counting non-NULL values (not rows) keeps the EMA's NULL rule: a NULL blanks only its row.
-    x, fast, slow = a[0], _arg(a, 1, 12), _arg(a, 2, 26)
-    return Binary("-", _c("_ema", x, fast, 0, _val(slow) - _val(fast)), _ema(x, slow, 0))
-
-
-def _macd_signal(a: list[Expr]) -> Expr:
-    return _ema(_macd_line(a), _arg(a, 3, 9), 0)
-
-
-def _macd_hist(a: list[Expr]) -> Expr:
-    return Binary("-", _macd_line(a), _macd_signal(a))
-
-
-def _bb(sign: int):
-    def f(a: list[Expr]) -> Expr:
-        n, k = _arg(a, 1, 20), _arg(a, 2, 2)
-        mid = _c("_wsum", a[0], n, 0, 1, 0)
-        if sign == 0:
-            return mid
-        return Binary("+" if sign > 0 else "-", mid, Binary("*", k, _c("_wvar", a[0], n, 0, 3)))
-    return f
-
-
-def _atr(a: list[Expr]) -> Expr:
-    h, lo, c = a[0], a[1], a[2]
-    pc = _c("_move", c, 1)
-    tr = _c("max", Binary("-", h, lo), _c("max", _c("abs", Binary("-", h, pc)), _c("abs", Binary("-", lo, pc))))
-    return _ema(tr, _arg(a, 3, 14), 1)
-
-
-def _cross(a: list[Expr]) -> Expr:
-    d = Binary("-", a[0], a[1])
-    pd = _c("_move", d, 1)
-    golden = Binary("&&", Binary(">", d, _n(0)), Binary("<=", pd, _n(0)))
-    death = Binary("&&", Binary("<", d, _n(0)), Binary(">=", pd, _n(0)))
-    return _c("iif", golden, 1, _c("iif", death, -1, 0))
-
-
-def _zscore(a: list[Expr]) -> Expr:
-    return Binary("/", Binary("-", a[0], _c("_wsum", a[0], a[1], 0, 1, 0)), _c("_wvar", a[0], a[1], 0, 1))
-
-
-def _mvwap(a: list[Expr]) -> Expr:
-    p, v, n = a[0], a[1], a[2]
-    return Binary("/", _c("_wsum", Binary("*", p, v), n, 0, 0, 0), _c("_wsum", v, n, 0, 0, 0))
-
-
 def _same(name: str):
     return lambda a: Call(name, tuple(a))
 
 
-_SPECS: list[FuncSpec] = [
+_CORE: list[FuncSpec] = [
     # shifts and differences
     FuncSpec("prev", (X,), "x one row earlier", lambda a: _c("_move", a[0], 1), "shift"),
     FuncSpec("move", (X, Param("steps", "steps")), "x `steps` rows earlier", lambda a: _c("_move", a[0], a[1]), "shift"),
@@ -198,9 +171,6 @@ _SPECS: list[FuncSpec] = [
              lambda a: _c("_wcov", a[0], a[1], a[2], _val(_arg(a, 3, 0)), 1)),
     FuncSpec("mrank", (X, Param("ascending", "bool"), WIN, MINP), "0-based rank of x in its window (ties: min)",
              lambda a: _c("_wrank", a[0], a[2], _val(_arg(a, 3, 0)), a[1])),
-    FuncSpec("mvwap", (Param("price", "x"), Param("volume", "x"), WIN), "msum(price*volume)/msum(volume)", _mvwap),
-    FuncSpec("zscore", (X, WIN), "(x - mavg(x, n)) / mstd(x, n)", _zscore),
-    # TA-Lib family
     FuncSpec("sma", (X, WIN), "simple moving average (TA-Lib window start)", _wsum(1, 1), "talib"),
     FuncSpec("ema", (X, WIN), "exponential moving average, alpha 2/(n+1), seeded with the mean of n",
              lambda a: _ema(a[0], a[1], 0), "talib"),
@@ -209,22 +179,6 @@ _SPECS: list[FuncSpec] = [
     FuncSpec("wma", (X, WIN), "linearly weighted moving average", lambda a: _c("_wma", a[0], a[1]), "talib"),
     FuncSpec("dema", (X, WIN), "2*ema - ema(ema)", _dema, "talib"),
     FuncSpec("tema", (X, WIN), "3*ema - 3*ema(ema) + ema(ema(ema))", _tema, "talib"),
-    FuncSpec("rsi", (X, Param("window", "win", 14, True)), "relative strength index (Wilder)", _rsi, "talib"),
-    FuncSpec("macd", (X, Param("fast", "win", 12, True), Param("slow", "win", 26, True), Param("signal", "win", 9, True)),
-             "MACD line: ema(x, fast) - ema(x, slow)", _macd_line, "talib"),
-    FuncSpec("macdSignal", (X, Param("fast", "win", 12, True), Param("slow", "win", 26, True), Param("signal", "win", 9, True)),
-             "MACD signal: ema(macd, signal)", _macd_signal, "talib"),
-    FuncSpec("macdHist", (X, Param("fast", "win", 12, True), Param("slow", "win", 26, True), Param("signal", "win", 9, True)),
-             "MACD histogram: macd - macdSignal", _macd_hist, "talib"),
-    FuncSpec("bbUpper", (X, Param("window", "win", 20, True), Param("nbdev", "num", 2, True)),
-             "Bollinger upper band: mavg + nbdev * mstdp", _bb(1), "talib"),
-    FuncSpec("bbMiddle", (X, Param("window", "win", 20, True), Param("nbdev", "num", 2, True)),
-             "Bollinger middle band: mavg", _bb(0), "talib"),
-    FuncSpec("bbLower", (X, Param("window", "win", 20, True), Param("nbdev", "num", 2, True)),
-             "Bollinger lower band: mavg - nbdev * mstdp", _bb(-1), "talib"),
-    FuncSpec("atr", (Param("high", "x"), Param("low", "x"), Param("close", "x"), Param("window", "win", 14, True)),
-             "average true range (Wilder)", _atr, "talib"),
-    FuncSpec("cross", (Param("a", "x"), Param("b", "x")), "+1 when a crosses above b, -1 below, else 0", _cross, "shift"),
     # cumulative
     FuncSpec("cumsum", (X,), "running sum", lambda a: _c("_cum", a[0], 0), "cumulative"),
     FuncSpec("cumavg", (X,), "running mean", lambda a: _c("_cum", a[0], 1), "cumulative"),
@@ -242,7 +196,64 @@ _SPECS: list[FuncSpec] = [
              _same("iif"), "elementwise"),
 ]
 
-FUNCTIONS: dict[str, FuncSpec] = {s.name: s for s in _SPECS}
+_WIN = lambda name, default: Param(name, "win", default, True)  # noqa: E731 - an optional window
+
+#: the composites, each defined once. The DolphinDB notes cite what the translation relies on.
+COMPOSITES: dict[str, Composite] = {c.name: c for c in [
+    Composite("mvwap", (Param("price", "x"), Param("volume", "x"), WIN), "msum(price*volume)/msum(volume)", "moving",
+              "msum(price * volume, window) / msum(volume, window)",
+              "expanded: msum is a reactive-engine state function"),
+    Composite("zscore", (X, WIN), "(x - mavg(x, n)) / mstd(x, n)", "moving",
+              "(X - mavg(X, window)) / mstd(X, window)",
+              "expanded: mavg and mstd are reactive-engine state functions; a flat window divides by "
+              "an exact 0 (NULL)"),
+    Composite("rsi", (X, _WIN("window", 14)), "relative strength index (Wilder)", "talib",
+              "100 * wilder(iif(deltas(X) > 0, deltas(X), 0), window) / (wilder(iif(deltas(X) > 0, deltas(X), 0), "
+              "window) + wilder(iif(deltas(X) < 0, -deltas(X), 0), window))",
+              "expanded over wilder, DolphinDB's native state function for Wilder smoothing; ta::rsi is a "
+              "module function, not a reactive-engine state function"),
+    Composite("macd", (X, _WIN("fast", 12), _WIN("slow", 26), _WIN("signal", 9)),
+              "MACD line: ema(x, fast) - ema(x, slow)", "talib",
+              "_emaAfter(X, fast, slow - fast) - ema(X, slow)",
+              "expanded: TA-Lib seeds the fast EMA where the slow one starts, i.e. after the first "
+              "slow - fast non-NULL values (_emaAfter: ema over X with those masked, via cumcount); "
+              "counting values, not rows, so a NULL close blanks only its own row"),
+    Composite("macdSignal", (X, _WIN("fast", 12), _WIN("slow", 26), _WIN("signal", 9)),
+              "MACD signal: ema(macd, signal)", "talib", "ema(macd(X, fast, slow, signal), signal)",
+              "expanded over macd and ema"),
+    Composite("macdHist", (X, _WIN("fast", 12), _WIN("slow", 26), _WIN("signal", 9)),
+              "MACD histogram: macd - macdSignal", "talib",
+              "macd(X, fast, slow, signal) - macdSignal(X, fast, slow, signal)", "expanded over macd and ema"),
+    Composite("bbUpper", (X, _WIN("window", 20), Param("nbdev", "num", 2, True)),
+              "Bollinger upper band: mavg + nbdev * mstdp", "talib", "mavg(X, window) + nbdev * mstdp(X, window)",
+              "expanded: mavg and mstdp (population std, as TA-Lib's BBANDS) are state functions"),
+    Composite("bbMiddle", (X, _WIN("window", 20), Param("nbdev", "num", 2, True)),
+              "Bollinger middle band: mavg", "talib", "mavg(X, window)", "expanded: mavg"),
+    Composite("bbLower", (X, _WIN("window", 20), Param("nbdev", "num", 2, True)),
+              "Bollinger lower band: mavg - nbdev * mstdp", "talib", "mavg(X, window) - nbdev * mstdp(X, window)",
+              "expanded: mavg and mstdp are state functions"),
+    Composite("atr", (Param("high", "x"), Param("low", "x"), Param("close", "x"), _WIN("window", 14)),
+              "average true range (Wilder)", "talib",
+              "wilder(max(high - low, max(abs(high - prev(close)), abs(low - prev(close)))), window)",
+              "expanded over wilder (native Wilder smoothing; ta::atr is not a state function); the "
+              "NULL-explicit binary max makes the first row (no previous close) NULL"),
+    Composite("cross", (Param("a", "x"), Param("b", "x")), "+1 when a crosses above b, -1 below, else 0", "shift",
+              "iif(a - b > 0 && prev(a - b) <= 0, 1, iif(a - b < 0 && prev(a - b) >= 0, -1, 0))",
+              "expanded: prev and iif with the comparisons' NULL rules"),
+]}
+
+#: core functions only composites' templates call (not part of the language users write)
+INTERNAL: dict[str, FuncSpec] = {s.name: s for s in [
+    FuncSpec("_emaAfter", (X, WIN, Param("skip", "steps")), "ema of x with its first `skip` non-NULL values masked",
+             lambda a: _c("_ema", a[0], a[1], 0, a[2]), "talib"),
+]}
+
+_ORDER = """prev move deltas ratios percentChange mavg msum mcount mvar mstd mvarp mstdp mmax mmin mcorr mbeta
+mrank mvwap zscore sma ema wilder wma dema tema rsi macd macdSignal macdHist bbUpper bbMiddle bbLower atr cross
+cumsum cumavg cummax cummin abs log sqrt exp sign max min iif""".split()
+_ALL = {s.name: s for s in _CORE} | {n: c.spec for n, c in COMPOSITES.items()}
+#: every function users write, core and composite (in the reference's order)
+FUNCTIONS: dict[str, FuncSpec] = {n: _ALL[n] for n in _ORDER} | _ALL
 
 
 def _err(msg: str, node: Expr, text: str) -> FactorTypeError:
@@ -319,7 +330,7 @@ def _own_call(spec: FuncSpec, args: list[float | None]) -> Call:
 
 def state_bytes(expr: Expr) -> int:
     """Bytes of per-symbol stream state of ``expr`` (all its stateful primitives)."""
-    total, stack = 0, [lower(expr)]
+    total, stack = 0, [lower(expand(expr))]
     while stack:
         node = stack.pop()
         if isinstance(node, Call) and node.name in PRIMITIVES:
@@ -348,8 +359,89 @@ def _check_state(spec: FuncSpec, node: Call, text: str) -> None:
                f"at 5,000 symbols), so the window can be at most {lo:,}", node.args[i], text)
 
 
+def _fold(e: Expr) -> Expr:
+    """A constant argument of a template as one number (``slow - fast`` -> ``14``)."""
+    if isinstance(e, Num):
+        return e
+    if isinstance(e, Unary) and e.op == "-":
+        inner = _fold(e.operand)
+        return Num(-inner.value) if isinstance(inner, Num) else e
+    if isinstance(e, Binary) and e.op in "+-*/":
+        a, b = _fold(e.left), _fold(e.right)
+        if isinstance(a, Num) and isinstance(b, Num):
+            x, y = a.value, b.value
+            return Num({"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else float("nan")}[e.op])
+    return e
+
+
+def _spec(name: str) -> FuncSpec | None:
+    return FUNCTIONS.get(name) or INTERNAL.get(name)
+
+
+def _substitute(node: Expr, env: dict[str, Expr]) -> Expr:
+    """The template tree ``node`` with its parameters replaced by ``env`` (constant arguments
+    of calls folded to numbers). Template trees are small; the arguments are shared, not walked."""
+    if isinstance(node, Col):
+        return env.get(node.name, node)
+    if isinstance(node, Num):
+        return node
+    if isinstance(node, Unary):
+        if node.op == "-" and isinstance(node.operand, Num):  # a literal -1: one number
+            return Num(-node.operand.value)
+        return Unary(node.op, _substitute(node.operand, env))
+    if isinstance(node, Binary):
+        return Binary(node.op, _substitute(node.left, env), _substitute(node.right, env))
+    assert isinstance(node, Call)
+    spec = _spec(node.name)
+    kinds = [p.kind for p in spec.params] if spec is not None else ["x"] * len(node.args)
+    return Call(node.name, tuple(_substitute(a, env) if k == "x" else _fold(_substitute(a, env))
+                                 for k, a in zip(kinds, node.args)))
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> Expr:
+    """The composite's template, parsed once, with the composites it uses expanded."""
+    return expand(parse_tree(COMPOSITES[name].template))
+
+
+def expand(expr: Expr, keep: frozenset[str] = frozenset()) -> Expr:
+    """Replace every composite call by its macro (:data:`COMPOSITES`), recursively.
+
+    Parameters
+    ----------
+    expr : Expr
+        A type-checked tree.
+    keep : frozenset of str
+        Composites left as calls (the DolphinDB translator keeps those with a ``native`` form).
+
+    Returns
+    -------
+    Expr
+        A tree of core (and internal) functions only, plus the kept composites; optional
+        arguments are filled with their defaults.
+    """
+    if isinstance(expr, (Num, Col)):
+        return expr
+    if isinstance(expr, Unary):
+        return Unary(expr.op, expand(expr.operand, keep))
+    if isinstance(expr, Binary):
+        return Binary(expr.op, expand(expr.left, keep), expand(expr.right, keep))
+    assert isinstance(expr, Call)
+    spec = _spec(expr.name)
+    if spec is None:  # a primitive call (an already lowered tree)
+        return Call(expr.name, tuple(expand(a, keep) for a in expr.args))
+    # a constant argument is a number; inside a template it may still be a parameter (symbolic)
+    args = [expand(a, keep) if p.kind == "x" else (a if _const(a) is None else Num(_const(a)))
+            for p, a in zip(spec.params, expr.args)]
+    if spec.macro is None or expr.name in keep:
+        return Call(expr.name, tuple(args))
+    env = {p.name: (args[i] if i < len(args) else Num(float(p.default))) for i, p in enumerate(spec.params)}
+    return _substitute(_template(expr.name), env)
+
+
 def lower(expr: Expr) -> Expr:
-    """Rewrite user-level calls into the primitives the runtimes implement (see module doc)."""
+    """Rewrite user-level calls into the primitives the runtimes implement (composites are
+    expanded first, see :func:`expand`)."""
     if isinstance(expr, (Num, Col)):
         return expr
     if isinstance(expr, Unary):
@@ -357,9 +449,11 @@ def lower(expr: Expr) -> Expr:
     if isinstance(expr, Binary):
         return Binary(expr.op, lower(expr.left), lower(expr.right))
     assert isinstance(expr, Call)
-    if expr.name.startswith("_"):
+    spec = _spec(expr.name)
+    if spec is None:  # a primitive: already lowered
         return Call(expr.name, tuple(lower(a) for a in expr.args))
-    spec = FUNCTIONS[expr.name]
+    if spec.macro is not None:
+        return lower(expand(expr))
     args = [lower(a) if p.kind == "x" else Num(_const(a)) for p, a in zip(spec.params, expr.args)]
     return spec.lower(args)
 
@@ -378,5 +472,6 @@ def _lb(e: Expr) -> int:
 
 
 def lookback_of(expr: Expr) -> int:
-    """Rows before the first non-NULL output when all inputs are non-NULL."""
+    """Rows before the first non-NULL output when all inputs are non-NULL (a user-level or
+    lowered tree; the rule of each primitive is in its record)."""
     return _lb(lower(expr))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyplatform.domain.schemas import BARS, TICKS
 from pyplatform.factors.errors import FactorError
-from pyplatform.factors.parser import parse
+from pyplatform.factors.factor import Factor, parse
 from pyplatform.factors.tree import Expr
 
 __all__ = ["FactorDef", "load_library", "get_factor", "library_dir", "INPUT_COLUMNS"]
@@ -45,12 +45,18 @@ class FactorDef:
     source: str = ""
 
     @property
-    def expr(self) -> Expr:
+    def factor(self) -> Factor:
+        """The parsed, checked factor (checked against the columns of its input kind)."""
         return parse(self.expression, INPUT_COLUMNS[self.input])
 
     @property
+    def expr(self) -> Expr:
+        """The factor's tree (``factor.tree``)."""
+        return self.factor.tree
+
+    @property
     def lookback(self) -> int:
-        return self.expr.lookback
+        return self.factor.lookback
 
 
 def library_dir() -> Path:

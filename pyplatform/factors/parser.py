@@ -1,4 +1,8 @@
-"""Parser of the factor language (lark, LALR): text -> typed tree. Never evaluates the text.
+"""Parser of the factor language (lark, LALR): text -> syntax tree. Never evaluates the text.
+
+This is the syntax only: :func:`parse_tree` gives the tree of the text as written, with the
+size limits checked. :func:`pyplatform.factors.parse` adds the type check against the function
+table and returns the checked :class:`~pyplatform.factors.factor.Factor`.
 
 Grammar (lowest to highest precedence)::
 
@@ -25,12 +29,11 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from pyplatform.factors.errors import FactorError, FactorSyntaxError
-from pyplatform.factors.functions import check
+from pyplatform.factors.errors import FactorSyntaxError
 from pyplatform.factors.limits import MAX_DEPTH, MAX_NODES, MAX_TEXT_CHARS
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
-__all__ = ["parse"]
+__all__ = ["parse_tree"]
 
 _GRAMMAR = r"""
 ?start: expr
@@ -176,33 +179,18 @@ def _parse_cached(text: str) -> Expr:
         raise exc.orig_exc from None
 
 
-def parse(text: str, columns: set[str] | list[str] | None = None) -> Expr:
-    """Parse and type-check a factor expression.
-
-    Parameters
-    ----------
-    text : str
-        The expression, e.g. ``"(close - mavg(close, 20)) / mstd(close, 20)"``.
-    columns : set of str, optional
-        The input schema's column names; when given, unknown columns are errors.
-
-    Returns
-    -------
-    Expr
-        The typed tree; ``str(tree)`` is its canonical text and ``tree.lookback`` its warm-up.
+def parse_tree(text: str) -> Expr:
+    """The syntax tree of ``text`` (grammar and size limits checked; functions not checked).
 
     Raises
     ------
-    FactorSyntaxError, FactorTypeError
+    TypeError
+        ``text`` is not a string.
+    FactorSyntaxError
         With ``line``, ``column`` and a caret excerpt of ``text``.
     """
     if not isinstance(text, str):
         raise TypeError(f"factor expression must be a string, got {type(text).__name__}")
     if not text.strip():
         raise FactorSyntaxError("empty expression", text, 1, 1)
-    expr = _parse_cached(text)
-    check(expr, text, set(columns) if columns is not None else None)
-    return expr
-
-
-__all__ += ["FactorError"]
+    return _parse_cached(text)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyplatform.factors.functions import lower
+from pyplatform.factors.factor import Factor, as_factor
 from pyplatform.factors.primitives import OPCODES, PRIMITIVES, STATEFUL
 from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
@@ -32,8 +32,8 @@ class Program:
     width: int = 0
 
 
-def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
-    """Compile ``{name: (expr, epoch)}`` into a :class:`Program`."""
+def build_program(factors: dict[str, tuple[Factor | Expr, int]]) -> Program:
+    """Compile ``{name: (factor, epoch)}`` into a :class:`Program` (from each lowered tree)."""
     regs: dict[tuple, int] = {}
     inputs: dict[str, int] = {}
     code: list[list[int]] = []
@@ -108,7 +108,7 @@ def build_program(factors: dict[str, tuple[Expr, int]]) -> Program:
         regs[key] = r
         return r
 
-    outputs = {name: visit(lower(expr), epoch) for name, (expr, epoch) in factors.items()}
+    outputs = {name: visit(as_factor(expr).lowered, epoch) for name, (expr, epoch) in factors.items()}
     return Program(
         code=np.asarray(code, dtype=np.int64).reshape(-1, 9),
         fp=np.asarray(fp, dtype=np.float64).reshape(-1, 2),

@@ -7,7 +7,7 @@ import numpy as np
 import zstandard
 
 from pyplatform.factors.core import StreamCore
-from pyplatform.factors.parser import parse
+from pyplatform.factors.factor import parse
 
 __all__ = ["dump_core", "load_core", "dump_engine", "load_engine", "SNAPSHOT_VERSION"]
 

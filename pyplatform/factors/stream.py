@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from pyplatform.factors.batch import frame_layout
 from pyplatform.factors.core import StreamCore
-from pyplatform.factors.parser import parse
+from pyplatform.factors.factor import Factor, as_factor
 from pyplatform.factors.tree import Expr
 
 __all__ = ["StreamFactor", "compile_stream", "batch_columns"]
@@ -72,10 +72,10 @@ def _one_chunk(col):
 class StreamFactor:
     """Incremental runtime of one factor (see :func:`compile_stream`)."""
 
-    def __init__(self, expr: Expr) -> None:
-        self.expr = expr
-        self._core = StreamCore({"value": (expr, 0)})
-        self._needed = sorted(expr.columns())
+    def __init__(self, expr: Factor | Expr | str) -> None:
+        self.expr = as_factor(expr)
+        self._core = StreamCore({"value": (self.expr, 0)})
+        self._needed = list(self.expr.input_columns)
 
     @property
     def lookback(self) -> int:
@@ -95,12 +95,13 @@ class StreamFactor:
         return self.update(frame.iloc[order])
 
 
-def compile_stream(expr: Expr | str) -> StreamFactor:
+def compile_stream(expr: Factor | Expr | str) -> StreamFactor:
     """Compile a factor for live use.
 
     Parameters
     ----------
-    expr : Expr or str
+    expr : Factor, Expr or str
+        A parsed factor, a tree, or text (parsed here).
 
     Returns
     -------
@@ -108,4 +109,4 @@ def compile_stream(expr: Expr | str) -> StreamFactor:
         ``update(batch) -> ndarray`` advances per-symbol state (O(1) amortised per row, one
         compiled kernel call per batch) and ``warm_up(history)`` primes it from history.
     """
-    return StreamFactor(parse(expr) if isinstance(expr, str) else expr)
+    return StreamFactor(expr)

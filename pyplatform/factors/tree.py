@@ -3,8 +3,8 @@
 Nodes are frozen dataclasses compared by value (positions in the source text are kept for
 error messages but excluded from equality), so ``parse(str(e)) == e`` for every tree ``e``.
 ``str(node)`` is the canonical text: minimal parentheses, ``&&``/``||``/``!`` for logic, numbers
-as integers where exact. ``node.lookback`` is the number of rows of history before the first
-non-NULL output when every input is non-NULL (see ``functions.py`` for each operator's rule).
+as integers where exact. The tree knows nothing of functions: the checked factor built on it
+(look-back, lowering) is :class:`pyplatform.factors.factor.Factor`.
 """
 
 from __future__ import annotations
@@ -39,12 +39,6 @@ class Expr:
     @property
     def precedence(self) -> int:
         return _ATOM_PRECEDENCE
-
-    @property
-    def lookback(self) -> int:
-        from pyplatform.factors.functions import lookback_of
-
-        return lookback_of(self)
 
     def children(self) -> tuple["Expr", ...]:
         return ()

@@ -9,7 +9,7 @@ from helpers_factors import market
 from pyplatform.factors import compile_batch, load_library, parse
 from pyplatform.factors.batch import _Ctx
 from pyplatform.factors.primitives import OPCODES, PRIMITIVES
-from pyplatform.models.gpu_batch import SUPPORTED_PRIMITIVES
+from pyplatform.factors.gpu import SUPPORTED_PRIMITIVES
 
 
 def test_every_primitive_has_a_batch_method_an_opcode_and_a_gpu_path():

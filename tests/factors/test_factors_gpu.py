@@ -16,8 +16,8 @@ from pyplatform.data import generate_bars, generate_ticks
 from pyplatform.factors import FUNCTIONS, compile_batch, load_library, parse
 from pyplatform.factors.functions import FuncSpec, Param
 from pyplatform.factors.tree import Call
-from pyplatform.models import gpu_ops
-from pyplatform.models.gpu_batch import (
+from pyplatform.factors import gpu_ops
+from pyplatform.factors.gpu import (
     GpuUnsupportedError, compute_factors_gpu, compute_library_gpu, panel_layout, select_array_module,
 )
 
@@ -134,7 +134,7 @@ OPERATOR_EXPRESSIONS = [
 def test_operators_cover_the_whole_function_table():
     used = set()
     for text in OPERATOR_EXPRESSIONS:
-        stack = [parse(text)]
+        stack = [parse(text).tree]
         while stack:
             n = stack.pop()
             if isinstance(n, Call):

@@ -16,7 +16,11 @@ Formulations, chosen to map to data-parallel kernels rather than per-row loops:
   plain ``cumsum[t] - cumsum[t - n]`` loses digits over long histories and turns exact zeros
   into 1e-13 noise);
 * moving variance / max / min / correlation / rank / WMA: a sliding-window view processed in
-  time chunks of bounded size (two-pass statistics, as exact as the CPU batch runtime);
+  time chunks of bounded size (two-pass statistics, as exact as the CPU batch runtime). The
+  flat-window rule of the CPU runtimes holds here too (docs/factors.md, "Flat windows"): a
+  window whose non-NULL values are all equal has spread exactly 0 -- the two-pass deviations
+  from a rounded mean would leave ~1e-17 -- so ``zscore``, Bollinger %B and ``mcorr`` of a
+  flat window are NULL as in batch and stream;
 * the EMA family and cumulative max/min: a Hillis-Steele scan (``log2(T)`` whole-panel steps).
   The EMA is the linear recurrence ``y[t] = a[t] * y[t-1] + b[t]``, whose pairs compose
   associatively, so it needs ``log2(T)`` kernel launches instead of the ``T`` a loop over time
@@ -127,10 +131,17 @@ def wvar(xp, v, n: int, minp: int, mode: int):
     for lo, hi, w in windows(xp, v, n):
         d = w - mean[:, lo:hi, None]
         d = xp.where(xp.isnan(d), 0.0, d)
-        m2[:, lo:hi] = (d * d).sum(axis=2)
+        m2[:, lo:hi] = xp.where(_flat(xp, w), 0.0, (d * d).sum(axis=2))
     var = m2 / xp.maximum(cnt - ddof, 1.0)
     res = xp.sqrt(var) if mode in (1, 3) else var
     return xp.where(_ok(cnt, _cols(xp, v.shape[1]) + 1, n, minp, need), res, NAN)
+
+
+def _flat(xp, w):
+    """Per window of ``w`` ``[S, chunk, n]``: whether its non-NULL values are all equal (and
+    there is one at least): its spread is then exactly 0 (the flat-window rule)."""
+    nan = xp.isnan(w)
+    return xp.where(nan, -xp.inf, w).max(axis=2) == xp.where(nan, xp.inf, w).min(axis=2)
 
 
 def wext(xp, v, n: int, minp: int, sign: float):
@@ -158,6 +169,9 @@ def wcov(xp, a, b, n: int, minp: int, mode: int):
         db = wb - mb[:, lo:hi, None]
         da, db = xp.where(xp.isnan(da), 0.0, da), xp.where(xp.isnan(db), 0.0, db)
         cab, caa, cbb = (da * db).sum(axis=2), (da * da).sum(axis=2), (db * db).sum(axis=2)
+        # a flat side has no spread and no co-moment (as Welford's d = 0 in the CPU runtimes)
+        fa, fb = _flat(xp, wa), _flat(xp, wb)
+        caa, cbb, cab = xp.where(fa, 0.0, caa), xp.where(fb, 0.0, cbb), xp.where(fa | fb, 0.0, cab)
         if mode == 0:
             den = caa * cbb
             r = xp.where(den > 0, cab / xp.sqrt(xp.where(den > 0, den, 1.0)), NAN)

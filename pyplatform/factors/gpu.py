@@ -1,12 +1,13 @@
 """GPU batch factors (optional): the factor library over long histories with CuPy, else NumPy.
 
-The factor tree is lowered to the primitives of ``pyplatform.factors.functions`` and evaluated
-over a panel ``[n_symbols, n_times]`` by :mod:`pyplatform.models.gpu_ops`, written against an
-array module ``xp``. With CuPy and an NVIDIA GPU ``xp`` is :mod:`cupy`; otherwise it is
+The factor's lowered tree (``Factor.lowered``, over the primitives of ``primitives.py``) is
+evaluated over a panel ``[n_symbols, n_times]`` by :mod:`pyplatform.factors.gpu_ops`, written
+against an array module ``xp``; each primitive's record names the evaluator method that
+implements it (``Primitive.gpu``). With CuPy and an NVIDIA GPU ``xp`` is :mod:`cupy`; otherwise it is
 :mod:`numpy`, running exactly the same code, which is how the path is tested on machines
 without a GPU (against :func:`pyplatform.factors.compile_batch`, the reference).
 
->>> from pyplatform.models.gpu_batch import compute_library_gpu
+>>> from pyplatform.factors.gpu import compute_library_gpu
 >>> out = compute_library_gpu(bars)                 # doctest: +SKIP
 >>> out.attrs["array_module"]                      # doctest: +SKIP
 'numpy'
@@ -26,12 +27,13 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from pyplatform.factors import Binary, Call, Col, Expr, Num, Unary, parse
+from pyplatform.factors import gpu_ops as ops
 from pyplatform.factors.batch import binary_op, frame_layout
+from pyplatform.factors.factor import Factor, as_factor
 from pyplatform.factors.functions import lower
 from pyplatform.factors.primitives import ELEMENTWISE as _ELEMENTWISE
-from pyplatform.factors.primitives import STATEFUL
-from pyplatform.models import gpu_ops as ops
+from pyplatform.factors.primitives import PRIMITIVES
+from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
 
 __all__ = [
     "GpuUnsupportedError", "select_array_module", "check_supported", "Panel", "panel_layout",
@@ -40,8 +42,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: lowered primitives (and element-wise functions) this path implements: all of them
-SUPPORTED_PRIMITIVES = STATEFUL | _ELEMENTWISE
+#: lowered primitives (and element-wise functions) this path implements: every record whose
+#: ``gpu`` method the evaluator has (all of them; the records test checks)
+def _supported() -> frozenset[str]:
+    return frozenset(n for n, p in PRIMITIVES.items() if callable(getattr(_Evaluator, p.gpu, None))) | _ELEMENTWISE
 
 
 class GpuUnsupportedError(NotImplementedError):
@@ -96,12 +100,15 @@ def _primitives(node: Expr) -> set[str]:
     return out
 
 
-def check_supported(expr: Expr) -> None:
+def check_supported(expr: Factor | Expr) -> None:
     """Raise :class:`GpuUnsupportedError` naming the first function the GPU path lacks.
 
     Children are checked before their parent, so the function named is the one that lowers to
     the missing primitive.
     """
+    if isinstance(expr, Factor):
+        expr = expr.tree
+
     def visit(node: Expr) -> None:
         for c in node.children():
             visit(c)
@@ -185,31 +192,47 @@ class _Evaluator:
         name, args = node.name, node.args
         if name in _ELEMENTWISE:
             return _elementwise(xp, name, [self.eval(a) for a in args])
-        p = [int(a.value) if isinstance(a, Num) else None for a in args]
-        if name == "_move":
-            return ops.shift(xp, self.eval(args[0]), p[1])
-        if name == "_wsum":
-            return ops.wsum(xp, self.eval(args[0]), p[1], p[2], p[3], bool(p[4]))
-        if name == "_wvar":
-            return ops.wvar(xp, self.eval(args[0]), p[1], p[2], p[3])
-        if name == "_wext":
-            return ops.wext(xp, self.eval(args[0]), p[1], p[2], args[3].value)
-        if name == "_wcov":
-            return ops.wcov(xp, self.eval(args[0]), self.eval(args[1]), p[2], p[3], p[4])
-        if name == "_wrank":
-            return ops.wrank(xp, self.eval(args[0]), p[1], p[2], bool(p[3]))
-        if name == "_ema":
-            v = self.eval(args[0])
-            skip = p[3] if len(p) > 3 else 0
-            if skip:  # the first `skip` non-NULL values are not observations (MACD's fast line)
-                valid = ~xp.isnan(v)
-                v = xp.where(xp.cumsum(valid.astype(xp.float64), axis=1) > skip, v, ops.NAN)
-            return ops.ema(xp, v, p[1], p[2])
-        if name == "_wma":
-            return ops.wma(xp, self.eval(args[0]), p[1])
-        if name == "_cum":
-            return ops.cum(xp, self.eval(args[0]), p[1])
-        raise GpuUnsupportedError(f"primitive {name!r} is not supported by the GPU batch path")
+        prim = PRIMITIVES.get(name)
+        impl = getattr(self, prim.gpu, None) if prim is not None else None
+        if impl is None:
+            raise GpuUnsupportedError(f"primitive {name!r} is not supported by the GPU batch path")
+        series = [self.eval(a) for a in args[:prim.series]]
+        return impl(*series, *[a.value for a in args[prim.series:]])
+
+    # -- primitives (named by their records' ``gpu`` field) -----------------------------------
+    def _move(self, x, k):
+        return ops.shift(self.xp, x, int(k))
+
+    def _wsum(self, x, n, minp, mode, talib):
+        return ops.wsum(self.xp, x, int(n), int(minp), int(mode), bool(talib))
+
+    def _wvar(self, x, n, minp, mode):
+        return ops.wvar(self.xp, x, int(n), int(minp), int(mode))
+
+    def _wext(self, x, n, minp, sign):
+        return ops.wext(self.xp, x, int(n), int(minp), sign)
+
+    def _wcov(self, a, b, n, minp, mode):
+        return ops.wcov(self.xp, a, b, int(n), int(minp), int(mode))
+
+    def _wrank(self, x, n, minp, ascending):
+        return ops.wrank(self.xp, x, int(n), int(minp), bool(ascending))
+
+    def _ema(self, x, n, mode, skip=0.0):
+        xp = self.xp
+        if skip:  # the first `skip` non-NULL values are not observations (MACD's fast line)
+            valid = ~xp.isnan(x)
+            x = xp.where(xp.cumsum(valid.astype(xp.float64), axis=1) > skip, x, ops.NAN)
+        return ops.ema(xp, x, int(n), int(mode))
+
+    def _wma(self, x, n):
+        return ops.wma(self.xp, x, int(n))
+
+    def _cum(self, x, mode):
+        return ops.cum(self.xp, x, int(mode))
+
+
+SUPPORTED_PRIMITIVES: frozenset[str] = _supported()
 
 
 def _elementwise(xp, name: str, a: list):
@@ -227,12 +250,12 @@ def _elementwise(xp, name: str, a: list):
     return {"abs": xp.abs, "sign": xp.sign, "exp": xp.exp}[name](x)
 
 
-def evaluate_panel(exprs: Mapping[str, Expr | str], data: Mapping[str, object], xp=np) -> dict[str, object]:
+def evaluate_panel(exprs: Mapping[str, Factor | Expr | str], data: Mapping[str, object], xp=np) -> dict[str, object]:
     """Evaluate factors over panels already in ``xp`` memory.
 
     Parameters
     ----------
-    exprs : mapping of name to tree or text
+    exprs : mapping of name to Factor, tree or text
     data : mapping of column name to ``[n_symbols, n_times]`` float64 arrays of module ``xp``,
         each symbol left-aligned and NaN-padded on the right
     xp : numpy or cupy
@@ -242,22 +265,22 @@ def evaluate_panel(exprs: Mapping[str, Expr | str], data: Mapping[str, object], 
     dict
         name -> ``[n_symbols, n_times]`` array of module ``xp`` (values in padding are meaningless).
     """
-    trees = {k: parse(v) if isinstance(v, str) else v for k, v in exprs.items()}
+    trees = {k: as_factor(v) for k, v in exprs.items()}
     for tree in trees.values():
         check_supported(tree)
-        missing = sorted(tree.columns() - set(data))
+        missing = sorted(set(tree.input_columns) - set(data))
         if missing:
             raise KeyError(f"factor {str(tree)!r} needs column(s) {missing}; panel has {sorted(data)}")
     ev = _Evaluator(xp, data)
     with ops.errstate(xp):
-        return {k: ev.eval(lower(t)) for k, t in trees.items()}
+        return {k: ev.eval(t.lowered) for k, t in trees.items()}
 
 
 def _to_host(a) -> np.ndarray:
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
-def compute_factors_gpu(frame: pd.DataFrame, factors: Mapping[str, Expr | str], device: str = "auto") -> pd.DataFrame:
+def compute_factors_gpu(frame: pd.DataFrame, factors: Mapping[str, Factor | Expr | str], device: str = "auto") -> pd.DataFrame:
     """Compute ``{name: expression}`` over a history frame on the GPU when present.
 
     Parameters
@@ -265,7 +288,7 @@ def compute_factors_gpu(frame: pd.DataFrame, factors: Mapping[str, Expr | str], 
     frame : DataFrame
         Indexed by ``(datetime, symbol)`` (or with ``symbol`` and ``ts``/``datetime`` columns), as
         :func:`pyplatform.factors.compile_batch` accepts.
-    factors : mapping of name to tree or text
+    factors : mapping of name to Factor, tree or text
     device : {"auto", "gpu", "cpu"}
         See :func:`select_array_module`.
 
@@ -277,15 +300,15 @@ def compute_factors_gpu(frame: pd.DataFrame, factors: Mapping[str, Expr | str], 
         (``numpy`` or ``cupy``) and ``attrs["device"]`` report where it ran.
     """
     xp, where = select_array_module(device)
-    trees = {k: parse(v) if isinstance(v, str) else v for k, v in factors.items()}
+    trees = {k: as_factor(v) for k, v in factors.items()}
     for name, tree in trees.items():
         check_supported(tree)
-        missing = sorted(c for c in tree.columns() if c not in frame.columns)
+        missing = sorted(c for c in tree.input_columns if c not in frame.columns)
         if missing:
             raise KeyError(f"factor {name!r} ({str(tree)!r}) needs column(s) {missing}; frame has {list(frame.columns)}")
     log.info("GPU batch factors: %d factor(s) on %s", len(trees), where)
     layout = panel_layout(frame)
-    cols = sorted(set().union(*(t.columns() for t in trees.values()))) if trees else []
+    cols = sorted(set().union(*(t.input_columns for t in trees.values()))) if trees else []
     data = {c: xp.asarray(layout.to_panel(frame[c].to_numpy(dtype=np.float64, na_value=np.nan))) for c in cols}
     out = pd.DataFrame(index=frame.index)
     if layout.n_symbols and trees:
@@ -328,12 +351,12 @@ def compute_library_gpu(frame: pd.DataFrame, names: list[str] | None = None, dev
         if not kinds:
             need = {k: sorted(cols - have) for k, cols in INPUT_COLUMNS.items()}
             raise ValueError(f"frame is neither bars nor ticks (missing columns: {need}); pass names=")
-        chosen = {n: d.expr for n, d in lib.items() if d.input in kinds}
+        chosen = {n: d.factor for n, d in lib.items() if d.input in kinds}
     else:
         unknown = [n for n in names if n not in lib]
         if unknown:
             raise ValueError(f"unknown library factor(s) {unknown}; known: {sorted(lib)}")
-        chosen = {n: lib[n].expr for n in names}
+        chosen = {n: lib[n].factor for n in names}
     return compute_factors_gpu(frame, chosen, device)
 
 
@@ -376,7 +399,7 @@ def run_gpu_bench(n_symbols: int = 10, n_bars: int = 20_000, repeat: int = 3, se
 
     frame = synthetic_bars(n_symbols, n_bars, seed)
     defs = [d for d in load_library() if d.input == "bars"]
-    exprs = {d.name: d.expr for d in defs}
+    exprs = {d.name: d.factor for d in defs}
 
     def cpu_batch() -> pd.DataFrame:
         return pd.DataFrame({name: compile_batch(e)(frame) for name, e in exprs.items()})

@@ -17,7 +17,7 @@ def _resolve(name_or_expr: str):
 
     lib = {f.name: f for f in load_library()}
     if name_or_expr in lib:
-        return name_or_expr, lib[name_or_expr].expr
+        return name_or_expr, lib[name_or_expr].factor
     try:
         return None, parse(name_or_expr)
     except FactorError as exc:

@@ -277,3 +277,68 @@ def test_sessions_are_fixed_utc_hours_across_a_dst_change(make_server_backend):
     assert got.ts.tolist()[:3] == [t.value for t in oracle.index[:3]]
     assert got.open.tolist()[:3] == oracle["first"].tolist()[:3]
     assert pd.Timestamp("2024-03-11 13:35").value not in got.ts.tolist()
+
+
+# ---------------------------------------------------------------- partition sizing (issue 15 item 12)
+def _partitions(backend, table: str) -> pd.DataFrame:
+    """One row per TSDB partition (chunk) of ``table`` on the node, with its distinct sort
+    keys: ``getTSDBDataStat`` lists the chunks, ``getTSDBSortKeyEntry`` their sort-key
+    entries (on-disk only, hence ``flushTSDBCache`` first; both per node, so run this on a
+    single node or the data node holding the chunks)."""
+    from pyplatform.dolphindb import schema as dschema
+
+    db, name, _ = dschema.DFS[table]
+    path = f"dfs://{backend.config.prefix}_{db}"
+    return backend.session.run(
+        "flushTSDBCache()\n"
+        f'ppChunks = exec distinct chunkId from getTSDBDataStat("{path}", "{name}")\n'
+        f'select nunique(key) as keys from getTSDBSortKeyEntry(ppChunks, "{name}") group by chunkId')
+
+
+def _frame_equal_to_embedded(tmp_path, table: str, data: pd.DataFrame, got: pd.DataFrame) -> None:
+    from pyplatform.backends import open_store
+    from pyplatform.config import Settings
+
+    embedded = open_store(Settings(data_dir=tmp_path / "emb"))
+    embedded.write(table, data)
+    want = embedded.read(table)
+    assert got.index.equals(want.index)
+    for c in want.columns:
+        np.testing.assert_allclose(got[c].to_numpy(dtype=float), want[c].to_numpy(dtype=float), err_msg=c)
+
+
+def test_factor_partitions_keep_at_most_1000_sort_keys(make_server_backend, tmp_path):
+    """200 symbols x 32 factors = 6,400 (symbol, factor) pairs in ONE partition a day
+    (factor_hash_buckets=1): sortKeyMappingFunction=[hashBucket{, 50}, hashBucket{, 20}]
+    must keep each partition at <= 1,000 sort keys; the values read back equal the
+    embedded store's."""
+    backend = make_server_backend(factor_hash_buckets=1)
+    syms = [f"S{i:03d}.US" for i in range(200)]
+    names = [f"f{j:02d}" for j in range(32)]
+    days = [pd.Timestamp("2024-03-04 15:00").value, pd.Timestamp("2024-03-05 15:00").value]
+    rng = np.random.default_rng(7)
+    data = pd.DataFrame([(t, s, f) for t in days for s in syms for f in names], columns=["ts", "symbol", "factor"])
+    data["value"] = rng.normal(size=len(data))
+    backend.store.write("factors", data)
+    parts = _partitions(backend, "factors")
+    assert len(parts) == 2  # one VALUE day x one HASH bucket per day
+    assert (parts["keys"] <= 1_000).all() and (parts["keys"] > 50).all(), parts
+    _frame_equal_to_embedded(tmp_path, "factors", data, backend.store.read("factors"))
+
+
+def test_minute_bars_of_two_months_are_two_partitions_and_daily_bars_one_per_year(server_backend, tmp_path):
+    """One symbol, one 1-minute bar a day for 45 days (January and February): VALUE month x
+    HASH gives 2 partitions where the VALUE-day layout gave 45; four daily bars around New
+    Year are 2 yearly RANGE partitions. Both read back equal to the embedded store."""
+    ts = pd.Timestamp("2024-01-10 14:30").value + np.arange(45, dtype=np.int64) * 86_400_000_000_000
+    bars = pd.DataFrame({"ts": ts, "symbol": "AAPL.US", "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+                         "volume": 100.0, "vwap": 10.2, "trades": np.int32(3)})
+    server_backend.store.write("bars_1m", bars)
+    parts = _partitions(server_backend, "bars_1m")
+    assert len(parts) == 2 and (parts["keys"] == 1).all(), parts
+    _frame_equal_to_embedded(tmp_path / "m", "bars_1m", bars, server_backend.store.read("bars_1m"))
+    days = pd.to_datetime(["2023-12-28", "2023-12-29", "2024-01-02", "2024-01-03"]).as_unit("ns").asi8
+    daily = bars.iloc[:4].assign(ts=days)
+    server_backend.store.write("bars_1d", daily)
+    assert len(_partitions(server_backend, "bars_1d")) == 2
+    _frame_equal_to_embedded(tmp_path / "d", "bars_1d", daily, server_backend.store.read("bars_1d"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import quickfix as fix
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.domain import Quote
 from pyplatform.execution.fix import codec
 from pyplatform.execution.fix.app import SessionApp
@@ -44,8 +44,9 @@ class FixExchange:
     port : int
         Port to listen on (0 picks a free loopback port; see ``port`` after construction).
     fill_model : FillModel, optional
-    clock : Clock, optional
-        Stamps commands as they arrive.
+    clock : Clock
+        Keyword, required: stamps commands as they arrive (``LiveClock()`` for a venue on
+        real sockets, as the CLI and the demo pass).
     reset_on_logon : bool
         Start sequence numbers again at 1 on every logon (a venue that resets daily or on
         reconnect; its logon answer then carries MsgSeqNum 1).
@@ -62,8 +63,8 @@ class FixExchange:
     "unsupported message type", as QuickFIX's example executor answers them.
     """
 
-    def __init__(self, directory: str | Path, port: int = 0, fill_model: FillModel | None = None,
-                 clock: Clock | None = None, host: str = "127.0.0.1", sender_comp_id: str = "SIMEX",
+    def __init__(self, directory: str | Path, port: int = 0, fill_model: FillModel | None = None, *,
+                 clock: Clock, host: str = "127.0.0.1", sender_comp_id: str = "SIMEX",
                  target_comp_id: str = "PYPLATFORM", reset_on_logon: bool = False) -> None:
         self.port = port or free_port(host)
         self.config = FixSessionConfig(Path(directory), "acceptor", self.port, host, sender_comp_id, target_comp_id,
@@ -71,7 +72,7 @@ class FixExchange:
         self.refuse_cancels: str | None = None
         self.refuse_orders: str | None = None
         self.engine = MatchingEngine(fill_model, venue="SIMEX")
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.session_id = None
         self.logged_on = threading.Event()
         self.errors: list[str] = []

@@ -35,7 +35,7 @@ from typing import Callable
 
 import quickfix as fix
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.execution.fix import SessionDown, codec
 from pyplatform.execution.fix.app import SessionApp
 from pyplatform.execution.fix.session import FixSessionConfig
@@ -96,6 +96,9 @@ class FixBroker:
     on_event : callable, optional
         Receives each order event and :class:`VenueNotice` on quickfix's thread; without it
         events queue for ``poll``.
+    clock : Clock
+        Keyword, required: stamps venue notices and locally made rejects (the trading
+        node passes its own; ``LiveClock()`` trading live, a ``SimClock`` in tests).
     config : FixSessionConfig, optional
         The whole session (comp ids, host, port, reset policy, store, dictionary); see
         :func:`~pyplatform.execution.fix.session.parse_venue`.
@@ -109,8 +112,8 @@ class FixBroker:
 
     def __init__(self, directory: str | Path | None = None, port: int | None = None,
                  order_lookup: Callable | None = None, on_event: Callable | None = None, host: str = "127.0.0.1",
-                 clock: Clock | None = None, sender_comp_id: str = "PYPLATFORM", target_comp_id: str = "SIMEX",
-                 *, config: FixSessionConfig | None = None, on_sequence_reset: str = "report",
+                 *, clock: Clock, sender_comp_id: str = "PYPLATFORM", target_comp_id: str = "SIMEX",
+                 config: FixSessionConfig | None = None, on_sequence_reset: str = "report",
                  logon_timeout_s: float = 10.0) -> None:
         if config is None:
             if directory is None or port is None:
@@ -124,7 +127,7 @@ class FixBroker:
         codec.use_dictionary(config.dictionary_path)  # the codec reads what the session validates
         self.order_lookup = order_lookup
         self.on_event = on_event
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.on_sequence_reset = on_sequence_reset
         self.logon_timeout_s = logon_timeout_s
         self.session = config.session_name

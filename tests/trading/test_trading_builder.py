@@ -34,7 +34,7 @@ def test_paper_node_from_settings_uses_the_data_dir(tmp_path):
 
 
 def test_fix_node_from_a_venue_spec(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     settings = get_settings(data_dir=tmp_path / "data")
     node = build_trading_node(settings, LiveClock(), broker="fix", venue=f"127.0.0.1:{ex.port}")
     try:
@@ -67,7 +67,7 @@ def test_bad_builds_say_what_is_wrong(tmp_path):
 
 
 def test_fix_venue_from_settings(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     settings = get_settings(data_dir=tmp_path / "data", fix_venue=f"127.0.0.1:{ex.port}", fix_port=1)
     node = build_trading_node(settings, LiveClock(), broker="fix")
     try:

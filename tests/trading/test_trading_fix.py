@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from pyplatform.clock import LiveClock
 # quickfix is part of the environment (pyproject extra "fix", environment.yml): no skip if missing
 from pyplatform.domain import Quote
 from pyplatform.execution.fix import codec
@@ -90,7 +91,8 @@ class Client:
     def __init__(self, directory, port, journal):
         self.lock = threading.Lock()
         self.oms = OrderManager.recover(journal)
-        self.broker = FixBroker(directory, port, order_lookup=lambda cl: self.oms.orders[cl], on_event=self.on_event)
+        self.broker = FixBroker(directory, port, order_lookup=lambda cl: self.oms.orders[cl], on_event=self.on_event,
+                                clock=LiveClock())
 
     def on_event(self, ev):
         with self.lock:
@@ -116,7 +118,7 @@ def quote(ask, ask_size, bid=None):
 
 
 def test_live_fix_session_over_loopback(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     journal = tmp_path / "client" / "orders.journal"
     c = Client(tmp_path / "client" / "fix", ex.port, journal)
     try:

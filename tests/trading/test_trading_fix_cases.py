@@ -238,7 +238,7 @@ def status_of(node, cl):
 
 
 def test_late_fill_cancel_reject_business_reject_and_unreadable_report(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     node = node_for(tmp_path, ex)
     try:
         # a resting order is cancelled; then the venue reports a fill that crossed the cancel
@@ -320,7 +320,7 @@ def test_late_fill_cancel_reject_business_reject_and_unreadable_report(tmp_path)
 
 
 def test_exec_ids_reused_after_a_venue_restart_and_possdup_resend(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     node = node_for(tmp_path, ex)
     try:
         ex.on_quote(quote())
@@ -331,7 +331,7 @@ def test_exec_ids_reused_after_a_venue_restart_and_possdup_resend(tmp_path):
         port = ex.port
         ex.stop()
         wait_for(lambda: node.session_down() is not None, what="down")
-        ex = FixExchange(tmp_path / "venue", port=port).start()
+        ex = FixExchange(tmp_path / "venue", port=port, clock=LiveClock()).start()
         wait_for(lambda: node.session_down() is None, what="logon after venue restart")
         ex.on_quote(quote())
         node.submit(limit("d2", 10, "100.05"))
@@ -355,7 +355,7 @@ def test_exec_ids_reused_after_a_venue_restart_and_possdup_resend(tmp_path):
 
 
 def test_logon_refused_by_sequence_number_is_visible_then_followed(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     node = node_for(tmp_path, ex)
     try:
         ex.on_quote(quote())
@@ -364,7 +364,7 @@ def test_logon_refused_by_sequence_number_is_visible_then_followed(tmp_path):
         port = ex.port
         ex.stop()
         shutil.rmtree(tmp_path / "venue" / "store")  # the venue lost its sequence numbers
-        ex = FixExchange(tmp_path / "venue", port=port).start()
+        ex = FixExchange(tmp_path / "venue", port=port, clock=LiveClock()).start()
         wait_for(lambda: node.status()["session"]["last_problem"].startswith("venue's logon refused"),
                  what="refused logon visible")
         st = node.status()["session"]
@@ -385,7 +385,7 @@ def test_logon_refused_by_sequence_number_is_visible_then_followed(tmp_path):
 
 
 def test_held_orders_are_routed_after_the_next_logon(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     node = node_for(tmp_path, ex, on_session_down="queue")
     try:
         ex.on_quote(quote())
@@ -394,7 +394,7 @@ def test_held_orders_are_routed_after_the_next_logon(tmp_path):
         wait_for(lambda: node.session_down() is not None, what="down")
         assert node.submit(limit("q1", 10, "100.05")).refused == []
         assert node.status()["held_orders"] == 1 and "q1" not in node.oms.orders
-        ex = FixExchange(tmp_path / "venue", port=port).start()
+        ex = FixExchange(tmp_path / "venue", port=port, clock=LiveClock()).start()
         ex.on_quote(quote())
         wait_for(lambda: node.session_down() is None, what="logon")
         node.step()
@@ -407,7 +407,7 @@ def test_held_orders_are_routed_after_the_next_logon(tmp_path):
 
 def test_start_that_times_out_stops_everything(tmp_path):
     port = free_port()  # nobody listens
-    b = FixBroker(config=FixSessionConfig(tmp_path / "fix", "initiator", port))
+    b = FixBroker(config=FixSessionConfig(tmp_path / "fix", "initiator", port), clock=LiveClock())
     with pytest.raises(TimeoutError, match=f"127.0.0.1:{port}"):
         b.start(wait_s=1.0)
     assert b._initiator is None and b.status()["state"] == "stopped"
@@ -432,7 +432,7 @@ def test_live_page_shows_the_session_in_the_venues_words():
 
 
 def test_after_a_restart_the_node_asks_the_venue_about_orders_it_cannot_know(tmp_path):
-    ex = FixExchange(tmp_path / "venue").start()
+    ex = FixExchange(tmp_path / "venue", clock=LiveClock()).start()
     node = node_for(tmp_path, ex)
     try:
         with node._lock:

@@ -117,8 +117,10 @@ def preflight_script(config: DeployConfig) -> str:
     # getUserAccess(): the logged-in user's permissions; admin sees everyone's, a user its own
     lines.append('try { ppPf["isAdmin"] = bool(exec first(isAdmin) from getUserAccess()) } '
                  'catch(ex) { ppPf["isAdmin"] = false }')
+    # getUserAccess() without userIds: the current user's rights (current en page), but the
+    # 2.00.11 zh page says only administrators may call it -- a refusal is "unreadable", not "none"
     lines.append('try { ppPf["dbOwner"] = string(exec first(DB_OWNER) from getUserAccess()) } '
-                 'catch(ex) { ppPf["dbOwner"] = "" }')
+                 'catch(ex) { ppPf["dbOwner"] = "unreadable" }')
     # partition layout of the databases that exist already (schema page; read-only)
     lines += layout_probe_lines(config)
     lines.append("ppPf")
@@ -152,10 +154,17 @@ def judge(facts: dict, config: DeployConfig, metrics: list[FactorMetric] | None 
     report.checks.append(Check(f"snapshot directory {config.snapshot_dir}",
                                "exists" if facts.get("snapshotDirExists") else "absent (will be created)", True))
     admin, owner = bool(facts.get("isAdmin")), str(facts.get("dbOwner") or "")
-    may_create = admin or owner.lower() in ("allow", "true", "1")
-    report.checks.append(Check("user permissions", "admin" if admin else (f"DB_OWNER={owner}" if owner else "none"),
-                               may_create, "admin or DB_OWNER",
-                               "log in as admin, or grant(userId, DB_OWNER) so the user can create the databases"))
+    if not admin and owner == "unreadable":
+        # the server refused getUserAccess to a non-administrator: unknown, so not a blocker;
+        # the first create would fail with the server's own permission error
+        report.checks.append(Check("user permissions", "not an administrator; getUserAccess refused (admin-only "
+                                   "on some versions)", None, "admin or DB_OWNER"))
+    else:
+        # DB_OWNER is "allow" / "none" / "deny" (getUserAccess page)
+        may_create = admin or owner.lower() in ("allow", "true", "1")
+        report.checks.append(Check("user permissions", "admin" if admin else (f"DB_OWNER={owner}" if owner else "none"),
+                                   may_create, "admin or DB_OWNER",
+                                   "log in as admin, or grant(userId, DB_OWNER) so the user can create the databases"))
     for name, value, ok, need, fix in judge_layouts(facts, config):
         report.checks.append(Check(name, value, ok, need, fix))
     # fallbacks for features the version does not document

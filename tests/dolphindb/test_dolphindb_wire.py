@@ -696,3 +696,15 @@ def test_an_undated_bars_read_is_bounded_by_the_month_partitions(wire):
     reads = [s for s in wire.scripts() if s.startswith("select ts as datetime")]
     assert reads == ['select ts as datetime, symbol, close from loadTable("dfs://pp_bars_1m", "bars_1m") '
                      'where ts >= 2023.10.01T00:00:00.000 and ts < 2024.02.01T00:00:00.000 order by ts, symbol']
+
+
+@pytest.mark.parametrize("wire", [[preflight_rule(isAdmin=False, dbOwner="unreadable")]], indirect=True)
+def test_a_refused_getUserAccess_is_reported_unknown_not_a_failure(wire):
+    """getUserAccess is documented for the current user on the current page but as
+    admin-only on the 2.00.11 zh page: a non-admin's refusal must not block a DB_OWNER."""
+    session = connect(_target(wire))
+    d = Deployer(session, CFG, library_metrics())
+    d.deploy()
+    session.close()
+    [perm] = [c for c in d.report.checks if c.name == "user permissions"]
+    assert perm.ok is None and "getUserAccess refused" in str(perm.value)

@@ -72,3 +72,5 @@ def test_publish_and_retire_times_come_from_the_clock(tmp_path):
     assert json.loads((tmp_path / "a" / "retired.json").read_text())["ts"] == 1_700_000_000_500_000_000
     with pytest.raises(ValueError, match="needs a clock"):
         FactorRegistry(tmp_path, None)
+    with pytest.raises(TypeError):
+        FactorRegistry(tmp_path)  # the clock is a required argument

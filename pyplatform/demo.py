@@ -458,7 +458,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
         from pyplatform.dashboard.live_feed import LiveFeed
 
         # the Live and Market pages follow the signal service like any other subscriber
-        live_feed = LiveFeed(dash_server.app.pyplatform.live, service.url, demo_token).start()
+        live_feed = LiveFeed(dash_server.app.pyplatform.live, service.url, demo_token, clock=clock).start()
         console.print(f"[bold]6/6 dash[/]: research app on {rep.dash_url} (live pages fed by the signal service)")
 
     feed_task = asyncio.create_task(run_feed(settings, tables, symbols, stop, url=url, token=token, clock=clock,

@@ -65,7 +65,7 @@ class StrategyDraft:
     def to_config(self, name: str = "draft") -> dict:
         """The reviewed draft as a ``kind: "rule"`` strategy configuration.
 
-        ``pp.backtest(draft.to_config())`` runs it (and so does anything that builds a
+        ``pp.run_backtest(draft.to_config())`` runs it (and so does anything that builds a
         strategy from a config: the live node, the app). Conditions are in ``rules``, sizing
         and stops in ``params`` (0 = off).
 

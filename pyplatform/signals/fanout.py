@@ -7,19 +7,17 @@ sets share the whole frame. Frames go to a per-subscriber queue bounded in bytes
 frames): a subscriber whose queue is full is marked *lagged* (the adapter tells it the last delivered
 sequence and drops it) and the publisher never waits.
 
-``naive=True`` serialises each message once per client (dicts + msgpack/json), the
-obvious implementation the benchmark compares against.
+The obvious implementation (serialise each message once per client) is not an option of
+this class: it is the benchmark's baseline, a subclass in :mod:`pyplatform.bench`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgpack
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,16 +129,13 @@ class Fanout:
         One shared codec per subprotocol.
     max_rows_per_frame : int
         Larger deliveries (replays, wide subscriptions) are split into several frames.
-    naive : bool
-        Serialise per client instead of once per batch (benchmark baseline).
     """
 
     def __init__(self, tables: Mapping[str, Any], codecs: Mapping[str, Codec], *, max_rows_per_frame: int = 2_000,
-                 naive: bool = False, seed_rows: int = 1_000_000) -> None:
+                 seed_rows: int = 1_000_000) -> None:
         self.tables = dict(tables)
         self.codecs = dict(codecs)
         self.max_rows_per_frame = max_rows_per_frame
-        self.naive = naive
         self.cursor = {name: int(t.next_offset) for name, t in self.tables.items()}
         self._subs: dict[str, dict[str, tuple[Topic, dict[Subscriber, frozenset[str] | None]]]] = {n: {} for n in self.tables}
         self._latest: dict[str, pa.Table | None] = {n: None for n in self.tables}
@@ -307,12 +302,10 @@ class Fanout:
         return rows
 
     def _fanout_topic(self, topic: Topic, subs: dict[Subscriber, frozenset[str] | None], rows: pa.Table) -> None:
+        """Deliver new ``rows`` of ``topic``'s table to its subscribers (``subs``: symbols, or
+        ``None`` for all); the one step a subclass replaces to deliver another way."""
         projected = project_rows(topic, rows)
         if projected.num_rows == 0:
-            return
-        if self.naive:
-            for sub, symbols in list(subs.items()):
-                self._push_naive(sub, topic.name, filter_symbols(projected, symbols))
             return
         by_codec: dict[str, list[tuple[Subscriber, frozenset[str] | None]]] = {}
         for sub, symbols in subs.items():
@@ -373,21 +366,6 @@ class Fanout:
         for i in range(0, rows.num_rows, step):
             j = min(i + step, rows.num_rows)
             sub.push(codec.frame(kind, topic, [mv[bounds[i]:bounds[j]]], j - i), topic, int(seqs[j - 1]))
-
-    def _push_naive(self, sub: Subscriber, topic: str, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
-        records = rows.to_pylist()
-        frame: dict[str, Any] = {"type": "data", "topic": topic, "rows": records}
-        if sub.codec.text:
-            for r in records:  # JSON has no NaN
-                for k, v in r.items():
-                    if isinstance(v, float) and v != v:
-                        r[k] = None
-            payload = json.dumps(frame, separators=(",", ":")).encode()
-        else:
-            payload = sub.codec._wrap(msgpack.packb(frame))  # type: ignore[attr-defined]
-        sub.push(payload, topic, int(records[-1]["seq"]))
 
     # ------------------------------------------------------------------ latest rows (snapshots)
     def _remember(self, name: str, rows: pa.Table) -> None:

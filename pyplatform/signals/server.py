@@ -28,7 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve as ws_serv
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.config import mask_value
 from pyplatform.signals.auth import AuthError, TokenVerifier
 from pyplatform.signals.fanout import Fanout, Subscriber, SubscribeError
@@ -207,33 +207,36 @@ class SignalService:
         Checks the bearer token of every connection.
     config : ServiceConfig
     clock : Clock
-        Time for token expiry and rate limits.
+        Time for token expiry and rate limits (required: a service under test runs on a
+        simulated clock; only the builders at the edge choose ``LiveClock``).
     redis_url : str, optional
         Enables the hot cache and the shared subscription registry.
     redis_password : str, optional
         Redis ``AUTH`` password when the URL has none (``service.redis_password``).
     ssl : ssl.SSLContext, optional
         Serve ``wss://``.
-    naive : bool
-        Serialise per client (benchmark baseline only).
     audit : AuditSink, optional
         Receives ``login.refused`` (every refused upgrade: reason, peer address, subject when
         the token was readable) and ``entitlement.refused`` (topics/symbols a subscriber asked
         for and may not see); written off the event loop (``docs/audit.md``).
     """
 
+    #: The fan-out class the service builds (a subclass may deliver another way, e.g. a
+    #: benchmark's baseline).
+    fanout_class: type[Fanout] = Fanout
+
     def __init__(self, tables: Mapping[str, Any], verifier: TokenVerifier, config: ServiceConfig | None = None, *,
-                 clock: Clock | None = None, redis_url: str | None = None, ssl: ssl_mod.SSLContext | None = None,
-                 naive: bool = False, instance: str | None = None, audit: Any = None,
+                 clock: Clock, redis_url: str | None = None, ssl: ssl_mod.SSLContext | None = None,
+                 instance: str | None = None, audit: Any = None,
                  redis_password: str | None = None) -> None:
         self.config = config or ServiceConfig()
         self.audit = audit
         self.verifier = verifier
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.ssl = ssl
         self.instance = instance or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         codecs = {JSON_SUBPROTOCOL: JsonCodec(), MSGPACK_SUBPROTOCOL: MsgpackZstdCodec(self.config.compress_min_bytes)}
-        self.fanout = Fanout(tables, codecs, max_rows_per_frame=self.config.max_rows_per_frame, naive=naive)
+        self.fanout = self.fanout_class(tables, codecs, max_rows_per_frame=self.config.max_rows_per_frame)
         self._pending_ips: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self.redis: RedisHotCache | None = None
         if redis_url:

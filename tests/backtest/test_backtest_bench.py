@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pyplatform.backtest.bench import pandas_loop_dual_ma
+from pyplatform.bench.backtest import pandas_loop_dual_ma
 from pyplatform.backtest.vectorized import (dual_ma_positions, dual_ma_returns, fixed_point_scale, moving_averages,
                                             sweep_dual_ma)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyplatform.backtest import BacktestConfig, SlippageConfig, run_backtest
-from pyplatform.backtest.bench import pandas_loop_dual_ma
+from pyplatform.bench.backtest import pandas_loop_dual_ma
 from pyplatform.backtest.vectorized import dual_ma_returns
 from pyplatform.data import generate_bars
 from pyplatform.risk import AccountLimits, RiskConfig

@@ -6,7 +6,7 @@ import pytest
 
 
 def test_short_soak_samples_windows_and_checks_integrity():
-    from pyplatform.feeds.soak import format_soak, run_soak
+    from pyplatform.bench.soak import format_soak, run_soak
 
     res = run_soak(seconds=3.0, rate=1_000, symbols=5, window_s=1.0)
     assert len(res.windows) >= 2

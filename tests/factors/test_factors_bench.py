@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from pyplatform.factors.bench import bench_factors, generate_tick_batches, register
+from pyplatform.bench.engine import bench_factors, generate_tick_batches, register
 
 
 def test_bench_factors_are_library_factors_on_tick_columns():

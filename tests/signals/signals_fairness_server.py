@@ -25,7 +25,7 @@ async def main(secret: bytes, n_symbols: int, prefill_batches: int, rate: float,
     from pyplatform.signals.auth import KeyRing, TokenVerifier
     from pyplatform.signals.server import ServiceConfig, SignalService
     from pyplatform.stream import StreamTable
-    from pyplatform.clock import SimClock
+    from pyplatform.clock import LiveClock, SimClock
 
     symbols = [f"R{i:04d}.US" for i in range(n_symbols)]
     table = StreamTable("factors", factor_schema(["mom"]), memory_rows=prefill_batches * n_symbols + 2_000_000, clock=SimClock())
@@ -34,7 +34,9 @@ async def main(secret: bytes, n_symbols: int, prefill_batches: int, rate: float,
         m = min(step, prefill_batches - k)
         table.append({"ts": np.repeat(np.arange(k, k + m, dtype=np.int64), n_symbols),
                       "symbol": symbols * m, "mom": np.random.default_rng(k).standard_normal(m * n_symbols)})
-    svc = SignalService({"factors": table}, TokenVerifier(KeyRing(secret)), ServiceConfig(port=0, **overrides))
+    # the wall clock: the test process issues the tokens at time.time_ns()
+    svc = SignalService({"factors": table}, TokenVerifier(KeyRing(secret)), ServiceConfig(port=0, **overrides),
+                        clock=LiveClock())
     await svc.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyplatform.signals.bench import format_results, run_signals_bench, wire_sizes
+from pyplatform.bench.signals import format_results, run_signals_bench, wire_sizes
 
 
 def test_bench_runs_both_fanouts_and_the_socket_floor_and_reports_every_figure():
@@ -24,7 +24,7 @@ def test_load_generator_scan_counts_what_full_decoding_finds():
     import numpy as np
     import pyarrow as pa
 
-    from pyplatform.signals.bench import _scan_messages
+    from pyplatform.bench.signals import _scan_messages
     from pyplatform.signals.wire import MsgpackZstdCodec, decode_messages
 
     codec = MsgpackZstdCodec(compress_min_bytes=1 << 30)

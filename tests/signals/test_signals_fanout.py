@@ -1,4 +1,5 @@
-"""The sans-I/O fan-out: shared frames, parity with naive per-client serialisation, bounded queues."""
+"""The sans-I/O fan-out: shared frames, parity with naive per-client serialisation (the bench's
+baseline subclass), bounded queues."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from signals_support import SYMBOLS, factor_batch
+from pyplatform.bench.naive_fanout import NaiveFanout
 from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import SIGNALS, factor_schema
 from pyplatform.signals.fanout import Fanout, Subscriber, SubscribeError
@@ -17,7 +19,7 @@ from pyplatform.stream import StreamTable
 def _fanout(naive=False, **kw):
     t = StreamTable("factors", factor_schema(["mom", "rsi"]), memory_rows=1000, clock=SimClock())
     codecs = {JSON_SUBPROTOCOL: JsonCodec(), MSGPACK_SUBPROTOCOL: MsgpackZstdCodec(64)}
-    return t, Fanout({"factors": t}, codecs, naive=naive, **kw)
+    return t, (NaiveFanout if naive else Fanout)({"factors": t}, codecs, **kw)
 
 
 def _rows(sub):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pyplatform.store.bench import format_result, run_history_bench
+from pyplatform.bench.history import format_result, run_history_bench
 
 
 def test_quick_history_bench_compares_store_pandas_and_duckdb(tmp_path):

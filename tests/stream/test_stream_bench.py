@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from pyplatform.stream.bench import N_MEASUREMENTS, format_results, run_stream_bench
+from pyplatform.bench.stream import N_MEASUREMENTS, format_results, run_stream_bench
 
 
 def test_bench_reports_every_measurement_with_ratios():

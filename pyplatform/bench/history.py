@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import typer
 
-from pyplatform.benchutil import median_time
-from pyplatform.store.embedded import EmbeddedStore
+from pyplatform.bench.report import median_time
 
-__all__ = ["run_history_bench", "HistoryBenchResult", "QueryTiming"]
+__all__ = ["register", "run_history_bench", "format_result", "HistoryBenchResult", "QueryTiming"]
 
 
 @dataclass
@@ -66,9 +65,12 @@ def _median_time(fn, repeat: int) -> float:
     # warm: file footers cached, pages in the OS cache
     return median_time(fn, repeat, warm=True)
 
+
 def _pandas_read(files: list[str], filters, columns=None) -> pd.DataFrame:
     """The obvious alternative: pandas reads the Parquet files (filters pushed to pyarrow), then
     decodes the scaled integers and indexes the frame like the store does."""
+    import pandas as pd
+
     frame = pd.read_parquet(files, filters=filters, columns=columns)
     out = pd.DataFrame({
         "open": frame["open"] / frame["px_div"], "high": frame["high"] / frame["px_div"],
@@ -121,7 +123,10 @@ def run_history_bench(n_symbols: int = 50, start: str = "2014-01-01", end: str =
         4 symbols, 3 days, one timed run: the form the tests run (checks that every side
         returns the same rows; the figures mean nothing).
     """
+    import pandas as pd
+
     from pyplatform.data.market import generate_market
+    from pyplatform.store.embedded import EmbeddedStore
     from pyplatform.store.sql import where as sql_where
 
     if quick:
@@ -212,6 +217,8 @@ def run_history_bench(n_symbols: int = 50, start: str = "2014-01-01", end: str =
 
 def _same_rows(name: str, ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
     """The store and plain pandas return the same values (row order aside for the as-of)."""
+    import pandas as pd
+
     a = ours.reset_index().sort_values(["symbol", "datetime"]).reset_index(drop=True)
     b = theirs.reset_index().sort_values(["symbol", "datetime"]).reset_index(drop=True)
     cols = [c for c in a.columns if c in b.columns]
@@ -239,3 +246,34 @@ def format_result(r: HistoryBenchResult) -> str:
         lines.append(f"| {q.name} | {q.rows:,} | {q.store_s:.4f} | {q.pandas_s:.4f} | {q.ratio:.1f}x | {goal} "
                      f"| {q.duckdb_s:.4f} | {q.duckdb_ratio:.1f}x | {q.first_s:.4f} / {q.second_s:.4f} |")
     return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``history`` to the ``pyplatform bench`` app."""
+
+    @app.command("history")
+    def history(
+        symbols: int = typer.Option(50, help="Symbols in the generated market (stocks, forex, crypto)."),
+        years: float = typer.Option(12.0, help="Years of 1-minute bars, ending at --end."),
+        days: int = typer.Option(0, help="Use this many days instead of --years (e.g. 1 for 5,000 symbols x 1 day)."),
+        end: str = typer.Option("2026-01-01", help="End session date (exclusive)."),
+        repeat: int = typer.Option(5, help="Timed runs per query; medians are printed."),
+        data_dir: str = typer.Option(None, help="Write here and keep it (default: a temporary directory)."),
+        seed: int = typer.Option(0, help="Seed of the generated market."),
+        progress: bool = typer.Option(True, help="Show a progress bar while writing."),
+        quick: bool = typer.Option(False, "--quick", help="A small market and one timed run: checks the command works "
+                                                          "(rows equal on every side), not for figures."),
+    ) -> None:
+        """Write a generated market, then time store queries beside plain pandas on the same files."""
+        import pandas as pd
+
+        end_t = pd.Timestamp(end)
+        start_t = end_t - (pd.Timedelta(days=days) if days else pd.DateOffset(months=int(round(years * 12))))
+        # a one-day run must contain a weekday session for the stock markets
+        if days:
+            while pd.Timestamp(start_t).dayofweek >= 5:
+                start_t -= pd.Timedelta("1D")
+        result = run_history_bench(n_symbols=symbols, start=str(pd.Timestamp(start_t).date()), end=str(end_t.date()),
+                                   repeat=repeat, data_dir=data_dir, seed=seed, keep=data_dir is not None,
+                                   progress=progress, quick=quick)
+        typer.echo(format_result(result))

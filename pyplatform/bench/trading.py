@@ -17,21 +17,22 @@ with each journal. ``--quick`` is the form the tests run (correctness, not timin
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
-from pyplatform.clock import LiveClock
-from pyplatform.domain import Direction, Quote, Signal
-from pyplatform.risk import AccountLimits, RiskConfig
+from pyplatform.bench.report import machine_line
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pyplatform.risk import RiskConfig
 
 __all__ = ["register", "paper_latency", "fix_latency", "strategy_throughput", "journal_latency", "JournalRun"]
 
@@ -39,6 +40,8 @@ _SYMBOLS = [f"S{i:02d}.US" for i in range(20)]
 
 
 def _permissive() -> RiskConfig:
+    from pyplatform.risk import AccountLimits, RiskConfig
+
     # limits out of the way: the benchmark times the checks, not refusals (slippage on 2000
     # round trips would otherwise touch the daily loss limit)
     return RiskConfig(default=AccountLimits(rate_per_s=1e9, burst=10**9, concentration=100.0, price_band=0.5,
@@ -46,17 +49,23 @@ def _permissive() -> RiskConfig:
 
 
 def _signals(n: int):
+    from pyplatform.domain import Direction, Signal
+
     dirs = (Direction.LONG, Direction.SHORT, Direction.FLAT)
     for i in range(n):
         yield Signal(time.time_ns() + i, _SYMBOLS[i % len(_SYMBOLS)], "bench", dirs[(i // len(_SYMBOLS)) % 3], 0.5)
 
 
 def _quotes(node) -> None:
+    from pyplatform.domain import Quote
+
     for s in _SYMBOLS:
         node.on_quote(Quote(time.time_ns(), s, 100.0, bid=99.99, ask=100.01, bid_size=1e9, ask_size=1e9))
 
 
 def _pct(a) -> tuple[float, float]:
+    import numpy as np
+
     a = np.asarray(a, dtype=np.float64) / 1e3
     return float(np.median(a)), float(np.percentile(a, 99))
 
@@ -68,6 +77,9 @@ def paper_latency(n: int = 2000, fsync: bool = True, naive_risk: bool = False, d
     ``group_commit=False`` swaps in a journal that holds its lock across each ``fsync`` (one
     ``fsync`` per record, strictly one after another): the baseline for group commit.
     """
+    import numpy as np
+
+    from pyplatform.clock import LiveClock
     from pyplatform.execution.journal import Journal
     from pyplatform.execution.node import TradingNode
 
@@ -125,11 +137,15 @@ def _install_naive_risk(node) -> None:
 
 def fix_latency(n: int = 500, directory=None) -> np.ndarray:
     """Per-signal nanoseconds from signal to the venue's acknowledgement applied, over FIX loopback."""
+    import numpy as np
+
+    from pyplatform.clock import LiveClock
+    from pyplatform.domain import Quote
     from pyplatform.execution.fix.exchange import FixExchange
     from pyplatform.execution.node import TradingNode
 
     with tempfile.TemporaryDirectory(dir=directory) as d:
-        ex = FixExchange(Path(d) / "venue").start()
+        ex = FixExchange(Path(d) / "venue", clock=LiveClock()).start()
         node = TradingNode(None, {}, LiveClock(), "fix", risk_config=_permissive(), journal=Path(d) / "j",
                            fix_port=ex.port)
         acked = threading.Condition()
@@ -167,7 +183,9 @@ def fix_latency(n: int = 500, directory=None) -> np.ndarray:
 def strategy_throughput(rows: int = 200_000, symbols: int = 50, repeats: int = 3) -> tuple[float, float]:
     """Rows/s of ``DualMACrossover.on_batch`` (vectorised) and of a per-row Python loop that
     builds the same signals (the outputs are compared), medians of ``repeats`` runs."""
-    from pyplatform.domain import Signal
+    import numpy as np
+
+    from pyplatform.domain import Direction, Signal
     from pyplatform.strategies import DualMACrossover
 
     rng = np.random.default_rng(0)
@@ -246,6 +264,8 @@ def journal_latency(n: int = 2000, threads: int = 8, group_commit: bool = True, 
     ``SubmitOrder`` commands like the order manager writes. With ``check`` the file is read
     back: every record present once, each thread's records in its order.
     """
+    import numpy as np
+
     from pyplatform.execution.journal import Journal
     from pyplatform.execution.messages import OrdType, Side, SubmitOrder
 
@@ -288,8 +308,9 @@ def journal_latency(n: int = 2000, threads: int = 8, group_commit: bool = True, 
 
 
 def _journal_report(n: int, threads: int, signals: int, repeats: int, echo) -> None:
-    echo(f"machine: {platform.machine()} {platform.system()} {platform.python_version()}  "
-         f"load average {os.getloadavg()[0]:.1f}")
+    import numpy as np
+
+    echo(machine_line())
     for th in sorted({1, threads}):
         rows = {True: [], False: []}
         for _ in range(repeats):  # alternate the two modes so drifting load hits both alike
@@ -340,9 +361,13 @@ def register(app: typer.Typer) -> None:
         signals: int = typer.Option(2000, help="Signals through risk + paper broker."),
         fix_signals: int = typer.Option(500, help="Signals through FIX on loopback (0 skips FIX)."),
         rows: int = typer.Option(200_000, help="Factor rows for the strategy throughput figure."),
+        quick: bool = typer.Option(False, "--quick", help="50 paper signals, 10 over FIX, 5,000 strategy rows "
+                                                          "(a smoke test of the command, not figures)."),
     ) -> None:
         """Signal-to-acknowledged-order latency (paper and FIX) and strategy throughput, with ratios."""
-        typer.echo(f"machine: {platform.machine()} {platform.system()} {platform.python_version()}")
+        if quick:
+            signals, fix_signals, rows = 50, 10, 5_000
+        typer.echo(machine_line())
         fsynced = paper_latency(signals, fsync=True)
         naive = paper_latency(signals, fsync=True, naive_risk=True)
         nofsync = paper_latency(signals, fsync=False)

@@ -3,7 +3,7 @@ against a cached one.
 
 Run after ``make demo`` (or on any data directory)::
 
-    python -m pyplatform.dashboard.bench_decade --data-dir ./data --repeats 3
+    python -m pyplatform.bench.dashboard_decade --data-dir ./data --repeats 3
 
 Prints medians of ``--repeats`` runs; a first evaluation clears the factor caches each time.
 """
@@ -11,19 +11,14 @@ Prints medians of ``--repeats`` runs; a first evaluation clears the factor cache
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+
+from pyplatform.bench.report import median_time
 
 __all__ = ["run"]
 
 
 def _median_ms(fn, repeats: int) -> float:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out) * 1e3
+    return median_time(fn, repeats) * 1e3
 
 
 def run(data_dir, repeats: int = 3, universe: str = "stocks") -> dict:

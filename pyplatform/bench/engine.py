@@ -14,14 +14,16 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
+from pyplatform.bench.report import cpu_name
 
-from pyplatform.factors.tree import Binary, Call, Col, Expr, Num, Unary
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-__all__ = ["register", "run_engine_bench", "bench_factors", "EngineBenchResult"]
+    from pyplatform.factors.tree import Expr
+
+__all__ = ["register", "run_engine_bench", "bench_factors", "generate_tick_batches", "EngineBenchResult"]
 
 # Bar factors run on ticks with the quote standing in for the bar: close -> price,
 # high -> ask, low -> bid, open -> price.
@@ -29,6 +31,8 @@ _ON_TICKS = {"close": "price", "high": "ask", "low": "bid", "open": "price", "vw
 
 
 def _rename(e: Expr, mapping: dict[str, str]) -> Expr:
+    from pyplatform.factors.tree import Binary, Call, Col, Num, Unary
+
     if isinstance(e, Col):
         return Col(mapping.get(e.name, e.name))
     if isinstance(e, Num):
@@ -55,6 +59,9 @@ def bench_factors(n: int) -> dict[str, str]:
 
 def generate_tick_batches(n_symbols: int, n_batches: int, seed: int = 0) -> list[pa.Table]:
     """``n_batches`` Arrow batches of one tick per symbol (TICKS schema), prices random walks."""
+    import numpy as np
+    import pyarrow as pa
+
     from pyplatform.domain.schemas import TICKS
 
     rng = np.random.default_rng(seed)
@@ -74,6 +81,8 @@ def generate_tick_batches(n_symbols: int, n_batches: int, seed: int = 0) -> list
 
 
 def _pct(xs: list[float]) -> dict[str, float]:
+    import numpy as np
+
     a = np.asarray(xs) * 1e6
     return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "p99.9": float(np.percentile(a, 99.9))}
 
@@ -129,6 +138,10 @@ def _time_batches(engine, batches, arrow: bool, cpu: list[float] | None = None) 
 def run_engine_bench(n_symbols: int = 5000, n_batches: int = 300, warm: int = 120, repeats: int = 3,
                      baseline_batches: int = 3, single_ticks: int = 5000, progress=None) -> EngineBenchResult:
     """Run the measurements (see module doc) and return the figures."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     from pyplatform.factors.batch import compile_batch
     from pyplatform.factors.engine import FactorEngine
 
@@ -227,21 +240,11 @@ def run_engine_bench(n_symbols: int = 5000, n_batches: int = 300, warm: int = 12
         "rows": rows, "rows_per_s": rows_per_s, "batch10": c10, "batch20": c20, "single": one_c,
         "baseline_s": base_s, "factors10": list(f10), "factors20": list(f20),
         "rows_per_cpu_s": rows_per_cpu_s, "cpu20": cpu["20"], "single_cpu": one_cpu_p,
-        "machine": (f"{platform.processor() or platform.machine()}, {_cpu_name()}, Python {platform.python_version()}, "
+        "machine": (f"{platform.processor() or platform.machine()}, {cpu_name()}, Python {platform.python_version()}, "
                     f"load average {os.getloadavg()[0]:.1f} at the end of the run"),
         "date": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M"),
     }
     return res
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def register(app) -> None:
@@ -256,10 +259,15 @@ def register(app) -> None:
         baseline_batches: int = typer.Option(3, help="Batches recomputed by the pandas alternative."),
         output: Path = typer.Option(Path("docs/benchmarks/engine.md"), help="Write the figures here (markdown)."),
         no_write: bool = typer.Option(False, "--no-write", help="Only print."),
+        quick: bool = typer.Option(False, "--quick", help="40 symbols, 30 batches, one repeat, nothing written "
+                                                          "(a smoke test of the command, not figures)."),
     ) -> None:
         """Stream generated ticks through the factor engine; compare with recomputing in pandas."""
         from rich.console import Console
         from rich.table import Table
+
+        if quick:  # tiny figures must never overwrite the recorded ones
+            symbols, batches, repeats, baseline_batches, no_write = 40, 30, 1, 1, True
 
         console = Console(width=160)
         with console.status("benchmarking") as status:

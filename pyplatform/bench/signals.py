@@ -5,7 +5,7 @@ N concurrent subscribers (default 1,000), each on ``k`` random symbols (default 
 so the server has its own core. The publisher appends one row per symbol per batch at a
 fixed rate, stamping ``ts`` with the append time; clients measure publish-to-receive
 latency per frame. The same run is repeated with the naive fan-out that serialises each
-message once per client, and with the socket floor (a bare TCP server writing one ready
+message once per client (:class:`~pyplatform.bench.naive_fanout.NaiveSignalService`), and with the socket floor (a bare TCP server writing one ready
 frame per client per batch: no WebSocket library, no fan-out), and the medians of several
 runs are printed with their ratios.
 """
@@ -18,11 +18,10 @@ import multiprocessing as mp
 import resource
 import secrets
 import statistics
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 __all__ = ["register", "run_signals_bench", "BenchResult"]
 
@@ -171,6 +170,8 @@ def _scan_messages(frame: str | bytes) -> list[tuple[str, int, int, Any]]:
 
 
 async def _clients_main(url: str, token: str, subs: list[list[str]], encoding: str, conn: Any) -> None:
+    import numpy as np
+
     from pyplatform.signals.wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL
 
     proto = MSGPACK_SUBPROTOCOL if encoding == "msgpack" else JSON_SUBPROTOCOL
@@ -265,16 +266,24 @@ class _FloorConn(asyncio.Protocol):
             self.conns.append(self.transport)
 
 
+def _ws_header(n: int) -> bytes:
+    """RFC 6455 header of a final, unmasked binary frame of ``n`` payload bytes (the floor
+    builds its frames itself: one header per batch, shared by every client)."""
+    if n < 126:
+        return bytes([0x82, n])
+    return struct.pack("!BBH", 0x82, 126, n) if n < 65536 else struct.pack("!BBQ", 0x82, 127, n)
+
+
 async def _floor_server(per_client: int) -> tuple[Any, list, Any]:
     """A bare TCP server for the floor run; returns (server, transports, frame builder)."""
+    import numpy as np
     import pyarrow as pa
 
-    from pyplatform.signals.server import _frame_header
     from pyplatform.signals.wire import MsgpackZstdCodec
 
     codec = MsgpackZstdCodec(compress_min_bytes=1 << 30)
     ack = codec.control({"type": "subscribed", "id": None, "topic": "factors:mom"})
-    ack = _frame_header(False, len(ack)) + ack
+    ack = _ws_header(len(ack)) + ack
     conns: list = []
     server = await asyncio.get_running_loop().create_server(lambda: _FloorConn(conns, ack), "127.0.0.1", 0)
     syms = pa.array([f"F{i:05d}.US" for i in range(per_client)])
@@ -284,7 +293,7 @@ async def _floor_server(per_client: int) -> tuple[Any, list, Any]:
                          "ts": pa.array(np.full(per_client, ts), pa.int64()), "symbol": syms,
                          "mom": pa.array(np.zeros(per_client))})
         payload = codec.frame("data", "factors:mom", [codec.encode_rows(rows)[0]], per_client)
-        return _frame_header(False, len(payload)) + payload
+        return _ws_header(len(payload)) + payload
 
     return server, conns, frame
 
@@ -294,6 +303,10 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
     """One measured run: ``mode`` is ``shared`` (the service), ``naive`` (the service with
     per-client serialisation) or ``floor`` (a bare socket server writing one ready frame of
     ``per_client`` rows to every client per batch)."""
+    import numpy as np
+
+    from pyplatform.bench.naive_fanout import NaiveSignalService
+    from pyplatform.clock import LiveClock
     from pyplatform.domain.schemas import factor_schema
     from pyplatform.signals.auth import KeyRing, TokenIssuer, TokenVerifier
     from pyplatform.signals.server import ServiceConfig, SignalService
@@ -302,7 +315,8 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
     rng = np.random.default_rng(seed)
     symbols = [f"F{i:05d}.US" for i in range(n_symbols)]
     subs = [[symbols[i] for i in rng.choice(n_symbols, size=per_client, replace=False)] for _ in range(n_clients)]
-    table = StreamTable("factors", factor_schema(["mom"]), memory_rows=max(50 * n_symbols, 100_000))
+    clock = LiveClock()  # publish-to-receive latency is wall time (the clients stamp with time.time_ns)
+    table = StreamTable("factors", factor_schema(["mom"]), memory_rows=max(50 * n_symbols, 100_000), clock=clock)
     keys = KeyRing(secrets.token_bytes(32))  # an ephemeral secret: this run only
     token = TokenIssuer(keys).issue("bench", topics=["*"], symbols=["*"], now_ns=time.time_ns(), ttl_s=3600)
     svc = floor = None
@@ -310,10 +324,12 @@ async def _one_run(*, mode: str, encoding: str, n_clients: int, per_client: int,
         floor, conns, floor_frame = await _floor_server(per_client)
         url = f"ws://127.0.0.1:{floor.sockets[0].getsockname()[1]}"
     else:
-        svc = SignalService({"factors": table}, TokenVerifier(keys),
+        # the baseline is a subclass with the per-client fan-out, not a flag of the service
+        service_class = NaiveSignalService if mode == "naive" else SignalService
+        svc = service_class({"factors": table}, TokenVerifier(keys),
                             ServiceConfig(port=0, ping_interval_s=None, queue_frames=100_000, write_limit=1 << 20,
                                           max_conns_per_subject=n_clients + 1, max_conns_per_ip=n_clients + 1),
-                            naive=mode == "naive")
+                            clock=clock)
         await svc.start()
         url = svc.url
     ctx = mp.get_context("spawn")
@@ -428,6 +444,7 @@ def wire_sizes(n_symbols: int = 5000, per_frame: int = 10, replay_rows: int = 20
     ``per_frame`` rows (one subscriber's symbols of one batch), replay frames
     ``replay_rows`` rows; zstd is only worth its CPU on the latter.
     """
+    import numpy as np
     import pyarrow as pa
 
     from pyplatform.signals.wire import JsonCodec, MsgpackZstdCodec

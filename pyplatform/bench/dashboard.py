@@ -9,15 +9,16 @@ pandas to the requested timeframe on every change (and then send every candle).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from pyplatform.bench.report import median_time
 
-__all__ = ["run_bench", "register", "NAIVE_FIGURE_MAX"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["run_bench", "register", "print_table", "NAIVE_FIGURE_MAX"]
 
 #: The naive chart also builds and serialises its figure when it has at most this many
 #: candles; beyond that only its read + resample is timed (a figure of ~1M candles takes
@@ -26,12 +27,7 @@ NAIVE_FIGURE_MAX = 120_000
 
 
 def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return median_time(fn, repeats) * 1e3
 
 
 def _scenarios(daily_ts: np.ndarray) -> list[tuple[str, str, int | None, int | None]]:
@@ -59,6 +55,8 @@ def run_bench(data_dir: Path | None = None, symbol: str | None = None, repeats: 
     symbol : str, optional
         Symbol to chart (the first one with the most one-minute bars by default).
     """
+    import numpy as np
+    import pandas as pd
     import plotly.io as pio
 
     from pyplatform.config import get_settings
@@ -135,12 +133,17 @@ def register(bench_app) -> None:
         symbol: str = typer.Option(None, help="Symbol to chart."),
         repeats: int = typer.Option(5, help="Runs per scenario (median reported)."),
         years: int = typer.Option(10, help="Years of 1-minute bars to generate when no data dir is given."),
+        quick: bool = typer.Option(False, "--quick", help="One year of bars generated, one run per scenario "
+                                                          "(a smoke test of the command, not figures)."),
     ) -> None:
         """K-line callback latency on years of 1-minute bars, beside a naive pandas resample."""
-        _print_table(run_bench(data_dir, symbol, repeats, years))
+        if quick:
+            repeats, years = 1, 1
+        print_table(run_bench(data_dir, symbol, repeats, years))
 
 
-def _print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict]) -> None:
+    """Print :func:`run_bench`'s rows as a table (``pyplatform bench dashboard``, ``pyplatform dash bench``)."""
     from rich.console import Console
     from rich.table import Table
 

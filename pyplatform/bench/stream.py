@@ -11,22 +11,17 @@ obvious alternatives, measured in the same run (medians of ``--repeat`` runs, as
 
 from __future__ import annotations
 
-import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
+from pyplatform.bench.report import machine_line, median_time
 
-from pyplatform.domain.schemas import TICKS
-
-__all__ = ["register", "run_stream_bench", "format_results"]
+__all__ = ["register", "run_stream_bench", "format_results", "N_MEASUREMENTS"]
 
 
 def _ticks(n: int, n_symbols: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     syms = np.array([f"S{i:04d}.US" for i in range(n_symbols)])
     return {
@@ -40,21 +35,12 @@ def _ticks(n: int, n_symbols: int = 500, seed: int = 0) -> dict[str, np.ndarray]
 
 
 def _batches(data: dict, batch: int) -> list[pa.RecordBatch]:
+    import pyarrow as pa
+
+    from pyplatform.domain.schemas import TICKS
+
     table = pa.table(data, schema=TICKS)
     return [b for i in range(0, table.num_rows, batch) for b in table.slice(i, batch).to_batches()]
-
-
-def _median(fn: Callable, repeat: int, setup: Callable | None = None, teardown: Callable | None = None) -> float:
-    """Median wall time of ``fn(setup())`` over ``repeat`` runs (setup/teardown untimed)."""
-    times = []
-    for _ in range(repeat):
-        arg = setup() if setup is not None else None
-        t0 = time.perf_counter()
-        fn(arg) if setup is not None else fn()
-        times.append(time.perf_counter() - t0)
-        if teardown is not None:
-            teardown(arg)
-    return statistics.median(times)
 
 
 #: Measurements one run makes (for progress bars).
@@ -67,8 +53,14 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
 
     ``on_result`` is called with each measurement as it completes (progress display).
     """
+    import pandas as pd
+
+    from pyplatform.clock import LiveClock
+    from pyplatform.domain.schemas import TICKS
     from pyplatform.stream.bars import BarEngine
     from pyplatform.stream.table import StreamTable
+
+    clock = LiveClock()  # the bench is an edge: it measures on the wall clock
 
     data = _ticks(rows, n_symbols)
     batches = _batches(data, batch)
@@ -96,35 +88,35 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
         for frame in frames:
             df = pd.concat([df, frame], ignore_index=True) if len(df) else frame
 
-    t_list = _median(naive_list, repeat)
-    t_concat = _median(naive_concat, repeat)
+    t_list = median_time(naive_list, repeat)
+    t_concat = median_time(naive_concat, repeat)
     add("append", "python list of row dicts", t_list)
     add("append", "pandas concat per batch", t_concat)
 
     def mem_append():
-        t = StreamTable("bench", TICKS, memory_rows=rows)
+        t = StreamTable("bench", TICKS, memory_rows=rows, clock=clock)
         for b in batches:
             t.append(b)
 
     def mem_append_dicts():
-        t = StreamTable("bench", TICKS, memory_rows=rows)
+        t = StreamTable("bench", TICKS, memory_rows=rows, clock=clock)
         for b in dict_batches:
             t.append(b)
-    add("append", "StreamTable, memory, Arrow batches", _median(mem_append, repeat), t_list, t_concat)
-    add("append", "StreamTable, memory, dicts of NumPy arrays", _median(mem_append_dicts, repeat), t_list, t_concat)
+    add("append", "StreamTable, memory, Arrow batches", median_time(mem_append, repeat), t_list, t_concat)
+    add("append", "StreamTable, memory, dicts of NumPy arrays", median_time(mem_append_dicts, repeat), t_list, t_concat)
     with tempfile.TemporaryDirectory() as root:
         for policy in ("never", "batch", "always"):
             runs = iter(range(10**6))
 
             def open_table(policy=policy):  # creating the folder and schema file is not timed
-                return StreamTable(f"t{next(runs)}", TICKS, root, fsync=policy, memory_rows=rows)
+                return StreamTable(f"t{next(runs)}", TICKS, root, fsync=policy, memory_rows=rows, clock=clock)
 
             def disk_append(t):
                 for b in batches:
                     t.append(b)
                 t.flush()  # the rows are durable when the clock stops, whatever the policy
             add("append", f"StreamTable, disk, fsync={policy}",
-                _median(disk_append, repeat, open_table, lambda t: t.close()), t_list, t_concat)
+                median_time(disk_append, repeat, setup=open_table, teardown=lambda t: t.close()), t_list, t_concat)
 
     # -- delivery -------------------------------------------------------------------
     records = naive_list()
@@ -139,13 +131,13 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
         for i in range(0, rows, batch):
             whole.iloc[i:i + batch]
 
-    t_iter = _median(naive_iter, repeat)
+    t_iter = median_time(naive_iter, repeat)
     add("delivery", "iterate the list of row dicts", t_iter)
-    t_slices = _median(naive_slices, repeat)
+    t_slices = median_time(naive_slices, repeat)
     add("delivery", "pandas iloc slices of one frame", t_slices)
     with tempfile.TemporaryDirectory() as d:
         for where, directory, mem in (("memory", None, rows), ("disk log", d, 1)):
-            t = StreamTable("bench", TICKS, directory, fsync="never", memory_rows=mem)
+            t = StreamTable("bench", TICKS, directory, fsync="never", memory_rows=mem, clock=clock)
             for b in batches:
                 t.append(b)
             counter = iter(range(10**9))
@@ -155,7 +147,7 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
                 while sub.poll() is not None:
                     pass
                 sub.close()
-            add("delivery", f"Subscription.poll from {where}", _median(poll_all, repeat), t_iter, t_slices)
+            add("delivery", f"Subscription.poll from {where}", median_time(poll_all, repeat), t_iter, t_slices)
             t.close()
 
     # -- bars -----------------------------------------------------------------------
@@ -179,15 +171,14 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
             pending = df[~done].drop(columns="w")
 
     engine_bars()  # compile the kernels outside the timing
-    t_pandas = _median(pandas_bars, repeat)
+    t_pandas = median_time(pandas_bars, repeat)
     add("bars", "pandas groupby per micro-batch", t_pandas)
-    add("bars", "BarEngine.feed per micro-batch", _median(engine_bars, repeat), None, t_pandas)
+    add("bars", "BarEngine.feed per micro-batch", median_time(engine_bars, repeat), None, t_pandas)
     return results
 
 
 def format_results(results: list[dict], rows: int, batch: int) -> str:
-    lines = [f"machine: {platform.machine()} {platform.processor() or ''} {platform.system()}, "
-             f"python {platform.python_version()}; {rows:,} rows in batches of {batch:,}", ""]
+    lines = [f"{machine_line()}; {rows:,} rows in batches of {batch:,}", ""]
     lines.append(f"{'group':9} {'what':45} {'rows/s':>14} {'median s':>10} {'vs python':>10} {'vs pandas':>10}")
     for r in results:
         a = "" if r["vs_python"] is None else f"{r['vs_python']:.1f}x"
@@ -210,9 +201,14 @@ def register(app) -> None:
         batch: int = typer.Option(1_000, help="Rows per appended batch / delivered batch / engine micro-batch."),
         repeat: int = typer.Option(5, help="Runs per measurement; medians are printed."),
         symbols: int = typer.Option(500, help="Distinct symbols in the ticks."),
+        quick: bool = typer.Option(False, "--quick", help="2,000 rows in batches of 500, one run (a smoke test of the "
+                                                          "command: every measurement runs, figures mean nothing)."),
     ) -> None:
         """Stream-table append and delivery, and the bar engine, beside naive Python/pandas."""
         from tqdm import tqdm
+
+        if quick:
+            rows, batch, repeat, symbols = 2_000, 500, 1, 20
 
         with tqdm(total=N_MEASUREMENTS, desc="bench stream", unit="measurement") as bar:
             def step(result: dict) -> None:

@@ -106,7 +106,7 @@ def _keyed_cache(path: Path, keys_file: Path):
 
 async def _soak(seconds: float, rate: float, symbols: int, window_s: float, port: int, work: Path) -> SoakResult:
     from pyplatform.audit import AuditLog
-    from pyplatform.feeds.bench import TOKEN
+    from pyplatform.bench.feeds import TOKEN
     from pyplatform.feeds.client import FeedConfig, ITickClient
     from pyplatform.feeds.ingest import Ingestor
     from pyplatform.feeds.schemas import TICKS
@@ -119,12 +119,12 @@ async def _soak(seconds: float, rate: float, symbols: int, window_s: float, port
     tables = StreamTables(work / "stream", options=TableOptions(fsync="batch", memory_rows=100_000), clock=LiveClock())
     ticks = tables.get_table("ticks", TICKS)
     sub = ticks.subscribe("soak_consumer", offset=OFFSET_NEW)
-    audit = AuditLog(work / "audit" / "audit.log")
+    audit = AuditLog(work / "audit" / "audit.log", clock=LiveClock())
     keys_file = work / "keys.bin"
     cache = _keyed_cache(work / "cache", keys_file)
     # the pieces run_feed wires, with the keyed cache in place of the plain one
     client = ITickClient(FeedConfig(url=f"ws://127.0.0.1:{port}/all", token=TOKEN, symbols=tuple(syms),
-                                    types=("tick",)), Ingestor(ticks, cache=cache))
+                                    types=("tick",)), Ingestor(ticks, cache=cache), clock=LiveClock())
     stop = asyncio.Event()
     res = SoakResult(seconds, rate, symbols)
     feed = asyncio.create_task(client.run(stop))
@@ -174,11 +174,11 @@ async def _soak(seconds: float, rate: float, symbols: int, window_s: float, port
 
 def run_soak(seconds: float = 180.0, rate: float = 5_000.0, symbols: int = 50, window_s: float = 10.0) -> SoakResult:
     """Run the soak for ``seconds`` at ``rate`` offered ticks/s (simulator in its own process)."""
-    from pyplatform.feeds.bench import _Sim
+    from pyplatform.bench.feeds import SimulatorProcess
 
     if seconds < 2 * window_s:
         raise ValueError(f"seconds ({seconds}) must cover at least two windows of {window_s}s")
-    with _Sim(rate, 1, symbols) as port, tempfile.TemporaryDirectory(prefix="pyplatform-soak-") as d:
+    with SimulatorProcess(rate, 1, symbols) as port, tempfile.TemporaryDirectory(prefix="pyplatform-soak-") as d:
         return asyncio.run(_soak(seconds, rate, symbols, window_s, port, Path(d)))
 
 

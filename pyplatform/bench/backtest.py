@@ -3,14 +3,15 @@ pandas loop doing the same backtest, over a generated market, as ratios of media
 
 from __future__ import annotations
 
-import platform
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import typer
 
-from pyplatform.benchutil import median_time
+from pyplatform.bench.report import machine_line, median_time
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["register", "pandas_loop_dual_ma", "run_bench"]
 
@@ -26,6 +27,8 @@ def pandas_loop_dual_ma(bars: pd.DataFrame, fast: int, slow: int) -> pd.Series:
     averages by the last bit of two differently rounded sums: on EURUSD minute bars that
     turned a tie into a one-bar death-and-golden cross the exact arithmetic does not have.
     """
+    import pandas as pd
+
     from pyplatform.backtest.vectorized import fixed_point_scale
 
     out = []
@@ -70,6 +73,8 @@ def run_bench(symbols: int, start: str, end: str, fast: int, slow: int, repeat: 
     first ``loop_bars`` bars (a mismatch raises ``AssertionError`` naming the symbol).
     """
     import sys
+
+    import numpy as np
 
     def say(what: str) -> None:
         if progress:
@@ -138,7 +143,7 @@ def format_bench(r: dict) -> str:
     sig = n / r["signals_s"]
     vec = n * r["pairs"] / r["vector_s"]
     lines = [
-        f"machine: {platform.machine()} {platform.system()} Python {platform.python_version()}",
+        machine_line(),
         f"market: {r['symbols']} symbols of 1-minute bars {r['start']} .. {r['end']}: {n:,} bars "
         f"(generated in {r['generate_s']:.1f} s)",
         f"{'path':58s} {'median s':>9s} {'bars/s':>14s} {'x pandas loop':>14s}",

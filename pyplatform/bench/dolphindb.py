@@ -15,17 +15,20 @@ Medians of ``--repeat`` runs, measured in the same process, printed as ratios.
 from __future__ import annotations
 
 import math
-import platform
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from pyplatform.bench.report import machine_line, median_time
 
-from pyplatform.benchutil import median_time
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["register", "run_dolphindb_bench", "format_results"]
 
 
 def _ticks(n: int, seed: int = 0) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     syms = np.array([f"S{i:04d}.US" for i in range(500)], dtype=object)
     return pd.DataFrame({
@@ -37,6 +40,8 @@ def _ticks(n: int, seed: int = 0) -> pd.DataFrame:
 
 def _naive_rows(frame: pd.DataFrame) -> list[list]:
     """What one writes first: a loop over rows checking and converting each."""
+    import numpy as np
+
     rows = []
     for r in frame.itertuples(index=False):
         if not (math.isfinite(r.price) and r.price >= 0 and math.isfinite(r.volume) and r.volume >= 0):
@@ -49,6 +54,8 @@ def _naive_rows(frame: pd.DataFrame) -> list[list]:
 
 
 def _naive_result(frame: pd.DataFrame) -> list[dict]:
+    import pandas as pd
+
     return [{"datetime": pd.Timestamp(r.datetime), "symbol": str(r.symbol), "open": r.open, "high": r.high,
              "low": r.low, "close": r.close, "volume": r.volume, "vwap": r.vwap, "trades": int(r.trades)}
             for r in frame.itertuples(index=False)]
@@ -56,6 +63,9 @@ def _naive_result(frame: pd.DataFrame) -> list[dict]:
 
 def run_dolphindb_bench(rows: int = 200_000, repeat: int = 5) -> list[dict]:
     """Time the client-side paths and their per-row alternatives; one dict per measurement."""
+    import numpy as np
+    import pandas as pd
+
     from pyplatform.dolphindb.ingest import tick_rows
     from pyplatform.dolphindb.render import DeployConfig
     from pyplatform.dolphindb.store import result_to_arrow
@@ -82,8 +92,7 @@ def run_dolphindb_bench(rows: int = 200_000, repeat: int = 5) -> list[dict]:
 
 
 def format_results(results: list[dict], rows: int, repeat: int) -> str:
-    lines = [f"pyplatform bench dolphindb --rows {rows} --repeat {repeat}  "
-             f"({platform.processor() or platform.machine()}, Python {platform.python_version()})"]
+    lines = [f"pyplatform bench dolphindb --rows {rows} --repeat {repeat}", machine_line()]
     for r in results:
         lines.append(f"{r['what']:<48} {r['median_s'] * 1e3:9.1f} ms  {r['rows_per_s']:>13,.0f} rows/s   "
                      f"vs {r['alternative']}: {r['alt_median_s'] * 1e3:9.1f} ms  = {r['speedup']:.1f}x")
@@ -96,6 +105,10 @@ def register(app) -> None:
 
     @app.command("dolphindb")
     def dolphindb_bench(rows: int = typer.Option(200_000, help="Rows per measured batch."),
-                        repeat: int = typer.Option(5, help="Timed runs; medians are printed.")) -> None:
+                        repeat: int = typer.Option(5, help="Timed runs; medians are printed."),
+                        quick: bool = typer.Option(False, "--quick", help="2,000 rows, one run (a smoke test of the "
+                                                                          "command, not figures).")) -> None:
         """DolphinDB client side: tick rows for the writer and result conversion, beside per-row loops."""
+        if quick:
+            rows, repeat = 2_000, 1
         typer.echo(format_results(run_dolphindb_bench(rows, repeat), rows, repeat))

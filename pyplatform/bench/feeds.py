@@ -20,13 +20,20 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
 import typer
 
-__all__ = ["register", "run_codec_bench", "run_feed_bench", "format_codec", "format_feed"]
+from pyplatform.bench.report import median_rate
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+__all__ = ["register", "run_codec_bench", "run_feed_bench", "format_codec", "format_feed", "SimulatorProcess",
+           "TOKEN"]
+
+#: The simulator's token in every bench run (loopback only; nothing to protect).
 TOKEN = "bench-token"
 
 
@@ -39,15 +46,6 @@ class CodecRow:
     decode_per_s: float
 
 
-def _median_rate(fn, n: int, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times)
-
-
 def _json_lines(ticks: pa.Table) -> list[dict]:
     cols = {k: ticks.column(k).to_pylist() for k in ("symbol", "price", "volume", "ts")}
     return [{"code": 1, "data": {"s": s, "ld": p, "v": v, "t": t // 1_000_000, "type": "tick"}}
@@ -56,6 +54,8 @@ def _json_lines(ticks: pa.Table) -> list[dict]:
 
 def run_codec_bench(n_symbols: int = 20, hours: float = 1.0, rate: float = 5.0, repeat: int = 5) -> list[CodecRow]:
     """Encode/decode the same generated ticks with JSON and with the codec."""
+    import numpy as np
+    import pyarrow as pa
     import zstandard
 
     from pyplatform.data import generate_ticks
@@ -79,23 +79,23 @@ def run_codec_bench(n_symbols: int = 20, hours: float = 1.0, rate: float = 5.0, 
         ticks.select(["ts", "symbol", "price", "volume", "side"]))
     rows = [
         CodecRow("iTick JSON (one message per tick)", len(encoded_json) / n,
-                 _median_rate(lambda: "\n".join(json.dumps(o, separators=(",", ":")) for o in _json_lines(ticks)), n, repeat),
-                 _median_rate(lambda: [json.loads(x) for x in encoded_json.split(b"\n")], n, repeat)),
+                 median_rate(lambda: "\n".join(json.dumps(o, separators=(",", ":")) for o in _json_lines(ticks)), n, repeat),
+                 median_rate(lambda: [json.loads(x) for x in encoded_json.split(b"\n")], n, repeat)),
         CodecRow("iTick JSON + zstd", len(json_z) / n,
-                 _median_rate(lambda: zc.compress("\n".join(json.dumps(o, separators=(",", ":")) for o in _json_lines(ticks)).encode()), n, repeat),
-                 _median_rate(lambda: [json.loads(x) for x in zd.decompress(json_z).split(b"\n")], n, repeat)),
+                 median_rate(lambda: zc.compress("\n".join(json.dumps(o, separators=(",", ":")) for o in _json_lines(ticks)).encode()), n, repeat),
+                 median_rate(lambda: [json.loads(x) for x in zd.decompress(json_z).split(b"\n")], n, repeat)),
         CodecRow("columnar, JSON's 4 fields", len(four_raw) / n,
-                 _median_rate(lambda: encode_batch(four, compress=False), n, repeat),
-                 _median_rate(lambda: decode_batch(four_raw), n, repeat)),
+                 median_rate(lambda: encode_batch(four, compress=False), n, repeat),
+                 median_rate(lambda: decode_batch(four_raw), n, repeat)),
         CodecRow("columnar, JSON's 4 fields + zstd", len(four_z) / n,
-                 _median_rate(lambda: encode_batch(four, compress=True), n, repeat),
-                 _median_rate(lambda: decode_batch(four_z), n, repeat)),
+                 median_rate(lambda: encode_batch(four, compress=True), n, repeat),
+                 median_rate(lambda: decode_batch(four_z), n, repeat)),
         CodecRow("columnar, all 7 TICKS columns", len(ours) / n,
-                 _median_rate(lambda: encode_batch(ticks, compress=False), n, repeat),
-                 _median_rate(lambda: decode_batch(ours), n, repeat)),
+                 median_rate(lambda: encode_batch(ticks, compress=False), n, repeat),
+                 median_rate(lambda: decode_batch(ours), n, repeat)),
         CodecRow("columnar, all 7 TICKS columns + zstd", len(ours_z) / n,
-                 _median_rate(lambda: encode_batch(ticks, compress=True), n, repeat),
-                 _median_rate(lambda: decode_batch(ours_z), n, repeat)),
+                 median_rate(lambda: encode_batch(ticks, compress=True), n, repeat),
+                 median_rate(lambda: decode_batch(ours_z), n, repeat)),
     ]
     return rows
 
@@ -129,7 +129,7 @@ def _simulator_process(port_q, stop_ev, rate: float, frame_batch: int, symbols: 
     asyncio.run(main())
 
 
-class _Sim:
+class SimulatorProcess:
     """The simulator in a separate process, so it does not share our event loop or core."""
 
     def __init__(self, rate: float, frame_batch: int, symbols: int) -> None:
@@ -156,10 +156,11 @@ class _TimedTable:
     so a client that cannot keep up shows it."""
 
     def __init__(self) -> None:
+        from pyplatform.clock import LiveClock
         from pyplatform.feeds.schemas import TICKS
         from pyplatform.stream import StreamTable
 
-        self.table = StreamTable("ticks", TICKS)
+        self.table = StreamTable("ticks", TICKS, clock=LiveClock())
         self.lat: list[np.ndarray] = []
         self.measure = False
 
@@ -172,6 +173,8 @@ class _TimedTable:
         return self.table.last_tag
 
     def append(self, batch, **kw):
+        import numpy as np
+
         out = self.table.append(batch, **kw)
         if self.measure:
             ts = batch.column("ts").to_numpy() if hasattr(batch, "column") else np.asarray(batch["ts"])
@@ -179,6 +182,8 @@ class _TimedTable:
         return out
 
     def e2e(self) -> dict:
+        import numpy as np
+
         a = np.concatenate(self.lat) / 1e3 if self.lat else np.array([np.nan])
         return {50: float(np.percentile(a, 50)), 99: float(np.percentile(a, 99))}
 
@@ -186,6 +191,7 @@ class _TimedTable:
 async def _ours(url: str, symbols: list[str], seconds: float) -> tuple[float, dict, dict]:
     import tempfile
 
+    from pyplatform.clock import LiveClock
     from pyplatform.feeds.cache import RecentCache
     from pyplatform.feeds.client import FeedConfig, ITickClient
     from pyplatform.feeds.ingest import Ingestor
@@ -193,7 +199,7 @@ async def _ours(url: str, symbols: list[str], seconds: float) -> tuple[float, di
     with tempfile.TemporaryDirectory() as d:
         cache = RecentCache(d)
         client = ITickClient(FeedConfig(url=url, token=TOKEN, symbols=tuple(symbols), types=("tick",)),
-                             Ingestor(table, cache=cache))
+                             Ingestor(table, cache=cache), clock=LiveClock())
         stop = asyncio.Event()
         task = asyncio.create_task(client.run(stop))
         await asyncio.wait_for(client.connected.wait(), 30)
@@ -213,6 +219,7 @@ async def _ours(url: str, symbols: list[str], seconds: float) -> tuple[float, di
 
 async def _naive(url: str, symbols: list[str], seconds: float) -> tuple[float, dict, dict]:
     """The obvious client: parse each message with json.loads, append each tick as one row."""
+    import numpy as np
     from websockets.asyncio.client import connect
 
     from pyplatform.feeds.messages import subscribe_message
@@ -268,7 +275,7 @@ def run_feed_bench(seconds: float = 3.0, max_rate: float = 300_000, latency_rate
         ours, naive = [], []
         for _ in range(repeat):
             for runner, acc in ((_ours, ours), (_naive, naive)):
-                with _Sim(rate, frame_batch, symbols) as port:
+                with SimulatorProcess(rate, frame_batch, symbols) as port:
                     acc.append(asyncio.run(runner(f"ws://127.0.0.1:{port}/all", syms, seconds)))
         med = lambda xs, i: statistics.median(x[i] for x in xs) if i == 0 else {  # noqa: E731
             p: statistics.median(x[i][p] for x in xs) for p in (50, 99)}
@@ -318,10 +325,15 @@ def register(bench_app: typer.Typer) -> None:
              latency_rate: float = typer.Option(5_000, help="Offered ticks/s for the latency runs."),
              repeat: int = typer.Option(3, help="Runs per figure (medians are printed)."),
              symbols: int = typer.Option(50, help="Symbols in the simulated market."),
-             frame_batch: int = typer.Option(1, help="Messages per WebSocket frame (1 = iTick framing).")) -> None:
+             frame_batch: int = typer.Option(1, help="Messages per WebSocket frame (1 = iTick framing)."),
+             quick: bool = typer.Option(False, "--quick", help="Half-second runs of 5 symbols at low rates, one repeat "
+                                                               "(a smoke test of the command, not figures).")) -> None:
         """Simulator -> loopback WebSocket -> tick table: ticks/s and receive-to-table latency."""
+        capacity_s = 2.0
+        if quick:
+            seconds, max_rate, latency_rate, repeat, symbols, capacity_s = 0.5, 20_000, 1_000, 1, 5, 0.5
         typer.echo(format_feed(run_feed_bench(seconds, max_rate, latency_rate, repeat, symbols, frame_batch)))
-        cap = statistics.median(simulator_capacity(max_rate, 2.0, symbols) for _ in range(repeat))
+        cap = statistics.median(simulator_capacity(max_rate, capacity_s, symbols) for _ in range(repeat))
         typer.echo(f"simulator alone (no client): generates and renders {cap:,.0f} ticks/s (offered {max_rate:,.0f})")
 
     @bench_app.command("soak")
@@ -331,7 +343,7 @@ def register(bench_app: typer.Typer) -> None:
              window_s: float = typer.Option(10.0, help="Seconds per sampled window."),
              quick: bool = typer.Option(False, "--quick", help="20 s with 4 s windows (a smoke run).")) -> None:
         """Feed -> durable tables -> consumer + audit for minutes: RSS/latency drift and zero loss."""
-        from pyplatform.feeds.soak import format_soak, run_soak
+        from pyplatform.bench.soak import format_soak, run_soak
 
         if quick:
             seconds, window_s = 20.0, 4.0
@@ -344,6 +356,10 @@ def register(bench_app: typer.Typer) -> None:
     def codec(symbols: int = typer.Option(20, help="Symbols of generated ticks."),
               hours: float = typer.Option(1.0, help="Hours of generated ticks."),
               rate: float = typer.Option(5.0, help="Mean trades/s per symbol."),
-              repeat: int = typer.Option(5, help="Runs per figure (medians are printed).")) -> None:
+              repeat: int = typer.Option(5, help="Runs per figure (medians are printed)."),
+              quick: bool = typer.Option(False, "--quick", help="3 minutes of 2 symbols, one run (a smoke test of the "
+                                                                "command, not figures).")) -> None:
         """Bytes/tick and encode/decode rates: columnar MessagePack (+zstd) vs iTick JSON (+zstd)."""
+        if quick:
+            symbols, hours, repeat = 2, 0.05, 1
         typer.echo(format_codec(run_codec_bench(symbols, hours, rate, repeat)))

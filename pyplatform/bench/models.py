@@ -7,17 +7,22 @@ ONNX Runtime (CPU; and TensorRT FP16/INT8 when a GPU is present), beside scikit-
 
 from __future__ import annotations
 
-import os
-import platform
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
+
+from pyplatform.bench.report import machine_line
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["register", "run_model_bench"]
 
 
 def _time(fn, X, repeats: int) -> np.ndarray:
+    import numpy as np
+
     fn(X)  # warm
     out = np.empty(repeats)
     for i in range(repeats):
@@ -27,17 +32,39 @@ def _time(fn, X, repeats: int) -> np.ndarray:
     return out
 
 
-def run_model_bench(batch_sizes=(1, 100, 5000), n_features: int = 10, repeats: int = 200, seed: int = 0) -> list[dict]:
+def run_model_bench(batch_sizes=(1, 100, 5000), n_features: int = 10, repeats: int = 200, seed: int = 0,
+                    n_rows: int = 20_000) -> list[dict]:
+    """Latency and throughput per batch size of the exported model beside scikit-learn's ``predict``.
+
+    Parameters
+    ----------
+    batch_sizes : sequence of int
+        Rows per timed call.
+    n_features : int
+        Model inputs.
+    repeats : int
+        Timed calls per batch size and runtime (after one warm call).
+    seed : int
+        Seed of the synthetic training data.
+    n_rows : int
+        Training rows (the first 5,000 also calibrate INT8 and measure its error).
+
+    Returns
+    -------
+    list of dict
+        One row per batch size and runtime: percentiles in microseconds, rows/s, the ratio
+        to scikit-learn and the mean relative error against the FP32 model.
+    """
     import tempfile
 
-    import pandas as pd
+    import numpy as np
 
     from pyplatform.models.export import export_onnx, quantize_int8
     from pyplatform.models.serving import OnnxModel, gpu_available
     from pyplatform.models.training import make_estimator
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(20_000, n_features)).astype(np.float32)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
     y = X @ rng.normal(size=n_features) + np.tanh(X[:, 0]) + rng.normal(0, 0.1, len(X))
     est = make_estimator("mlp", seed).fit(X, y)
     rows = []
@@ -68,17 +95,20 @@ def register(app: typer.Typer) -> None:
     def models_bench(
         repeats: int = typer.Option(200, help="Timed calls per batch size (medians reported)."),
         features: int = typer.Option(10, help="Model inputs (factor values)."),
+        quick: bool = typer.Option(False, "--quick", help="2,000 training rows, batches of 1 and 100, 5 calls each "
+                                                          "(a smoke test of the command, not figures)."),
     ) -> None:
         """Model-factor inference latency/throughput per batch beside scikit-learn's own predict."""
-        import pandas as pd
         from rich.console import Console
-
         from rich.table import Table
 
-        rows = run_model_bench(n_features=features, repeats=repeats)
+        batch_sizes = (1, 100, 5000)
+        if quick:
+            repeats, batch_sizes = 5, (1, 100)
+        rows = run_model_bench(batch_sizes=batch_sizes, n_features=features, repeats=repeats,
+                               n_rows=2_000 if quick else 20_000)
         con = Console(width=160)
-        con.print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores; "
-                  f"model: MLP(32,16) on {features} factor inputs; medians of {repeats} calls")
+        con.print(f"{machine_line()}; model: MLP(32,16) on {features} factor inputs; medians of {repeats} calls")
         t = Table("batch", "runtime", "device", "p50 µs", "p99 µs", "rows/s", "sklearn p50 µs",
                   "speed-up vs sklearn", "mean rel. error vs FP32")
         for r in rows:

@@ -46,7 +46,9 @@ FEATURES: dict[str, tuple[tuple[int, ...] | None, str, str]] = {
         (3, 0, 0), "createReactiveStateEngine state-function list (3.00 zh manual; absent from 2.00.12 and the en page)",
         "factors using wilder (rsi, atr, natr) are left out of the engines"),
     "snapshots on createNarrowReactiveStateEngine": (
-        None, "not in the 3.00.1 createNarrowReactiveStateEngine page",
+        None, "the 3.00.1 createNarrowReactiveStateEngine page says snapshotDir is not supported "
+              "('暂不支持指定 snapshotDir, snapshotIntervalInMsgCount 和 raftGroup'); the current zh page documents "
+              "it; the first version that does is not stated",
         "narrow engines run without snapshotDir; after a restart they start from new bars"),
 }
 

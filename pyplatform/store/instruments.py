@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pandas as pd
 
 from pyplatform.domain.instruments import Instrument
+from pyplatform.fsio import atomic_write
+from pyplatform.store.locking import writer_lock
 
-__all__ = ["EMPTY_INSTRUMENTS", "instruments_frame", "merge_instruments"]
+__all__ = ["EMPTY_INSTRUMENTS", "instruments_frame", "merge_instruments", "read_instruments", "write_instruments"]
 
 _COLUMNS = {"symbol": "object", "asset_class": "object", "sector": "object", "currency": "object",
             "tick_size": "float64", "lot_size": "float64"}
@@ -36,3 +41,23 @@ def merge_instruments(current: pd.DataFrame, new) -> pd.DataFrame:
     add = instruments_frame(new)
     out = pd.concat([current[~current["symbol"].isin(add["symbol"])], add], ignore_index=True)
     return out.sort_values("symbol", kind="stable").reset_index(drop=True)
+
+
+def read_instruments(root: Path) -> pd.DataFrame:
+    """The instruments kept under a store directory (empty frame if none were written)."""
+    path = Path(root) / "instruments.parquet"
+    if not path.exists():
+        return EMPTY_INSTRUMENTS.copy()
+    return pd.read_parquet(path)
+
+
+def write_instruments(root: Path, instruments, durable: bool = True) -> int:
+    """Upsert ``instruments`` into ``root/instruments.parquet`` (replaced atomically, one writer
+    at a time); return the number of instruments kept."""
+    root = Path(root)
+    with writer_lock(root / ".instruments.lock"):
+        frame = merge_instruments(read_instruments(root), instruments)
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        atomic_write(root / "instruments.parquet", buf.getvalue(), durable=durable)
+    return len(frame)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pyplatform.fsio import atomic_write, fsync_dir
 
-__all__ = ["Manifest", "FileEntry", "load_manifest", "save_manifest", "MANIFEST_NAME", "fsync_dir"]
+__all__ = ["Manifest", "FileEntry", "load_manifest", "save_manifest", "time_ordered", "MANIFEST_NAME", "fsync_dir"]
 
 MANIFEST_NAME = "_manifest.json"
 
@@ -55,6 +55,11 @@ class Manifest:
     @property
     def rows(self) -> int:
         return sum(f.rows for fs in self.partitions.values() for f in fs)
+
+
+def time_ordered(files: list[FileEntry]) -> bool:
+    """Whether each file's rows all come before the next file's (so per-symbol order is global)."""
+    return all(a.max_ts < b.min_ts for a, b in zip(files, files[1:]))
 
 
 def load_manifest(table_dir: Path) -> Manifest:

@@ -253,7 +253,7 @@ def test_cross_section_far_after_the_data_is_the_last_bar(store, bars):
 
 
 def test_row_groups_align_to_symbols():
-    from pyplatform.store.embedded import row_group_slices
+    from pyplatform.store.writer import row_group_slices
 
     sym = pa.array(["A"] * 10 + ["B"] * 3 + ["C"] * 2 + ["D"] * 25 + ["E"])
     got = row_group_slices(sym, row_group_size=8, min_rows=4)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from pyplatform.dolphindb import schema
 from pyplatform.dolphindb.render import DeployConfig
 
@@ -95,7 +93,13 @@ def layout_probe_lines(config: DeployConfig) -> list[str]:
 
 
 def _names(value) -> list[str]:
-    return [str(x) for x in np.atleast_1d(np.asarray(value, dtype=object))]
+    """A scalar name or a vector of names (as the client returns them) as a list of str."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        return [str(x) for x in value]
+    except TypeError:
+        return [str(value)]
 
 
 def judge_layouts(facts: dict, config: DeployConfig) -> list[tuple[str, object, bool | None, str, str]]:
@@ -116,7 +120,7 @@ def judge_layouts(facts: dict, config: DeployConfig) -> list[tuple[str, object, 
         # a COMPO database may report its levels or just "COMPO" (the schema page lists both forms)
         levels_ok = got_types == list(want.levels) or (got_types == ["COMPO"] and len(want.levels) > 1)
         try:
-            got_time = int(np.asarray(facts.get(f"layout:{table}:time")).item())
+            got_time = int(facts.get(f"layout:{table}:time"))
         except (TypeError, ValueError):
             got_time = -1
         ok = levels_ok and got_time == want.time_type

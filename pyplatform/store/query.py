@@ -137,7 +137,7 @@ class StoreQuery:
             ts = result.column("datetime").cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
             if not (ts[1:] >= ts[:-1]).all():
                 result = result.take(pa.array(np.argsort(ts, kind="stable")))
-        return finish(spec, result, columns, as_arrow)
+        return _finish(spec, result, columns, as_arrow)
 
     def cross_section(self, table: str, at=None, day=None, symbols=None, columns=None,
                       as_arrow: bool = False, lookback: str | pd.Timedelta | None = None):
@@ -162,7 +162,7 @@ class StoreQuery:
             got = self._as_of_from_day(table, t, syms, cols)
             if got is not None:
                 return got
-        return finish(spec, self._as_of_parquet(table, t, syms, cols, lookback), columns, as_arrow)
+        return _finish(spec, self._as_of_parquet(table, t, syms, cols, lookback), columns, as_arrow)
 
     def _as_of_parquet(self, table: str, t: int, syms: list[str] | None, cols: list[str], lookback=None):
         """The last row of each symbol at or before ``t`` by a Parquet query (Arrow, or None)."""
@@ -256,7 +256,7 @@ class StoreQuery:
                               rest.column("datetime").cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(),
                               {c: rest.column(c).to_numpy(zero_copy_only=False) for c in cols}))
         if not parts:
-            return finish(spec, None, cols, False)
+            return _finish(spec, None, cols, False)
         names = np.concatenate([p[0] for p in parts])
         order = np.argsort(names, kind="stable")  # by symbol, as the Parquet query orders them
         ts = np.concatenate([p[1] for p in parts])[order]
@@ -284,7 +284,7 @@ class StoreQuery:
             return inner.format(files=files(fs), where=q.where(syms, lo, hi))
 
         result = self._run(source_table, build, [])
-        return finish(TABLES["bars_1m"], result, None, as_arrow)
+        return _finish(TABLES["bars_1m"], result, None, as_arrow)
 
     def asof_join(self, left, right_table: str, columns=None, tolerance=None, as_arrow: bool = False):
         """The last ``right_table`` row at or before each left row (see :meth:`EmbeddedStore.asof_join`)."""
@@ -342,7 +342,9 @@ class StoreQuery:
         return pd.DataFrame(rows).set_index("table")
 
 
-def finish(spec: TableSpec, result: pa.Table | None, columns, as_arrow: bool):
+def _finish(spec: TableSpec, result: pa.Table | None, columns, as_arrow: bool):
+    """A query result (or None: no rows) as the caller asked: a (datetime, symbol) frame, or
+    Arrow with ``ts`` int64 ns first and plain-string symbols."""
     if result is None:
         result = q.empty_result(spec, columns)
     if as_arrow:

@@ -39,8 +39,10 @@ DATABASES = ("ticks", "bars_1m", "bars_1d", "factors", "signals")
 # base; the partition guidance is for uncompressed data)
 _WIDTH = {"TIMESTAMP": 8, "NANOTIMESTAMP": 8, "SYMBOL": 4, "DOUBLE": 8, "INT": 4, "CHAR": 1, "STRING": 24}
 
-# tables whose layout changed with issue 15 item 12 (a database created before needs a migration)
-MIGRATABLE = ("bars_1m", "bars_1d")
+# tables whose layout changed with issue 15 item 12 (a database created before needs a
+# migration): the bars' partition schemes, and the factors table's ``factor`` column
+# (created STRING before, SYMBOL now)
+MIGRATABLE = ("bars_1m", "bars_1d", "factors")
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ class Layout:
     time_type: int
     buckets: int = 0
     months_per_partition: int = 0
+    columns: tuple[tuple[str, str], ...] = ()  # (column, type) the table must have
+
 
     def describe(self) -> str:
-        return " x ".join(self.levels) + f", time level {_TYPE_NAMES.get(self.time_type, self.time_type)}"
+        out = " x ".join(self.levels) + f", time level {_TYPE_NAMES.get(self.time_type, self.time_type)}"
+        return out + "".join(f", {c} {t}" for c, t in self.columns)
 
 
 def expected_layouts(config: DeployConfig) -> dict[str, Layout]:
@@ -67,7 +72,7 @@ def expected_layouts(config: DeployConfig) -> dict[str, Layout]:
         "ticks": Layout(("VALUE", "HASH"), DATE, config.tick_hash_buckets),
         "bars_1m": Layout(("VALUE", "HASH"), MONTH, config.bar_hash_buckets, 1),
         "bars_1d": Layout(("RANGE",), MONTH, 0, 12),
-        "factors": Layout(("VALUE", "HASH"), DATE, config.factor_hash_buckets),
+        "factors": Layout(("VALUE", "HASH"), DATE, config.factor_hash_buckets, 0, (("factor", "SYMBOL"),)),
         "signals": Layout(("VALUE",), MONTH, 0, 1),
     }
 
@@ -85,9 +90,13 @@ def layout_probe_lines(config: DeployConfig) -> list[str]:
     out = []
     for table in DATABASES:
         path, name, key = _dfs(config, table), schema.DFS[table][1], f"layout:{table}"
+        # colDefs: name, typeString per column (schema page); the columns a layout pins
+        cols = "".join(f'; ppPf["{key}:col:{c}"] = exec first(typeString) from ppC where name == "{c}"'
+                       for c, _ in expected_layouts(config)[table].columns)
         out.append(f'if(existsTable("{path}", "{name}")) {{ try {{ ppS = schema(loadTable("{path}", "{name}")); '
                    f'ppPf["{key}:types"] = string(ppS.partitionTypeName); '
-                   f'ppPf["{key}:time"] = type(ppS.partitionSchema[0]) }} '
+                   f'ppPf["{key}:time"] = type(ppS.partitionSchema[0])'
+                   + (f"; ppC = ppS.colDefs{cols}" if cols else "") + ' } '
                    f'catch(ex) {{ ppPf["{key}:types"] = "unreadable" }} }}')
     return out
 
@@ -123,10 +132,13 @@ def judge_layouts(facts: dict, config: DeployConfig) -> list[tuple[str, object, 
             got_time = int(facts.get(f"layout:{table}:time"))
         except (TypeError, ValueError):
             got_time = -1
-        ok = levels_ok and got_time == want.time_type
-        value = " x ".join(got_types) + f", time level {_TYPE_NAMES.get(got_time, got_time)}"
-        fix = (f"{_dfs(config, table)} was created with an older partition scheme; a scheme cannot be changed "
-               f"in place: `pyplatform dolphindb undeploy`, then `pyplatform dolphindb migrate --yes` (copies it "
+        # a pinned column absent from the facts (an older preflight) is not held against it
+        got_cols = [(c, str(facts.get(f"layout:{table}:col:{c}", t))) for c, t in want.columns]
+        ok = levels_ok and got_time == want.time_type and got_cols == list(want.columns)
+        value = (" x ".join(got_types) + f", time level {_TYPE_NAMES.get(got_time, got_time)}"
+                 + "".join(f", {c} {t}" for c, t in got_cols))
+        fix = (f"{_dfs(config, table)} was created with an older layout (partition scheme or column types); it "
+               f"cannot be changed in place: `pyplatform dolphindb undeploy`, then `pyplatform dolphindb migrate --yes` (copies it "
                f"into the new scheme and swaps; `--dry-run` prints the script), then deploy again "
                f"(docs/dolphindb.md, 'Migrating a database to the current partition scheme')")
         checks.append((name, value, ok, want.describe(), fix))

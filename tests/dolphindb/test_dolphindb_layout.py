@@ -96,22 +96,34 @@ def test_the_preflight_expects_exactly_what_deploy_creates(cfg):
     for table, (names, time) in rendered.items():
         assert names == want[table].levels, table
         assert {"DATE": 6, "MONTH": 7}[time] == want[table].time_type, table
+    # the pinned column types are the ones the table is created with
+    text = render_scripts(cfg, [FactorMetric("c", "close")], ("10_databases",))[0].text
+    created = {c.arg("tableName").literal: c for c in parse_calls(text) if c.name == "createPartitionedTable"}
+    for table, layout in want.items():
+        schema_call = [x for x in parse_calls(created[table].arg("table").text) if x.name == "table"][0]
+        names = schema_call.args[1].text.strip().lstrip("`").split("`")
+        types = [s.strip() for s in schema_call.args[2].text.strip("[] ").split(",")]
+        for col, typ in layout.columns:
+            assert types[names.index(col)] == typ, (table, col)
     # so a second deploy onto what the first created passes the layout checks
     facts = {}
     for table, (names, time) in rendered.items():
         facts[f"layout:{table}:types"] = list(names)
         facts[f"layout:{table}:time"] = {"DATE": 6, "MONTH": 7}[time]
+        for col, typ in want[table].columns:
+            facts[f"layout:{table}:col:{col}"] = typ
     assert all(ok for _, _, ok, _, _ in judge_layouts(facts, cfg))
 
 
-@pytest.mark.parametrize("table, types, time", [
-    ("bars_1m", ["VALUE", "HASH"], 6),   # VALUE day x HASH (before item 12)
-    ("bars_1d", ["VALUE"], 7),           # VALUE month (before item 12)
-    ("ticks", ["VALUE"], 6),             # HASH level missing
+@pytest.mark.parametrize("table, types, time, extra", [
+    ("bars_1m", ["VALUE", "HASH"], 6, {}),   # VALUE day x HASH (before item 12)
+    ("bars_1d", ["VALUE"], 7, {}),           # VALUE month (before item 12)
+    ("ticks", ["VALUE"], 6, {}),             # HASH level missing
+    ("factors", ["VALUE", "HASH"], 6, {"layout:factors:col:factor": "STRING"}),  # factor was STRING
 ])
-def test_an_older_layout_is_refused_with_the_migration(table, types, time):
+def test_an_older_layout_is_refused_with_the_migration(table, types, time, extra):
     checks = {n: (ok, fix) for n, _, ok, _, fix in judge_layouts(
-        {f"layout:{table}:types": types, f"layout:{table}:time": time}, DeployConfig())}
+        {f"layout:{table}:types": types, f"layout:{table}:time": time, **extra}, DeployConfig())}
     ok, fix = checks[f"layout dfs://pp_{table}"]
     assert ok is False and "pyplatform dolphindb migrate" in fix
     assert all(ok for n, (ok, _) in checks.items() if n != f"layout dfs://pp_{table}")  # absent: created

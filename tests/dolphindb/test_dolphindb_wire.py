@@ -584,6 +584,7 @@ _NEW_LAYOUT = {"layout:ticks:types": ["VALUE", "HASH"], "layout:ticks:time": 6,
                "layout:bars_1m:types": ["VALUE", "HASH"], "layout:bars_1m:time": 7,
                "layout:bars_1d:types": "RANGE", "layout:bars_1d:time": 7,
                "layout:factors:types": "COMPO", "layout:factors:time": 6,  # the schema page's other form
+               "layout:factors:col:factor": "SYMBOL",
                "layout:signals:types": "VALUE", "layout:signals:time": 7}
 
 

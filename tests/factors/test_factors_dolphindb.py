@@ -126,3 +126,80 @@ def test_library_metacode_passes_the_deploy_checks():
     for bad, why in (("nullCompare(==, close, open)", "not documented"), ("--close", "'--'")):
         with pytest.raises(ValueError, match=why):
             validate_metric("bad", bad)
+
+
+# ---------------------------------------------------------------- hand-written metacode, every library factor
+# Written by hand from the composites' macros (functions.COMPOSITES) and the translation rules
+# of dolphindb.py's module doc -- not regenerated from code, so a change to a macro, a primitive
+# record's DolphinDB form or a NULL rule shows up here as a diff to review.
+_UPPER = "mavg(close, 20) + 2 * mstdp(close, 20)"
+_LOWER = "mavg(close, 20) - 2 * mstdp(close, 20)"
+_UP = "wilder(iif(nullCompare(>, deltas(close), 0), deltas(close), 0.0), 14)"
+_DOWN = "wilder(iif(nullCompare(<, deltas(close), 0), -deltas(close), 0.0), 14)"
+_D = "ema(close, 12) - ema(close, 26)"
+_GOLDEN = (f"iif(isNull(nullCompare(>, {_D}, 0)) || isNull(nullCompare(<=, prev({_D}), 0)), 00b, "
+           f"nullCompare(>, {_D}, 0) && nullCompare(<=, prev({_D}), 0))")
+_DEATH = (f"iif(isNull(nullCompare(<, {_D}, 0)) || isNull(nullCompare(>=, prev({_D}), 0)), 00b, "
+          f"nullCompare(<, {_D}, 0) && nullCompare(>=, prev({_D}), 0))")
+_LINE = "ema(iif(nullCompare(>, cumcount(close), 14), close, 00F), 12) - ema(close, 26)"
+_HC, _LC = "abs(high - prev(close))", "abs(low - prev(close))"
+_INNER = f"iif(isNull({_HC}) || isNull({_LC}), 00F, max({_HC}, {_LC}))"
+_TR = f"iif(isNull(high - low) || isNull({_INNER}), 00F, max(high - low, {_INNER}))"
+
+LIBRARY_METACODE = {
+    "zscore_20": "(close - mavg(close, 20)) / mstd(close, 20)",
+    "bb_percent_b_20": f"(close - ({_LOWER})) / ({_UPPER} - ({_LOWER}))",
+    "drawdown_20": "close / mmax(high, 20) - 1",
+    "stoch_k_14": "(close - mmin(low, 14)) / (mmax(high, 14) - mmin(low, 14)) * 100",
+    "trade_sign_imbalance_50": "msum(side * volume, 50) / msum(volume, 50)",
+    "spread_bps": "(ask - bid) / ((ask + bid) / 2) * 10000",
+    "mid_return_20": "percentChange((bid + ask) / 2, 20)",
+    "tick_vwap_gap_100": "price / (msum(price * volume, 100) / msum(volume, 100)) - 1",
+    "signed_volume_ema_20": "ema(side * volume, 20)",
+    "rsi_14": f"100 * {_UP} / ({_UP} + {_DOWN})",
+    "roc_10": "percentChange(close, 10)",
+    "momentum_20": "close - move(close, 20)",
+    "dema_slope_10": "percentChange(dema(close, 10))",
+    "range_rank_20": "mrank(close, true, 20) / 19",
+    "sma_20": "sma(close, 20)",
+    "ema_12": "ema(close, 12)",
+    "ema_cross_12_26": f"iif({_GOLDEN}, 1.0, iif({_DEATH}, -1.0, 0.0))",
+    "macd_12_26_9": _LINE,
+    "macd_signal_12_26_9": f"ema({_LINE}, 9)",
+    "macd_hist_12_26_9": f"{_LINE} - ema({_LINE}, 9)",
+    "tema_gap_20": "close / tema(close, 20) - 1",
+    "sma_gap_50": "close / sma(close, 50) - 1",
+    "atr_14": f"wilder({_TR}, 14)",
+    "natr_14": f"wilder({_TR}, 14) / close * 100",
+    "realized_vol_20": "mstd(log(ratios(close)), 20)",
+    "bb_width_20": f"({_UPPER} - ({_LOWER})) / mavg(close, 20)",
+    "parkinson_vol_20": "sqrt(mavg(log(high / low) * log(high / low), 20) / (4 * log(2)))",
+    "vwap_gap_20": "close / (msum(close * volume, 20) / msum(volume, 20)) - 1",
+    "volume_ratio_20": "volume / mavg(volume, 20)",
+    "obv": "cumsum(signum(deltas(close)) * volume)",
+    "amihud_20": "mavg(abs(percentChange(close)) / (close * volume), 20) * 1000000",
+    "price_volume_corr_20": "mcorr(close, volume, 20)",
+}
+
+
+def test_library_metacode_matches_the_hand_written_text():
+    lib = {f.name: f for f in load_library()}
+    assert sorted(lib) == sorted(LIBRARY_METACODE), "library and hand-written table list different factors"
+    for name, f in lib.items():
+        assert to_dolphindb(f.factor) == LIBRARY_METACODE[name], name
+        assert to_dolphindb(f.expression) == LIBRARY_METACODE[name], name  # text: parsed once, same result
+
+
+@pytest.mark.parametrize("composite, expansion", [
+    ("zscore(close, 7)", "(close - mavg(close, 7)) / mstd(close, 7)"),
+    ("mvwap(price, volume, 9)", "msum(price * volume, 9) / msum(volume, 9)"),
+    ("bbLower(close, 10, 1.5)", "mavg(close, 10) - 1.5 * mstdp(close, 10)"),
+    ("rsi(close, 6)", "100 * wilder(iif(deltas(close) > 0, deltas(close), 0), 6) / (wilder(iif(deltas(close) > 0, "
+                      "deltas(close), 0), 6) + wilder(iif(deltas(close) < 0, -deltas(close), 0), 6))"),
+    ("atr(high, low, close, 5)", "wilder(max(high - low, max(abs(high - prev(close)), abs(low - prev(close)))), 5)"),
+    ("cross(a, b)", "iif(a - b > 0 && prev(a - b) <= 0, 1, iif(a - b < 0 && prev(a - b) >= 0, -1, 0))"),
+])
+def test_a_composite_translates_exactly_as_its_expansion_written_out(composite, expansion):
+    # the composite and its macro written out by hand give the same metacode: DolphinDB is
+    # written from the one expansion, not from a second definition
+    assert to_dolphindb(composite) == to_dolphindb(expansion)

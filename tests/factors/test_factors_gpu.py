@@ -192,6 +192,48 @@ def test_small_window_chunks_give_the_same_results(holey_bars, monkeypatch):
         assert_matches(out[t], compile_batch(t)(holey_bars), t)
 
 
+# -- the flat-window and NULL rules, as in the batch runtime (docs/factors.md, "Flat windows") ----
+FLAT_EXPRESSIONS = [
+    "mstd(close, 20)", "mvar(close, 7)", "mstdp(close, 5)", "mvarp(close, 20, 3)", "zscore(close, 20)",
+    "(close - bbLower(close, 20, 2)) / (bbUpper(close, 20, 2) - bbLower(close, 20, 2))",
+    "mcorr(close, volume, 20)", "mbeta(close, volume, 7)", "mbeta(volume, close, 5)",
+]
+
+
+def _flat_frame() -> pd.DataFrame:
+    """The issue's repro ([1, 2, 3] then 25 x 0.1) and flat runs of values whose sum rounds
+    (0.3, 0.7, 123.456, 5.55), one interrupted by NULLs (shorter and longer than the windows),
+    beside a volume that is flat on some stretches and not on others."""
+    runs = {
+        "A.US": [1.0, 2.0, 3.0] + [0.1] * 25,
+        "B.US": [5.0, 4.0] + [0.3] * 30 + [0.7] * 30,
+        "C.US": [1.0] + [123.456] * 12 + [np.nan] * 3 + [123.456] * 30 + [np.nan] * 25 + [5.55] * 22,
+    }
+    parts = []
+    for k, (sym, close) in enumerate(runs.items()):
+        n = len(close)
+        volume = np.where(np.arange(n) % 40 < 25, 7.0, np.arange(n) + 1.0 + k)
+        parts.append(pd.DataFrame({"datetime": pd.date_range("2024-01-01", periods=n, freq="1min"), "symbol": sym,
+                                   "close": close, "volume": volume}))
+    return pd.concat(parts).set_index(["datetime", "symbol"]).sort_index()
+
+
+def test_flat_windows_have_spread_exactly_zero_and_follow_the_null_rule():
+    frame = _flat_frame()
+    out = compute_factors_gpu(frame, {t: t for t in FLAT_EXPRESSIONS}, device="cpu")
+    for text in FLAT_EXPRESSIONS:
+        ref = compile_batch(text)(frame).to_numpy()
+        got = out[text].to_numpy()
+        # NULL positions equal: a ratio over a flat window's exact 0 is NULL in both
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=f"{text}: NULL positions differ")
+        zero = ref == 0
+        np.testing.assert_array_equal(got[zero], 0.0, err_msg=f"{text}: a flat window's spread is not exactly 0")
+        assert_matches(got, pd.Series(ref, index=frame.index), text)
+    spread = out["mstd(close, 20)"].to_numpy()
+    assert (spread == 0).sum() >= 40  # the shapes do reach flat windows
+    assert np.isnan(out["zscore(close, 20)"].to_numpy()[27])  # the issue's row 27
+
+
 def test_window_sums_and_scans_against_direct_loops():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(3, 37))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # only for annotations: importing the factor language costs s
     from pyplatform.factors import Factor
 
 __all__ = [
-    "FREQ_TABLE", "DAILY", "settings_for", "open_store", "registry", "library", "bars", "read_checked",
+    "FREQ_TABLE", "DAILY", "settings_for", "open_store", "registry", "library", "source_of", "bars", "read_checked",
     "read_with_warmup", "table_extent", "resolve", "compute", "factor", "engine_input", "run_backtest",
 ]
 
@@ -329,10 +329,7 @@ def factor(expr: "Factor", symbols=None, start=None, end=None, freq: str = "1d",
     The first returned rows are not NULL merely because history was cut at ``start``.
     ``frame`` (bars) replaces the read; values are then only cut at ``start``.
     """
-    from pyplatform.research.universe import check_range
-
-    check_range(start, end)
-    if frame is None:
+    if frame is None:  # bars() checks the range and symbols
         frame = bars(symbols, start, end, freq=freq, settings=settings, warmup_rows=expr.lookback)
     values = compute(expr, frame, name)
     if start is not None:

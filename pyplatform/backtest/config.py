@@ -122,6 +122,13 @@ class BacktestConfig(BaseModel):
         refuses what still does not (rule ``gross_exposure``). ``1.0`` (the default): no
         leverage. ``None``: no gross limit (each position is still capped by the
         concentration limit).
+    window_days : float
+        History is replayed in windows of this many days (both phases over one window at a
+        time, the live components' state carried across; only a window of bars is in
+        memory); 0: the whole history at once. The result does not depend on it.
+    lookahead_days : float
+        Bars after each window kept for prices (an order decided near a window's end meets
+        them): longer than any gap in a symbol's data (a long weekend) keeps windows exact.
     periods_per_year : "calendar", "data" or float
         Annualisation of the metrics. ``calendar``: from the symbols' trading calendars
         (NYSE 252 sessions of 390 minutes, forex 260 x 24 h, crypto 365 x 24 h; a mixed run
@@ -147,6 +154,8 @@ class BacktestConfig(BaseModel):
     chunk_rows: int = Field(262_144, ge=1)
     audit_timestamps: int = Field(200, ge=0)
     max_gross: float | None = Field(1.0, gt=0)
+    window_days: float = Field(28.0, ge=0)
+    lookahead_days: float = Field(7.0, gt=0)
     periods_per_year: float | Literal["calendar", "data"] = "calendar"
 
     @model_validator(mode="after")

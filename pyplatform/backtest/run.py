@@ -9,10 +9,9 @@ import pandas as pd
 import pyarrow as pa
 
 from pyplatform.backtest.config import BacktestConfig
-from pyplatform.backtest.engine import simulate
-from pyplatform.backtest.ledger import equity_frame, fills_frame, positions_frame, round_trips
+from pyplatform.backtest.engine import Simulation
+from pyplatform.backtest.ledger import positions_frame, round_trips
 from pyplatform.backtest.metrics import compute_metrics
-from pyplatform.backtest.prices import TickPath
 from pyplatform.backtest.results import BacktestResult, new_run_id, save_run
 from pyplatform.domain.schemas import BARS
 from pyplatform.strategies import Strategy, StrategyConfig, build
@@ -69,6 +68,91 @@ def _load(settings, cfg: BacktestConfig, symbols, start, end) -> pa.Table:
     return bars_table(t)
 
 
+def _ns(x) -> int | None:
+    return None if x is None else int(pd.Timestamp(x).value)
+
+
+def _bounds(edges_from: int, edges_to: int, window_ns: int) -> list[int]:
+    """Window edges from ``edges_from`` (floored to a UTC day) to past ``edges_to``."""
+    day = 86_400_000_000_000
+    a = edges_from - edges_from % day
+    n = max(1, -(-(edges_to - a) // window_ns))
+    return [a + k * window_ns for k in range(n + 1)]
+
+
+def _table_windows(table: pa.Table, cfg: BacktestConfig):
+    """``(bars, lookahead, until)`` windows of an in-memory table (sorted by ts)."""
+    if not cfg.window_days or not table.num_rows:
+        yield table, None, None
+        return
+    ts = table.column("ts").to_numpy()
+    window = int(cfg.window_days * 86_400e9)
+    ahead = int(cfg.lookahead_days * 86_400e9)
+    edges = _bounds(int(ts[0]), int(ts[-1]) + 1, window)
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        last = k == len(edges) - 2
+        i, j = np.searchsorted(ts, [a, b])
+        la = None if last else table.slice(int(j), int(np.searchsorted(ts, b + ahead) - j))
+        yield table.slice(int(i), int(j - i)), la, None if last else b
+
+
+class _StoreWindows:
+    """``(bars, lookahead, until)`` windows read from the store one at a time (only a window
+    and its lookahead are ever in memory)."""
+
+    def __init__(self, settings, cfg: BacktestConfig, symbols, start, end) -> None:
+        from pyplatform.backends import open_store
+
+        self.store, self.cfg, self.symbols = open_store(settings), cfg, symbols
+        self.where = settings.data_dir
+        lo, hi, self.rows = _ns(start), _ns(end), None
+        manifest = getattr(self.store, "manifest", None)
+        if manifest is not None:
+            files = manifest(cfg.table).files(lo, hi)
+            if files:
+                lo = max(lo, min(f.min_ts for f in files)) if lo is not None else min(f.min_ts for f in files)
+                top = max(f.max_ts for f in files) + 1
+                hi = min(hi, top) if hi is not None else top
+                self.rows = sum(f.rows for f in files)  # an estimate (whole files, every symbol): the ETA's
+        self.lo, self.hi = lo, hi
+
+    def _read(self, a, b) -> pa.Table:
+        t = self.store.read(self.cfg.table, symbols=self.symbols, start=None if a is None else pd.Timestamp(a),
+                            end=None if b is None else pd.Timestamp(b), as_arrow=True)
+        return bars_table(t) if t.num_rows else None
+
+    def __iter__(self):
+        cfg = self.cfg
+        if self.lo is None or self.hi is None or not cfg.window_days:
+            t = self._read(self.lo, self.hi)
+            if t is None:
+                raise ValueError(f"no {cfg.table} rows for symbols={self.symbols or 'all'} in "
+                                 f"[{self.lo}, {self.hi}) under {self.where}")
+            yield t, None, None
+            return
+        window = int(cfg.window_days * 86_400e9)
+        ahead = int(cfg.lookahead_days * 86_400e9)
+        edges = _bounds(self.lo, self.hi, window)
+        edges[0], edges[-1] = self.lo, self.hi
+        empty = None
+        seen = False
+        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+            last = k == len(edges) - 2
+            bars = self._read(a, b)
+            if bars is not None:
+                seen = True
+                empty = bars.slice(0, 0)
+            elif empty is None:
+                continue  # before the first bar
+            else:
+                bars = empty
+            la = None if last else self._read(b, min(b + ahead, self.hi))
+            yield bars, la, None if last else b
+        if not seen:
+            raise ValueError(f"no {cfg.table} rows for symbols={self.symbols or 'all'} in "
+                             f"[{pd.Timestamp(self.lo)}, {pd.Timestamp(self.hi)}) under {self.where}")
+
+
 def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, bars=None,
                  backtest: BacktestConfig | dict | None = None, save: bool = False,
                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
@@ -111,24 +195,33 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
             from pyplatform.config import get_settings
 
             settings = get_settings()
-    table = bars_table(bars) if bars is not None else _load(settings, cfg, symbols, start, end)
-    if symbols is not None and bars is not None:
-        import pyarrow.compute as pc
+    if bars is not None:
+        table = bars_table(bars)
+        if symbols is not None:
+            import pyarrow.compute as pc
 
-        table = table.filter(pc.is_in(table.column("symbol"), pa.array(list(symbols))))
-    if on_start is not None:
-        on_start(2 * int(table.num_rows))
-    ex = simulate(strategies, table, cfg, progress)
-    path = TickPath(table, cfg.bar_ns)
-    fills = fills_frame(ex.venue.fills)
-    curve = equity_frame(path, fills, cfg.capital)
+            table = table.filter(pc.is_in(table.column("symbol"), pa.array(list(symbols))))
+        windows = _table_windows(table, cfg)
+        total = int(table.num_rows)
+    else:
+        windows = _StoreWindows(settings, cfg, symbols, start, end)
+        total = windows.rows
+        table = None
+    if on_start is not None and total is not None:
+        on_start(2 * total)
+    sim = Simulation(strategies, cfg, progress)
+    for window, ahead, until in windows:
+        sim.feed(window, lookahead=ahead, until=until)
+    ex = sim.finish()
+    fills = ex.fills
+    curve = ex.curve
     trips = round_trips(fills)
     eq = curve["equity"]
     returns = eq.pct_change()
     returns.iloc[0] = eq.iloc[0] / cfg.capital - 1.0
     # the equity curve runs on the union of the symbols' timelines: annualise with the densest
     # calendar among them (or the data's own spacing / a number, as configured)
-    ppy = cfg.annualisation(path.symbols, curve.index.asi8)
+    ppy = cfg.annualisation(ex.symbols, curve.index.asi8)
     metrics = compute_metrics(returns, trips, turnover=curve["traded"] / eq.shift(1).fillna(cfg.capital),
                               exposure=curve["gross"] / eq, periods_per_year=ppy)
     # one definition of a trade, the sweep's: a position opened (from flat, or the far side of a
@@ -138,14 +231,13 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     n_open = int((held.abs() > 1e-9).sum())
     metrics.update(n_trades=int(len(trips)) + n_open, n_closed_trades=int(len(trips)), n_open_trades=n_open)
     metrics.update(fees=float(fills["fee"].sum()), n_fills=int(len(fills)), n_orders=len(ex.node.oms.commands),
-                   n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(table.num_rows),
+                   n_refused=len(ex.refused), n_signals=len(ex.signals), bars=int(ex.bars),
                    instants=ex.instants, final_equity=float(eq.iloc[-1]), periods_per_year=ppy)
-    ts = table.column("ts")
-    symbols_used = sorted(set(path.symbols))
+    symbols_used = sorted(set(ex.symbols))
     conf = {"strategies": [{"kind": s.KIND, "name": s.name, "params": s.params,
                             "symbols": None if s.symbols is None else sorted(s.symbols)} for s in strategies],
-            "symbols": symbols_used, "start": str(pd.Timestamp(ts[0].as_py(), unit="ns")),
-            "end": str(pd.Timestamp(ts[-1].as_py(), unit="ns")), "backtest": cfg.model_dump(mode="json")}
+            "symbols": symbols_used, "start": str(pd.Timestamp(ex.first_ts, unit="ns")),
+            "end": str(pd.Timestamp(ex.last_ts, unit="ns")), "backtest": cfg.model_dump(mode="json")}
     from pyplatform.clock import LiveClock
 
     created = LiveClock().now_ns()  # the run's identity only; simulated time comes from the SimClock

@@ -19,7 +19,7 @@ from pyplatform.domain import Direction, Signal
 from pyplatform.factors import FactorEngine
 from pyplatform.strategies.base import Strategy
 
-__all__ = ["LookAheadError", "generate_signals", "fresh_copy", "audit_lookahead"]
+__all__ = ["LookAheadError", "generate_signals", "signal_engine", "fresh_copy", "audit_lookahead"]
 
 
 class LookAheadError(RuntimeError):
@@ -29,6 +29,11 @@ class LookAheadError(RuntimeError):
 def fresh_copy(strategy: Strategy) -> Strategy:
     """The same strategy with no carried state."""
     return type(strategy)(name=strategy.name, symbols=strategy.symbols, **strategy.params)
+
+
+def signal_engine(strategies: list[Strategy]) -> FactorEngine:
+    """One factor engine computing every strategy's factors (fed across windows of a long run)."""
+    return _engine(strategies)
 
 
 def _engine(strategies: list[Strategy]) -> FactorEngine:
@@ -42,12 +47,15 @@ def _engine(strategies: list[Strategy]) -> FactorEngine:
     return FactorEngine(factors)
 
 
-def generate_signals(strategies: list[Strategy], bars: pa.Table, chunk_rows: int, progress=None) -> list[Signal]:
+def generate_signals(strategies: list[Strategy], bars: pa.Table, chunk_rows: int, progress=None,
+                     engine: FactorEngine | None = None) -> list[Signal]:
     """Signals of ``strategies`` over ``bars`` (sorted by ts then symbol), in (ts, symbol, strategy) order.
 
-    ``progress`` is called with the number of rows done after each chunk.
+    ``progress`` is called with the number of rows done after each chunk. ``engine`` (from
+    :func:`signal_engine`) continues a run from an earlier window; the strategies carry their
+    own state.
     """
-    engine = _engine(strategies)
+    engine = engine if engine is not None else _engine(strategies)
     out: list[Signal] = []
     for batch in bars.to_batches(max_chunksize=chunk_rows):
         if not batch.num_rows:

@@ -61,6 +61,7 @@ class SimulatedVenue:
         self.bar_volume: dict[str, float] = {}
         self._live: dict[str, str] = {}  # client order id -> symbol, orders resting at the venue
         self._done: dict = {}
+        self._finished: list[str] = []  # finished since the last ``release``
         self._waiting: dict[str, list] = {}  # symbol -> commands waiting for a price newer than them  # finished orders, moved out of the matching engine's scan
         #: one tuple per fill: ts, symbol, side, quantity, price, fee, client order id
         self.fills: list[tuple] = []
@@ -134,6 +135,15 @@ class SimulatedVenue:
     def close(self) -> None:
         self.paper.close()
 
+    def release(self) -> int:
+        """Drop the matching engine's reports of orders finished since the last call (they are
+        never asked for again in a backtest); returns how many orders."""
+        done, self._finished = self._finished, []
+        reports = self.paper.engine._reports
+        for cl in done:
+            reports.pop(cl, None)
+        return len(done)
+
     # ------------------------------------------------------------------ fills
     def _deliver(self, events: list) -> list:
         if not events:
@@ -169,6 +179,7 @@ class SimulatedVenue:
         for cl in [cl for cl in self._live if cl not in orders or not orders[cl].live]:
             if cl in orders:
                 self._done[cl] = orders.pop(cl)
+                self._finished.append(cl)
             del self._live[cl]
             self._fee_state.pop(cl, None)
         return out

@@ -293,6 +293,20 @@ class OrderManager:
         """True if any report with this exec id was applied (to any order: see ``is_duplicate``)."""
         return exec_id in self._exec_ids
 
+    def release_closed(self) -> int:
+        """Forget the execution identities of order chains that are closed; returns how many.
+
+        Duplicate detection needs a chain's execution ids only while the venue can still
+        report on it. A long backtest against the paper broker (which never resends and
+        reports nothing after an order is closed) calls this between windows so that memory
+        follows the open orders, not every fill of the run; a live manager keeps them.
+        """
+        live_roots = {self.root_id(cl) for cl in self._open}
+        before = len(self._execs)
+        self._execs = {k: v for k, v in self._execs.items() if k[1] in live_roots}
+        self._exec_ids = {k[2] for k in self._execs}
+        return before - len(self._execs)
+
     # ------------------------------------------------------------------ durability
     def _write(self, msg) -> None:
         if self.journal is not None:

@@ -24,8 +24,9 @@ def serve(
     """Serve the stream tables under DATA_DIR/stream (replay, snapshots), or a synthetic feed with --demo-feed.
 
     Inside the platform the pipeline and the service share one process:
-    ``await pyplatform.signals.serve(settings, tables, stop_event)``.
+    ``await pyplatform.signals.serve(settings, tables, stop_event, clock=LiveClock())``.
     """
+    from pyplatform.clock import LiveClock
     from pyplatform.config import get_settings
     from pyplatform.signals.server import ServiceConfig
     from pyplatform.signals.service import serve as run_service
@@ -46,7 +47,7 @@ def serve(
 
         feeder = asyncio.create_task(_demo_feed(tables, demo_feed, rate, stop)) if demo_feed else None
         try:
-            await run_service(settings, tables, stop, config=cfg, use_redis=redis, ready=ready)
+            await run_service(settings, tables, stop, clock=LiveClock(), config=cfg, use_redis=redis, ready=ready)
         finally:
             stop.set()
             if feeder is not None:

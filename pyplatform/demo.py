@@ -431,7 +431,7 @@ async def _main(settings: Settings, symbols: list[str], seconds: float, keep_run
                                                "jwt_secret_file": secret_file})
     service_box: dict = {}
     svc_tables = {"quotes": quotes, "bars": pipe.bars, "factors": pipe.factors, "signals": signals}
-    svc_task = asyncio.create_task(serve(svc_settings, svc_tables, stop, use_redis=redis.url is not None,
+    svc_task = asyncio.create_task(serve(svc_settings, svc_tables, stop, clock=clock, use_redis=redis.url is not None,
                                          ready=lambda s: service_box.setdefault("svc", s)))
     for _ in range(100):
         if "svc" in service_box or svc_task.done():

@@ -186,7 +186,7 @@ def service_child(data_dir: str, port: str, secret_file: str, produce_s: str, li
     from pyplatform.domain.schemas import SIGNALS
     from pyplatform.signals.service import serve
     from pyplatform.stream import StreamTable
-    from pyplatform.clock import SimClock
+    from pyplatform.clock import LiveClock, SimClock
 
     settings = Settings(data_dir=data_dir, signal_port=int(port), jwt_secret_file=secret_file)
     table = StreamTable("signals", SIGNALS, Path(data_dir) / "stream", fsync="always", clock=SimClock())
@@ -204,7 +204,7 @@ def service_child(data_dir: str, port: str, secret_file: str, produce_s: str, li
     async def main() -> None:
         stop = asyncio.Event()
         ready = asyncio.Event()
-        svc = asyncio.create_task(serve(settings, {"signals": table}, stop, use_redis=False,
+        svc = asyncio.create_task(serve(settings, {"signals": table}, stop, clock=LiveClock(), use_redis=False,
                                         ready=lambda s: ready.set()))
         await asyncio.wait_for(ready.wait(), 30)
         p = float(produce_s)

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token, wait_for
-from pyplatform.clock import SimClock
+from pyplatform.clock import LiveClock, SimClock
 from pyplatform.audit import AuditLog, read_audit, verify_file
 from pyplatform.signals.auditing import AuditSink
 from pyplatform.signals.wire import JSON_SUBPROTOCOL
@@ -164,7 +164,7 @@ def test_a_known_secret_in_every_credential_setting_leaks_nowhere(tmp_path, monk
         async def main():
             stop = asyncio.Event()
             started: asyncio.Future = asyncio.get_running_loop().create_future()
-            task = asyncio.create_task(serve(settings, tables, stop, ready=started.set_result,
+            task = asyncio.create_task(serve(settings, tables, stop, clock=LiveClock(), ready=started.set_result,
                                              config=ServiceConfig(port=0, check_interval_s=0.1)))
             svc = await asyncio.wait_for(started, 10)
             try:

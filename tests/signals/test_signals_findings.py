@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signals_support import SYMBOLS, factor_batch, make_service, recv_msg, run, token, wait_for
-from pyplatform.clock import SimClock
+from pyplatform.clock import LiveClock, SimClock
 from pyplatform.signals.auth import SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
 from pyplatform.signals.protocol import CloseCode
 
@@ -276,7 +276,7 @@ def test_redis_with_a_password_from_the_secret_file(tmp_path, caplog):
         started: asyncio.Future = asyncio.get_running_loop().create_future()
         tables = {"factors": StreamTable("factors", factor_schema(["mom", "rsi"]), clock=SimClock())}
         tables["factors"].append(factor_batch(0))
-        task = asyncio.create_task(serve(settings, tables, stop, ready=started.set_result, audit=False,
+        task = asyncio.create_task(serve(settings, tables, stop, clock=LiveClock(), ready=started.set_result, audit=False,
                                          config=ServiceConfig(port=0, check_interval_s=0.1)))
         svc = await asyncio.wait_for(started, 10)
         try:

@@ -1,6 +1,7 @@
 """Wiring the signal service from :class:`~pyplatform.config.Settings`: keys, TLS, Redis.
 
-``await serve(settings, tables, stop_event)`` is what the demo and ``pyplatform serve`` run.
+``await serve(settings, tables, stop_event, clock=LiveClock())`` is what the demo and
+``pyplatform serve`` run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.config import Settings
 from pyplatform.signals.auditing import audit_sink_from_settings
 from pyplatform.signals.auth import KeyRing, RevocationList, SecretKeys, TokenIssuer, TokenVerifier, load_master_secret
@@ -98,7 +99,7 @@ def subscribe_example(url: str, topic: str = "factors:*", symbols: str = "AAPL.U
 
 
 async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: asyncio.Event, *,
-                config: ServiceConfig | None = None, use_redis: bool = True, clock: Clock | None = None,
+                clock: Clock, config: ServiceConfig | None = None, use_redis: bool = True,
                 ready: Callable[[SignalService], None] | None = None, rotation_s: int = 86_400,
                 grace_s: int = 3_600, secret_grace_s: int = 300, audit: bool = True) -> None:
     """Run the signal service until ``stop_event`` is set.
@@ -111,6 +112,9 @@ async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: async
         Stream tables by name (``quotes``, ``bars``, ``factors``, ``signals``).
     stop_event : asyncio.Event
         Set it to stop the service.
+    clock : Clock
+        Time for token expiry and rate limits (required: ``LiveClock()`` is chosen by the
+        callers at the edge, ``pyplatform serve`` and the demo).
     ready : callable, optional
         Called with the started :class:`SignalService` (its ``url``, ``health()``).
     audit : bool
@@ -121,7 +125,7 @@ async def serve(settings: Settings, tables: Mapping[str, Any], stop_event: async
     sink = audit_sink_from_settings(settings, f"service:{cfg.host}:{cfg.port}") if audit else None
     service = SignalService(tables, build_verifier(settings, rotation_s=rotation_s, grace_s=grace_s,
                                                    secret_grace_s=secret_grace_s), cfg,
-                            clock=clock or LiveClock(), redis_url=settings.redis_url if use_redis else None,
+                            clock=clock, redis_url=settings.redis_url if use_redis else None,
                             redis_password=redis_password(settings) if use_redis else None,
                             ssl=tls_context(settings), audit=sink)
     try:

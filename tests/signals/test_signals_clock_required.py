@@ -32,3 +32,14 @@ def test_service_keeps_the_clock_it_is_given():
 def test_the_bench_baseline_is_a_subclass_not_a_flag():
     svc = NaiveSignalService(*_args(), clock=SimClock())
     assert type(svc.fanout) is NaiveFanout and isinstance(svc, SignalService)
+
+
+def test_serve_without_a_clock_is_a_type_error():
+    import asyncio
+
+    from pyplatform.config import Settings
+    from pyplatform.signals.service import serve
+
+    tables, _, _ = _args()
+    with pytest.raises(TypeError, match="clock"):
+        serve(Settings(), tables, asyncio.Event())  # argument binding fails before any coroutine exists

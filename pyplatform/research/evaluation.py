@@ -149,14 +149,6 @@ def ic_decay(factor: pd.Series, prices: pd.DataFrame, horizons=(1, 2, 5, 10, 20)
     return rank_ic(data).mean().rename("ic_mean")
 
 
-def _qcut_reference(factor: pd.Series, quantiles: int) -> pd.Series:
-    """``pd.qcut`` per date (alphalens' definition); the slow path for dates with ties."""
-    def _q(x: pd.Series) -> pd.Series:
-        return pd.qcut(x, quantiles, labels=False, duplicates="drop") + 1
-
-    return factor.groupby(level=0, group_keys=False).transform(_q)
-
-
 def quantize(factor: pd.Series, quantiles: int = 5) -> pd.Series:
     """Equal-count quantile (1..q) of the factor within each date, as ``pd.qcut`` assigns it.
 

@@ -256,14 +256,15 @@ class DayCache:
         day = pd.Timestamp(day0).strftime("%Y-%m-%d")
         return self.root / table / "_days" / f"{day}.arrow"
 
-    def get(self, table: str, day0: int, sources: tuple[str, ...], build, *, build_missing: bool = True
-            ) -> DayView | None:
+    def get(self, table: str, day0: int, sources: tuple[str, ...], build, *, build_missing: bool = True,
+            admit: bool = False) -> DayView | None:
         """The view of ``table`` on the day starting at ``day0`` built from ``sources``.
 
         ``build()`` returns ``(frame, sources_after)``: the day read from Parquet and the file
         list after the read; the view is kept only if that list is still ``sources`` (no
         writer replaced a file meanwhile). With ``build_missing=False`` only an existing,
-        current day file is used (None otherwise).
+        current day file is used (None otherwise); with ``admit=True`` a missing file is built
+        on this first request (the store warming the days it expects to be asked for).
         """
         if self.max_days <= 0 or not sources:
             return None
@@ -288,7 +289,7 @@ class DayCache:
             self._asked[key] = asked + 1
             if len(self._asked) > 100_000:
                 self._asked.clear()
-        if asked < self.admit_after:
+        if asked < self.admit_after and not admit:
             return None
         frame, after = build()
         view = self._from_frame(frame, day0, sources)

@@ -77,13 +77,18 @@ class EmbeddedStore:
     symbol_cache_symbols : int
         Symbols of ``bars_1m`` kept as memory-mapped symbol files (see :mod:`.symbolcache`)
         for one-symbol reads over years; 0 turns them off.
+    warm_days : int
+        Newest full session days of ``bars_1m`` whose day files :meth:`compact` builds at once
+        (see :meth:`warm_day_files`), so the first whole-market read of the latest day is
+        warm; 0 leaves every day file to be built on demand.
     """
 
     backend = "embedded"
 
     def __init__(self, root: str | os.PathLike, row_group_size: int = 16_384, max_segments: int = 8,
                  fsync: bool = True, grace_s: float = 60.0, threads: int | None = None,
-                 rollup_rows: int = 2_000_000, day_cache_days: int = 4, symbol_cache_symbols: int = 4) -> None:
+                 rollup_rows: int = 2_000_000, day_cache_days: int = 4, symbol_cache_symbols: int = 4,
+                 warm_days: int = 1) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(config={"threads": threads or min(4, os.cpu_count() or 1)})
@@ -97,6 +102,7 @@ class EmbeddedStore:
         self._writer = StoreWriter(self.root, self._cursor, row_group_size, max_segments, fsync, grace_s)
         self._compactor = Compactor(self._writer, rollup_rows)
         self._query = StoreQuery(self.root, self._cursor, self.days, self.symbol_files)
+        self.warm_days = int(warm_days)
 
     # Each part keeps the settings it uses (copied at construction), so they are read-only here.
     @property
@@ -210,8 +216,39 @@ class EmbeddedStore:
             Partitions rewritten (months merged plus years rolled up). Each is published by
             its own atomic manifest replace, so a crash keeps the work already published and
             leaves no partial file visible; replaced files are deleted after the grace period.
+
+        Notes
+        -----
+        Compaction is where a batch job (``data generate``, an import, the daily flush)
+        ends, so it then also builds the day files of the newest ``warm_days`` full session
+        days (:meth:`warm_day_files`): their first whole-market read needs no Parquet query.
         """
-        return self._compactor.compact(table, roll_up)
+        merged = self._compactor.compact(table, roll_up)
+        self._query.warm_days(table, self.warm_days)
+        return merged
+
+    def warm_day_files(self, table: str = "bars_1m", days: int | None = None) -> list[pd.Timestamp]:
+        """Build the day files of the newest full session days now, instead of on their second read.
+
+        A full session day has at least half the rows of the busiest of the table's last eight
+        days (a weekend with only 24/7 markets is passed over). A day file that is already
+        current is only checked. Costs one Parquet read and one file write per day built (about
+        0.6 s and 240 MB for a 5,000-symbol day).
+
+        Parameters
+        ----------
+        table : str
+            Only ``bars_1m`` has day files; other tables return ``[]``.
+        days : int, optional
+            How many days (default: the store's ``warm_days``; at most ``day_cache_days``).
+
+        Returns
+        -------
+        list of pandas.Timestamp
+            The days whose files are now current, newest first.
+        """
+        n = self.warm_days if days is None else int(days)
+        return [pd.Timestamp(d0) for d0 in self._query.warm_days(table, n)]
 
     # ------------------------------------------------------------------ instruments
     def write_instruments(self, instruments) -> int:

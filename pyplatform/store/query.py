@@ -199,7 +199,8 @@ class StoreQuery:
     def _caches(self, table: str) -> bool:
         return table == "bars_1m" and self.days.max_days > 0
 
-    def _day_view(self, table: str, day0: int, man: Manifest | None = None, build: bool = True) -> DayView | None:
+    def _day_view(self, table: str, day0: int, man: Manifest | None = None, build: bool = True,
+                  admit: bool = False) -> DayView | None:
         """The memory-mapped day file of ``table`` for the UTC day at ``day0`` (built if needed)."""
         if not self._caches(table):
             return None
@@ -214,7 +215,41 @@ class StoreQuery:
 
         if not build:
             return self.days.get(table, day0, sources, None, build_missing=False)
-        return self.days.get(table, day0, sources, from_parquet)
+        return self.days.get(table, day0, sources, from_parquet, admit=admit)
+
+    def full_days(self, table: str, n: int) -> list[int]:
+        """Starts (ns) of the newest ``n`` days of ``table`` that hold a full session, newest first.
+
+        A full session day has at least half the rows of the busiest of the table's last eight
+        days, so a weekend or holiday with only 24/7 markets (or a day just begun) is passed
+        over for the last day the whole market traded. One grouped count over those days.
+        """
+        files = self.manifest(table).files()
+        if n <= 0 or not files:
+            return []
+        last = max(f.max_ts for f in files)
+        lo = last - last % DAY_NS - 7 * DAY_NS
+
+        def build(man: Manifest, files):
+            fs = man.files(lo, None)
+            if not fs:
+                return None
+            return (f"SELECT epoch_ns(ts) // {DAY_NS} AS d, count(*) AS n FROM read_parquet({files(fs)}) "
+                    f"{q.where(None, lo, None)} GROUP BY d ORDER BY d DESC")
+
+        counts = self._run(table, build, [])
+        if counts is None or counts.num_rows == 0:
+            return []
+        days, rows = counts.column("d").to_numpy(), counts.column("n").to_numpy()
+        return [int(d) * DAY_NS for d in days[rows * 2 >= rows.max()][:n]]
+
+    def warm_days(self, table: str, n: int) -> list[int]:
+        """Build (or check) the day files of the newest ``n`` full session days of ``table``
+        now, so their first whole-market read is served from memory; return the days warmed."""
+        if not self._caches(table):
+            return []
+        return [d0 for d0 in self.full_days(table, min(n, self.days.max_days))
+                if self._day_view(table, d0, admit=True) is not None]
 
     def _as_of_from_day(self, table: str, t: int, syms: list[str] | None, cols: list[str]):
         """``cross_section(at=t)`` answered from day files; symbols not on that day (a market

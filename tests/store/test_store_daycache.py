@@ -167,3 +167,31 @@ def test_day_frames_are_writable_and_independent(store, bars):
     _eq(store.cross_section("bars_1m", day=DAY), want)
     _eq(store.cross_section("bars_1m", at=DAY + pd.Timedelta("23h")),
         _as_of(bars, DAY + pd.Timedelta("23h")))
+
+
+def test_compact_warms_the_newest_full_session_day(tmp_path, bars):
+    # The data ends on a Saturday (2024-03-02: only the 24/7 crypto symbol trades): the day a
+    # whole-market read asks for is Friday, and compaction builds its file before any read.
+    cut = bars.loc[bars.index.get_level_values("datetime") < pd.Timestamp("2024-03-03")]
+    saturday = _day(cut, pd.Timestamp("2024-03-02"))
+    assert len(saturday) and saturday.index.get_level_values("symbol").nunique() < 4  # the premise
+    s = EmbeddedStore(tmp_path, fsync=False)
+    s.days.admit_after = 1  # production admission (the autouse fixture builds at once)
+    s.write("bars_1m", cut)
+    assert not s.days.path("bars_1m", DAY.value).exists()  # a write alone builds nothing
+    s.compact("bars_1m")
+    assert s.days.path("bars_1m", DAY.value).exists()
+    assert not s.days.path("bars_1m", pd.Timestamp("2024-03-02").value).exists()
+    s.close()
+    fresh = EmbeddedStore(tmp_path, fsync=False)
+    fresh.days.admit_after = 1  # as in production: a cold day would not be built on its first read
+    _eq(fresh.cross_section("bars_1m", day=DAY), _day(cut, DAY))
+    assert fresh.days.hits == 1 and fresh.days.builds == 0  # the first read was served by the file
+    assert fresh.warm_day_files(days=2) == [DAY, pd.Timestamp("2024-02-29")]
+    assert fresh.warm_day_files("bars_1d") == []
+    fresh.close()
+    off = EmbeddedStore(tmp_path / "off", fsync=False, warm_days=0)
+    off.write("bars_1m", cut)
+    off.compact("bars_1m")
+    assert not off.days.path("bars_1m", DAY.value).exists()
+    off.close()

@@ -14,6 +14,8 @@ factors keyed by symbol; :func:`load_library` reads the built-in definitions in 
 
 from __future__ import annotations
 
+from pyplatform._lazy import lazy_exports
+
 from pyplatform.factors.batch import compile_batch
 from pyplatform.factors.errors import FactorError, FactorSyntaxError, FactorTypeError
 from pyplatform.factors.factor import Factor, as_factor, parse
@@ -28,17 +30,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy: the engine, DolphinDB translation and library load on demand
-    if name == "FactorEngine":
-        from pyplatform.factors.engine import FactorEngine
-
-        return FactorEngine
-    if name in ("to_dolphindb", "to_dolphindb_metrics"):
-        from pyplatform.factors import dolphindb
-
-        return getattr(dolphindb, name)
-    if name in ("load_library", "FactorDef", "get_factor"):
-        from pyplatform.factors import library
-
-        return getattr(library, name)
-    raise AttributeError(name)
+# lazy: the engine, DolphinDB translation and library load on demand
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "FactorEngine": "engine", "to_dolphindb": "dolphindb", "to_dolphindb_metrics": "dolphindb",
+    "load_library": "library", "FactorDef": "library", "get_factor": "library",
+})

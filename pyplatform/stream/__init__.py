@@ -4,6 +4,7 @@ See ``docs/stream.md`` for offsets, subscription semantics, retention, the fsync
 and the late-tick policy of the bar engine.
 """
 
+from pyplatform._lazy import lazy_exports
 from pyplatform.stream.errors import CorruptLogError, RetentionError, SchemaError, StreamError
 from pyplatform.stream.options import TableOptions
 from pyplatform.stream.registry import StreamTables
@@ -18,11 +19,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # The bar engine pulls in numba (a second or two to import); services that only use
-    # tables should not pay for it.
-    if name == "BarEngine":
-        from pyplatform.stream.bars import BarEngine
-
-        return BarEngine
-    raise AttributeError(f"module 'pyplatform.stream' has no attribute {name!r}")
+# The bar engine pulls in numba (a second or two to import); services that only use
+# tables should not pay for it.
+__getattr__, __dir__ = lazy_exports(__name__, {"BarEngine": "bars"})

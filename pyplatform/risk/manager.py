@@ -93,6 +93,8 @@ class RiskManager:
     ----------
     config : RiskConfig
     clock : Clock
+        Required (``LiveClock()`` live, ``SimClock`` in a backtest): every time the manager
+        reads comes from it.
     on_decision : callable, optional
         Called with every :class:`RiskDecision` (a journal, a stream table).
     keep : int
@@ -113,10 +115,12 @@ class RiskManager:
                  on_decision: Callable[[RiskDecision], None] | None = None, keep: int = 100_000,
                  market: MarketState | None = None, sizer: Sizer | None = None,
                  stops: StopPolicy | None = None) -> None:
-        from pyplatform.clock import LiveClock
-
+        if clock is None:
+            # time is an input (daily loss days, rate buckets, stops): a backtest handing no
+            # clock must not silently read the wall clock; live builders pass LiveClock()
+            raise ValueError("RiskManager needs a clock: LiveClock() live, SimClock(...) in a backtest")
         self.config = config or RiskConfig()
-        self.clock = clock or LiveClock()
+        self.clock = clock
         self.on_decision = on_decision
         self.decisions: deque[RiskDecision] = deque(maxlen=keep)
         #: Why orders cannot reach the venue right now (the broker's words), or None. Set by

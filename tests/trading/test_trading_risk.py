@@ -198,3 +198,11 @@ def test_limits_validate_their_input():
         SymbolLimits(max_order_qty=-1)
     with pytest.raises(ValueError, match="bogus"):
         AccountLimits(bogus=1)
+
+
+def test_risk_manager_requires_a_clock():
+    # no silent wall clock: a backtest that forgot its SimClock would stamp days and rate
+    # buckets from real time
+    with pytest.raises(ValueError, match="needs a clock"):
+        RiskManager(RiskConfig())
+    assert RiskManager(RiskConfig(), SimClock(T0)).clock.now_ns() == T0

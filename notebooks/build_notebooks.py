@@ -113,7 +113,7 @@ NOTEBOOKS = {
         ("md", "# Live factor values in a notebook\nWhen the platform runs (`make demo`), subscribe to its "
                "signal service with `pp.subscribe(topic, symbols, url=..., token=...)`. Here a local "
                "service replays history through the live factor engine so the notebook is self-contained."),
-        ("code", "import pyplatform as pp\nfrom pyplatform.clock import LiveClock\nfrom pyplatform.research.live import LocalService\n"
+        ("code", "import pyplatform as pp\nfrom pyplatform.clock import LiveClock\nfrom pyplatform.research.live_view import LocalService\n"
                  "svc = LocalService({'mom_5': 'close / move(close, 5) - 1', 'z_10': 'zscore(close, 10)'},\n"
                  "                   clock=LiveClock()).start()\n"
                  "svc.url"),

@@ -268,7 +268,7 @@ def subscribe(topics, symbols="*", *, url: str | None = None, token: str | None 
     import os
 
     from pyplatform.client import subscribe as _subscribe
-    from pyplatform.research.live import LiveView
+    from pyplatform.research.live_view import LiveView
 
     s = session.settings_for(settings)
     url = url or f"ws://{s.signal_host}:{s.signal_port}"
@@ -334,7 +334,7 @@ def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(),
     # Market page draws; it lives here, at the top, because plots must not import the app.
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
-    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.live_buffer import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
 
     s = session.settings_for(settings, data_dir)

@@ -51,7 +51,7 @@ def test_durable_write_fsyncs_file_and_directory(tmp_path, monkeypatch):
 def test_every_state_file_writer_is_durable(tmp_path, monkeypatch):
     # the DolphinDB OffsetBook carries the same resume-by-offset promise as the embedded
     # AckStore, so both must fsync; so must the store's manifest and the stream acks
-    from pyplatform.dolphindb.signals import OffsetBook
+    from pyplatform.dolphindb.subscriber import OffsetBook
     from pyplatform.store.manifest import Manifest, save_manifest
     from pyplatform.stream.acks import AckStore
 

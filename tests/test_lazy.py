@@ -48,7 +48,7 @@ def test_the_helper_returns_the_pep562_pair():
 
 def test_importing_pyplatform_data_leaves_the_importer_and_market_unloaded():
     code = ("import sys, pyplatform.data as d; "
-            "print(sorted(m for m in ('pyplatform.data.importer', 'pyplatform.data.market') if m in sys.modules)); "
+            "print(sorted(m for m in ('pyplatform.data.importer', 'pyplatform.data.synthetic_market') if m in sys.modules)); "
             "d.import_files; print('pyplatform.data.importer' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]" and out[1] == "True"

@@ -62,9 +62,9 @@ def run_bench(data_dir: Path | None = None, symbol: str | None = None, repeats: 
     from pyplatform.config import get_settings
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
-    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.live_buffer import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
-    from pyplatform.plots.market import candlestick_figure
+    from pyplatform.plots.price_charts import candlestick_figure
     from pyplatform.backends import open_store
 
     tmp = None

@@ -26,7 +26,7 @@ def run(data_dir, repeats: int = 3, universe: str = "stocks") -> dict:
     from pyplatform.config import get_settings
     from pyplatform.dashboard.app import default_sources
     from pyplatform.dashboard.context import AppContext
-    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.live_buffer import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
 
     s = get_settings(data_dir=data_dir, fsync="never")

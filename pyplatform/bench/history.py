@@ -125,7 +125,7 @@ def run_history_bench(n_symbols: int = 50, start: str = "2014-01-01", end: str =
     """
     import pandas as pd
 
-    from pyplatform.data.market import generate_market
+    from pyplatform.data.synthetic_market import generate_market
     from pyplatform.store.embedded import EmbeddedStore
     from pyplatform.store.sql import where as sql_where
 

@@ -57,7 +57,7 @@ def run_stream_bench(rows: int = 200_000, batch: int = 1_000, repeat: int = 5, n
 
     from pyplatform.clock import LiveClock
     from pyplatform.domain.schemas import TICKS
-    from pyplatform.stream.bars import BarEngine
+    from pyplatform.stream.bar_engine import BarEngine
     from pyplatform.stream.table import StreamTable
 
     clock = LiveClock()  # the bench is an edge: it measures on the wall clock

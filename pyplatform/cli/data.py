@@ -32,7 +32,7 @@ def generate(
     """Build a synthetic market (stochastic volatility, jumps, U-shaped volume, spreads, sectors) into the store."""
     import pandas as pd
 
-    from pyplatform.data.market import generate_market
+    from pyplatform.data.synthetic_market import generate_market
     from pyplatform.backends import open_store
 
     end_t = pd.Timestamp(end)

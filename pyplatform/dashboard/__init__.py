@@ -8,7 +8,7 @@ from pyplatform._lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "app",
-    "LiveBuffer": "live",
+    "LiveBuffer": "live_buffer",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

@@ -16,7 +16,7 @@ from dash import Dash, Input, Output, State, html, no_update
 from pyplatform.config import Settings, get_settings
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.layout import PAGES, badge, shell
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 from pyplatform.dashboard.pages import backtests, factors, live, market
 from pyplatform.plots.theme import register_template
 

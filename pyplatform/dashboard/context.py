@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pyplatform.clock import Clock, LiveClock
 from pyplatform.config import Settings
 from pyplatform.dashboard.data import BarSource
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 
 __all__ = ["AppContext"]
 

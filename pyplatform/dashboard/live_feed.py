@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from pyplatform.clock import Clock
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 
 __all__ = ["LiveFeed", "route_rows"]
 

@@ -7,7 +7,7 @@ any process running a node next to the app) calls it on its own cadence.
 
 from __future__ import annotations
 
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 
 __all__ = ["push_node_status"]
 

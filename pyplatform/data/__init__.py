@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyplatform._lazy import lazy_exports
-from pyplatform.data.bars import BarSimulator, generate_bars
+from pyplatform.data.bar_simulator import BarSimulator, generate_bars
 from pyplatform.data.universe import make_universe, symbol_params
 
 __all__ = ["make_universe", "symbol_params", "generate_bars", "generate_ticks", "generate_market",
@@ -11,5 +11,5 @@ __all__ = ["make_universe", "symbol_params", "generate_bars", "generate_ticks", 
 
 # heavier pieces load on first use so `import pyplatform.data` stays light
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "generate_ticks": "ticks", "generate_market": "market", "import_files": "importer",
+    "generate_ticks": "ticks", "generate_market": "synthetic_market", "import_files": "importer",
 })

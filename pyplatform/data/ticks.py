@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pyplatform.calendars import calendar_for
-from pyplatform.data.bars import _YEAR_SECONDS, _decimals, _shape
+from pyplatform.data.bar_simulator import _YEAR_SECONDS, _decimals, _shape
 from pyplatform.data.universe import as_instruments, symbol_params
 from pyplatform.domain.instruments import AssetClass
 from pyplatform.domain.schemas import TICKS

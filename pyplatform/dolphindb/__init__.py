@@ -6,7 +6,7 @@
 - :class:`~pyplatform.dolphindb.deployer.Deployer`: deploy / undeploy / status / publish;
 - :class:`~pyplatform.dolphindb.store.DolphinDBStore`: the history store on DFS tables;
 - :class:`~pyplatform.dolphindb.ingest.TickWriter`: ticks through MultithreadedTableWriter;
-- :class:`~pyplatform.dolphindb.signals.SignalSubscriber`: signals to risk, resumed by offset.
+- :class:`~pyplatform.dolphindb.subscriber.SignalSubscriber`: signals to risk, resumed by offset.
 
 Selected by configuration (``PYPLATFORM_DOLPHINDB_URI=dolphindb://host:port``). The
 ``dolphindb`` client package is imported only by the parts that talk to a server.

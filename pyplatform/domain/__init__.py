@@ -1,7 +1,7 @@
 """Domain types: market data, instruments, signals (orders live in ``pyplatform.execution``)."""
 
 from pyplatform.domain.instruments import PRICE_DECIMALS, AssetClass, Instrument, asset_class_of, round_price
-from pyplatform.domain.market import Bar, Depth, DepthLevel, Quote, Tick
+from pyplatform.domain.market_data import Bar, Depth, DepthLevel, Quote, Tick
 from pyplatform.domain.signals import Direction, Signal
 
 __all__ = [

@@ -13,7 +13,7 @@ from pyplatform.plots.factors import (
     correlation_figure, factor_values_figure, ic_comparison_figure, ic_decay_figure, ic_figure,
     quantile_returns_figure, turnover_figure,
 )
-from pyplatform.plots.market import bar_labels, candlestick_figure, depth_figure, intraday_figure
+from pyplatform.plots.price_charts import bar_labels, candlestick_figure, depth_figure, intraday_figure
 from pyplatform.plots.theme import TEMPLATE, empty_figure, register_template
 
 __all__ = [

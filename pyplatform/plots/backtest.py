@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pyplatform.plots.market import candlestick_figure
+from pyplatform.plots.price_charts import candlestick_figure
 from pyplatform.plots.theme import DOWN, PALETTE, UP, empty_figure, register_template
 
 __all__ = ["drawdown", "monthly_returns", "equity_figure", "drawdown_figure", "monthly_returns_figure",

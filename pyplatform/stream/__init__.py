@@ -21,4 +21,4 @@ __all__ = [
 
 # The bar engine pulls in numba (a second or two to import); services that only use
 # tables should not pay for it.
-__getattr__, __dir__ = lazy_exports(__name__, {"BarEngine": "bars"})
+__getattr__, __dir__ = lazy_exports(__name__, {"BarEngine": "bar_engine"})

@@ -69,14 +69,14 @@ def market_pipeline(tables: StreamTables, *, window: str = "1min", accepted_dela
     tables : StreamTables
         Where the tables live (created if missing, reopened otherwise).
     window, accepted_delay
-        Bar width and lateness allowance (see :class:`~pyplatform.stream.bars.BarEngine`).
+        Bar width and lateness allowance (see :class:`~pyplatform.stream.bar_engine.BarEngine`).
     factors : mapping of name -> expression, optional
         Factor expressions in the DolphinDB-compatible language.
     state_dir : path, optional
         Checkpoints of the runners; with it a restarted process continues exactly
         (default: ``<tables.directory>/_runners`` when the tables are on disk).
     """
-    from pyplatform.stream.bars import BarEngine
+    from pyplatform.stream.bar_engine import BarEngine
 
     label = window.replace(" ", "")
     if state_dir is None and tables.directory is not None:

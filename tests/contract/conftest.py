@@ -29,7 +29,7 @@ class EmbeddedBackend:
     def __init__(self, tmp_path, factors: dict[str, str] | None = None):
         from pyplatform.factors import FactorEngine
         from pyplatform.backends import open_store
-        from pyplatform.stream.bars import BarEngine
+        from pyplatform.stream.bar_engine import BarEngine
 
         self.store = open_store(Settings(data_dir=tmp_path))
         self.dir = tmp_path / "streams"
@@ -99,14 +99,14 @@ class DolphinDBBackend:
         frame = frame.to_pandas()
         unit = "datetime64[ms]" if self.config.time_type == "TIMESTAMP" else "datetime64[ns]"
         frame["ts"] = frame["ts"].to_numpy().astype("datetime64[ns]").astype(unit)
-        from pyplatform.dolphindb.signals import next_offset
+        from pyplatform.dolphindb.subscriber import next_offset
 
         first = next_offset(self.session, self._name(name))
         self.session.run(f'tableInsert{{objByName("{self._name(name)}")}}', frame)
         return first, first + len(frame) - 1
 
     def read_stream(self, name, schema, start) -> pa.Table:
-        from pyplatform.dolphindb.signals import persistence_meta_script
+        from pyplatform.dolphindb.subscriber import persistence_meta_script
 
         first = int(self.session.run(persistence_meta_script(self._name(name)))["memoryOffset"])
         got = self.session.run(f'select * from objByName("{self._name(name)}")')

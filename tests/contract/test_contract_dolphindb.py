@@ -215,7 +215,7 @@ def test_a_days_bar_is_emitted_after_the_day_ends_without_a_later_bar(make_serve
 
 
 def test_signal_subscriber_delivers_appended_signals_once_in_order(server_backend, tmp_path):
-    from pyplatform.dolphindb.signals import OffsetBook, SignalSubscriber
+    from pyplatform.dolphindb.subscriber import OffsetBook, SignalSubscriber
 
     seen: list[pa.Table] = []
     sub = SignalSubscriber(server_backend.target, seen.append, OffsetBook(tmp_path / "offsets.json"),
@@ -241,7 +241,7 @@ def test_bar_engine_restart_resumes_from_its_snapshot(make_server_backend):
     """Drop the engines and subscriptions (streams kept), deploy again: the bar engine
     restores its snapshot and resumes at getSnapshotMsgId + 1, so the bars after the restart
     are what one uninterrupted embedded engine gives for the same ticks."""
-    from pyplatform.stream.bars import BarEngine
+    from pyplatform.stream.bar_engine import BarEngine
 
     backend = make_server_backend(snapshot_interval=1)
     ticks = _ticks(48, same_ms_pairs=False)  # 12 minutes at 4 ticks a minute

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pyplatform.dashboard import create_app
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 
 pytestmark = [pytest.mark.browser]
 
@@ -162,7 +162,7 @@ def test_live_bar_appears_after_a_tick_is_published(session, market_frames, scre
     from dashboard_helpers import quotes_batch, start_signal_service
     from pyplatform.clock import LiveClock
     from pyplatform.dashboard.live_feed import LiveFeed
-    from pyplatform.domain.market import Depth, DepthLevel
+    from pyplatform.domain.market_data import Depth, DepthLevel
 
     duo, app, buf = session.open("/")
     service, tables, token = start_signal_service(tmp_path)

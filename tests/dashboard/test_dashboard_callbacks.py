@@ -10,7 +10,7 @@ from dashboard_helpers import SYMBOLS
 from pyplatform.dashboard import create_app
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.data import FrameBarSource, StoreBarSource, market_view
-from pyplatform.dashboard.live import LiveBuffer, merge_live_bars
+from pyplatform.dashboard.live_buffer import LiveBuffer, merge_live_bars
 from pyplatform.dashboard.pages import backtests as bt_page
 from pyplatform.dashboard.pages import live as live_page
 from pyplatform.dashboard.pages.market import build_chart, window_from_relayout

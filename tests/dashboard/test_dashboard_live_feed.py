@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyplatform.clock import LiveClock, SimClock
-from pyplatform.dashboard.live import LiveBuffer
+from pyplatform.dashboard.live_buffer import LiveBuffer
 from pyplatform.dashboard.live_feed import LiveFeed
 from pyplatform.domain.schemas import BARS, QUOTES, SIGNALS
 from pyplatform.signals.auth import KeyRing, RevocationList, TokenIssuer, TokenVerifier

@@ -83,7 +83,7 @@ def test_depth_is_cumulative_from_the_touch():
 def test_notebook_chart_is_the_market_page_chart(market_settings):
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
-    from pyplatform.dashboard.live import LiveBuffer
+    from pyplatform.dashboard.live_buffer import LiveBuffer
     from pyplatform.dashboard.pages.market import build_chart
     from pyplatform.api import chart  # pp.chart: the top layer may import the app
     from pyplatform.backends import open_store

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from pyplatform.data import BarSimulator, generate_bars, make_universe
-from pyplatform.data.bars import month_chunks
+from pyplatform.data.bar_simulator import month_chunks
 from pyplatform.domain.instruments import AssetClass
 
 

@@ -18,7 +18,7 @@ from pyplatform.dolphindb.connection import DolphinDBTarget, parse_uri, target_f
 from pyplatform.dolphindb.ingest import IngestError, TickWriter, tick_rows
 from pyplatform.dolphindb.plan import signature_problems
 from pyplatform.dolphindb.render import DeployConfig, RenderedScript
-from pyplatform.dolphindb.signals import OffsetBook, SignalSubscriber, signals_to_arrow
+from pyplatform.dolphindb.subscriber import OffsetBook, SignalSubscriber, signals_to_arrow
 from pyplatform.dolphindb.store import result_to_arrow, to_dolphin_frame
 from pyplatform.store.frames import as_canonical
 from pyplatform.store.tables import table_spec

@@ -12,7 +12,7 @@ from pyplatform.dolphindb.dos_parse import parse_calls
 from pyplatform.dolphindb.plan import signature_problems
 from pyplatform.dolphindb.render import DeployConfig, FactorMetric, RenderedScript, render_publish
 from pyplatform.dolphindb.preflight import preflight_script, snapshot_dir_script
-from pyplatform.dolphindb.signals import persistence_meta_script
+from pyplatform.dolphindb.subscriber import persistence_meta_script
 from pyplatform.dolphindb.signatures import ENGINE_FUNCTIONS, SIGNATURES
 
 CFG = DeployConfig()

@@ -345,7 +345,7 @@ _SUBSCRIBE = textwrap.dedent("""
     from pathlib import Path
     from pydantic import SecretStr
     from pyplatform.dolphindb.connection import DolphinDBTarget
-    from pyplatform.dolphindb.signals import OffsetBook, SignalSubscriber
+    from pyplatform.dolphindb.subscriber import OffsetBook, SignalSubscriber
     t = DolphinDBTarget("127.0.0.1", int(sys.argv[1]), "admin", SecretStr("pw"))
     sub = SignalSubscriber(t, lambda b: None, OffsetBook(Path(sys.argv[2])), action="risk")
     print(sub.start(), flush=True)

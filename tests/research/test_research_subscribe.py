@@ -79,7 +79,7 @@ def test_local_service_rows_carry_bar_time_not_wall_time(market_settings):
     """Notebook 04's local service replays history: rows keep their bar's time, and rows still
     warming up (no factor value yet) are not published."""
     import pyplatform as pp
-    from pyplatform.research.live import LocalService
+    from pyplatform.research.live_view import LocalService
 
     bars = pp.bars(freq="1d", settings=market_settings)
     days = bars.index.get_level_values("datetime")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyplatform.domain.schemas import BARS
-from pyplatform.stream.bars import BarEngine
+from pyplatform.stream.bar_engine import BarEngine
 
 S = 1_000_000_000
 MIN = 60 * S

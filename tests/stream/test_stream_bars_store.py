@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from pyplatform.config import Settings
 from pyplatform.backends import open_store
-from pyplatform.stream.bars import BarEngine
+from pyplatform.stream.bar_engine import BarEngine
 
 S = 1_000_000_000
 

@@ -10,7 +10,7 @@ from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, TICKS, factor_schema
 from pyplatform.factors import FactorEngine
 from pyplatform.stream import EngineRunner, Pipeline, StreamTable
-from pyplatform.stream.bars import BarEngine
+from pyplatform.stream.bar_engine import BarEngine
 
 S = 1_000_000_000
 FACTORS = {"ma3": "mavg(close, 3)", "ret1": "close / prev(close) - 1", "vw": "msum(vwap * volume, 3) / msum(volume, 3)"}

@@ -18,7 +18,7 @@ from stream_helpers import make_ticks
 from pyplatform.clock import SimClock
 from pyplatform.domain.schemas import BARS, TICKS
 from pyplatform.stream import StreamTable
-from pyplatform.stream.bars import BarEngine
+from pyplatform.stream.bar_engine import BarEngine
 from pyplatform.stream.runtime import EngineRunner, Pipeline
 
 REPO = Path(__file__).resolve().parents[2]

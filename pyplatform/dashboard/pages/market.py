@@ -23,9 +23,9 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.data import MarketView, market_view, warmup_bars
 from pyplatform.dashboard.indicators import indicator_values, library, library_error, lookback_of, on_price_scale
-from pyplatform.dashboard.live import merge_live_bars
+from pyplatform.dashboard.live_buffer import merge_live_bars
 from pyplatform.plots.downsample import DAY_NS, LADDER, MINUTE_NS, timeframe
-from pyplatform.plots.market import candlestick_figure, depth_figure, intraday_figure
+from pyplatform.plots.price_charts import candlestick_figure, depth_figure, intraday_figure
 from pyplatform.plots.theme import empty_figure
 
 __all__ = ["layout", "register", "window_from_relayout", "build_chart", "expression_error", "view_csv", "LIVE_DAYS",

@@ -2,7 +2,7 @@
 
 from pyplatform.feeds.simulator.config import SimulatorConfig
 from pyplatform.feeds.simulator.faults import MALFORMED, FaultPlan
-from pyplatform.feeds.simulator.market import DEFAULT_SYMBOLS, MarketTape
+from pyplatform.feeds.simulator.tape import DEFAULT_SYMBOLS, MarketTape
 from pyplatform.feeds.simulator.server import ConnectionRecord, ExchangeSimulator, start_simulator
 
 __all__ = ["SimulatorConfig", "FaultPlan", "MALFORMED", "MarketTape", "DEFAULT_SYMBOLS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pyplatform.feeds.simulator.faults import FaultPlan
-from pyplatform.feeds.simulator.market import DEFAULT_SYMBOLS
+from pyplatform.feeds.simulator.tape import DEFAULT_SYMBOLS
 
 __all__ = ["SimulatorConfig"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyplatform.feeds.simulator.market import TapeBatch
+from pyplatform.feeds.simulator.tape import TapeBatch
 
 __all__ = ["render_ticks", "render_quotes", "render_depth"]
 

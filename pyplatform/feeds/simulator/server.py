@@ -29,7 +29,7 @@ from pyplatform.feeds.messages import (DATA_TYPES, SUBSCRIPTION_LIMIT_MSG, auth_
 from pyplatform.feeds.simulator.config import SimulatorConfig
 from pyplatform.feeds.simulator.faults import mangle
 from pyplatform.feeds.simulator.kline import kline_bars
-from pyplatform.feeds.simulator.market import MarketTape, TapeBatch
+from pyplatform.feeds.simulator.tape import MarketTape, TapeBatch
 from pyplatform.feeds.simulator.render import render_depth, render_quotes, render_ticks
 from pyplatform.feeds.symbols import from_itick
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pyplatform.data.bars import BarSimulator, month_chunks
+from pyplatform.data.bar_simulator import BarSimulator, month_chunks
 from pyplatform.data.ticks import generate_ticks
 from pyplatform.data.universe import make_universe
 from pyplatform.domain.instruments import AssetClass

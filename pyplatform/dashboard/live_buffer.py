@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pyplatform.domain.market import Depth
+from pyplatform.domain.market_data import Depth
 from pyplatform.domain.schemas import to_columns
 from pyplatform.plots.downsample import MINUTE_NS
 

@@ -335,10 +335,11 @@ def chart(symbol: str, timeframe: str = "1d", start=None, end=None, overlays=(),
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
     from pyplatform.dashboard.live_buffer import LiveBuffer
+    from pyplatform.clock import LiveClock
     from pyplatform.dashboard.pages.market import build_chart
 
     s = session.settings_for(settings, data_dir)
-    actx = AppContext(settings=s, bars=StoreBarSource(session.open_store(s)), live=LiveBuffer(), cap=cap)
+    actx = AppContext(settings=s, bars=StoreBarSource(session.open_store(s)), live=LiveBuffer(), clock=LiveClock(), cap=cap)
     lo = None if start is None else int(pd.Timestamp(start).value)
     hi = None if end is None else int(pd.Timestamp(end).value)
     fig, status, _ = build_chart(actx, symbol, timeframe, list(overlays), list(panels), lo, hi, False)

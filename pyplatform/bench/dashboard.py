@@ -63,6 +63,7 @@ def run_bench(data_dir: Path | None = None, symbol: str | None = None, repeats: 
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
     from pyplatform.dashboard.live_buffer import LiveBuffer
+    from pyplatform.clock import LiveClock
     from pyplatform.dashboard.pages.market import build_chart
     from pyplatform.plots.price_charts import candlestick_figure
     from pyplatform.backends import open_store
@@ -81,7 +82,7 @@ def run_bench(data_dir: Path | None = None, symbol: str | None = None, repeats: 
     store = open_store(settings)
     bars = StoreBarSource(store)
     symbol = symbol or bars.symbols()[0]
-    actx = AppContext(settings=settings, bars=bars, live=LiveBuffer())
+    actx = AppContext(settings=settings, bars=bars, live=LiveBuffer(), clock=LiveClock())
     daily = bars.daily(symbol)
     n_minutes = len(store.read("bars_1m", symbols=[symbol], columns=["close"], as_arrow=True))
     echo(f"{symbol}: {len(daily):,} sessions, {n_minutes:,} one-minute bars "

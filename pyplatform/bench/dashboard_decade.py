@@ -27,12 +27,13 @@ def run(data_dir, repeats: int = 3, universe: str = "stocks") -> dict:
     from pyplatform.dashboard.app import default_sources
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.live_buffer import LiveBuffer
+    from pyplatform.clock import LiveClock
     from pyplatform.dashboard.pages.market import build_chart
 
     s = get_settings(data_dir=data_dir, fsync="never")
     src = default_sources(s)
     fd, bars = src["factors"], src["bars"]
-    actx = AppContext(settings=s, bars=bars, live=LiveBuffer(), factors=fd)
+    actx = AppContext(settings=s, bars=bars, live=LiveBuffer(), clock=LiveClock(), factors=fd)
     syms = bars.symbols()
     out: dict = {}
     _, status, _ = build_chart(actx, syms[0], "1d", [], [], None, None, False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dash import Dash, Input, Output, State, html, no_update
 
+from pyplatform.clock import Clock, LiveClock
 from pyplatform.config import Settings, get_settings
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.layout import PAGES, badge, shell
@@ -100,7 +101,8 @@ _UNSET = object()
 
 
 def create_app(settings: Settings | None = None, *, bars=_UNSET, factors=_UNSET, backtests=_UNSET,
-               live: LiveBuffer | None = None, poll_ms: int = 1000, cap: int = 3000) -> Dash:
+               live: LiveBuffer | None = None, poll_ms: int = 1000, cap: int = 3000,
+               clock: Clock | None = None) -> Dash:
     """Build the research app.
 
     Parameters
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None, *, bars=_UNSET, factors=_UNSET,
         How often the browser polls for live changes.
     cap : int
         Most candles sent to the browser per chart.
+    clock : Clock, optional
+        What the pages read as "now"; this builder (an edge) picks :class:`LiveClock` when none is given.
 
     Returns
     -------
@@ -128,7 +132,7 @@ def create_app(settings: Settings | None = None, *, bars=_UNSET, factors=_UNSET,
     found = default_sources(settings) if need_default else {"unavailable": {}}
     unavailable = dict(found["unavailable"])
     pick = lambda given, key: found.get(key) if given is _UNSET else given  # noqa: E731
-    actx = AppContext(settings=settings, bars=pick(bars, "bars"), live=live or LiveBuffer(),
+    actx = AppContext(settings=settings, bars=pick(bars, "bars"), live=live or LiveBuffer(), clock=clock or LiveClock(),
                       factors=pick(factors, "factors"), backtests=pick(backtests, "backtests"), cap=cap, poll_ms=poll_ms,
                       unavailable=unavailable)
     for page, src in (("market", actx.bars), ("factors", actx.factors), ("backtests", actx.backtests)):

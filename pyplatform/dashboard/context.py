@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyplatform.clock import Clock, LiveClock
+from pyplatform.clock import Clock
 from pyplatform.config import Settings
 from pyplatform.dashboard.data import BarSource
 from pyplatform.dashboard.live_buffer import LiveBuffer
@@ -38,9 +38,9 @@ class AppContext:
     settings: Settings
     bars: BarSource | None
     live: LiveBuffer
+    clock: Clock  # required: the Market page's 'now' (an edge builder such as create_app picks LiveClock)
     factors: object | None = None
     backtests: object | None = None
-    clock: Clock = field(default_factory=LiveClock)
     cap: int = 3000
     poll_ms: int = 1000
     unavailable: dict[str, str] = field(default_factory=dict)

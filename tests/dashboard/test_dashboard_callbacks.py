@@ -11,6 +11,7 @@ from pyplatform.dashboard import create_app
 from pyplatform.dashboard.context import AppContext
 from pyplatform.dashboard.data import FrameBarSource, StoreBarSource, market_view
 from pyplatform.dashboard.live_buffer import LiveBuffer, merge_live_bars
+from pyplatform.clock import LiveClock
 from pyplatform.dashboard.pages import backtests as bt_page
 from pyplatform.dashboard.pages import live as live_page
 from pyplatform.dashboard.pages.market import build_chart, window_from_relayout
@@ -27,7 +28,7 @@ def source(market_frames):
 
 @pytest.fixture
 def actx(source, market_settings):
-    return AppContext(settings=market_settings, bars=source, live=LiveBuffer())
+    return AppContext(settings=market_settings, bars=source, live=LiveBuffer(), clock=LiveClock())
 
 
 # ------------------------------------------------------------------ zoom mapping

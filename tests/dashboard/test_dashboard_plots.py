@@ -84,12 +84,13 @@ def test_notebook_chart_is_the_market_page_chart(market_settings):
     from pyplatform.dashboard.context import AppContext
     from pyplatform.dashboard.data import StoreBarSource
     from pyplatform.dashboard.live_buffer import LiveBuffer
+    from pyplatform.clock import LiveClock
     from pyplatform.dashboard.pages.market import build_chart
     from pyplatform.api import chart  # pp.chart: the top layer may import the app
     from pyplatform.backends import open_store
 
     fig = chart("BBB.US", "1m", start="2024-01-10", end="2024-01-12", overlays=["sma_20"], settings=market_settings)
-    actx = AppContext(settings=market_settings, bars=StoreBarSource(open_store(market_settings)), live=LiveBuffer())
+    actx = AppContext(settings=market_settings, bars=StoreBarSource(open_store(market_settings)), live=LiveBuffer(), clock=LiveClock())
     ref, status, _ = build_chart(actx, "BBB.US", "1m", ["sma_20"], [], int(pd.Timestamp("2024-01-10").value),
                                  int(pd.Timestamp("2024-01-12").value), False)
     assert list(fig.data[0].x) == list(ref.data[0].x) and len(fig.data[0].x) == 2 * 390

@@ -77,14 +77,11 @@ def _parse_checked(text: str) -> Factor:
 
 
 def _check_columns(tree: Expr, text: str, columns: set[str]) -> None:
-    stack = [tree]
-    while stack:  # depth-first, left to right: the first unknown column in the text is named
-        node = stack.pop()
+    for node in tree.walk():  # left to right: the first unknown column in the text is named
         if isinstance(node, Col) and node.name not in columns:
             known = ", ".join(sorted(columns))
             line, col = node.pos if node.pos != (0, 0) else (1, 1)
             raise FactorTypeError(f"unknown column {node.name!r} (input columns: {known})", text, line, col)
-        stack.extend(reversed(node.children()))
 
 
 def parse(text: str, columns: set[str] | list[str] | None = None) -> Factor:

@@ -330,13 +330,11 @@ def _own_call(spec: FuncSpec, args: list[float | None]) -> Call:
 
 def state_bytes(expr: Expr) -> int:
     """Bytes of per-symbol stream state of ``expr`` (all its stateful primitives)."""
-    total, stack = 0, [lower(expand(expr))]
-    while stack:
-        node = stack.pop()
+    total = 0
+    for node in lower(expand(expr)).walk():
         if isinstance(node, Call) and node.name in PRIMITIVES:
             prim = PRIMITIVES[node.name]
             total += 8 * state_floats(node.name, int(node.args[prim.series].value) if prim.state[1] else 0)
-        stack.extend(node.children())
     return total
 
 

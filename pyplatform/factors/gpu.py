@@ -91,13 +91,7 @@ def select_array_module(device: str = "auto"):
 
 
 def _primitives(node: Expr) -> set[str]:
-    out, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call):
-            out.add(n.name)
-        stack.extend(n.children())
-    return out
+    return {n.name for n in node.walk() if isinstance(n, Call)}
 
 
 def check_supported(expr: Factor | Expr) -> None:

@@ -9,6 +9,8 @@ as integers where exact. The tree knows nothing of functions: the checked factor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from dataclasses import dataclass, field
 
 __all__ = ["Expr", "Num", "Col", "Unary", "Binary", "Call", "BINARY_PRECEDENCE", "format_number"]
@@ -43,16 +45,20 @@ class Expr:
     def children(self) -> tuple["Expr", ...]:
         return ()
 
-    def columns(self) -> set[str]:
-        """Input column names the expression reads."""
-        out: set[str] = set()
+    def walk(self) -> Iterator["Expr"]:
+        """Every node, depth-first and left to right (the order they appear in the text).
+
+        Iterative, so trees at the parser's nesting limit do not hit Python's recursion limit.
+        """
         stack: list[Expr] = [self]
         while stack:
             node = stack.pop()
-            if isinstance(node, Col):
-                out.add(node.name)
-            stack.extend(node.children())
-        return out
+            yield node
+            stack.extend(reversed(node.children()))
+
+    def columns(self) -> set[str]:
+        """Input column names the expression reads."""
+        return {node.name for node in self.walk() if isinstance(node, Col)}
 
 
 @dataclass(frozen=True, slots=True)

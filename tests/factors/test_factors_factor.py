@@ -103,11 +103,8 @@ def test_every_composite_is_covered_and_expands_fully():
         spec = FUNCTIONS[name]
         args = ", ".join("close" if p.kind == "x" else "3" for p in spec.params if not p.optional)
         f = parse(f"{name}({args})")
-        stack = [f.expanded]
-        while stack:
-            node = stack.pop()
+        for node in f.expanded.walk():
             assert not (isinstance(node, Call) and node.name in COMPOSITES), (name, str(f.expanded))
-            stack.extend(node.children())
 
 
 def test_tree_module_does_not_import_the_function_table():

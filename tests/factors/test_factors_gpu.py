@@ -134,12 +134,7 @@ OPERATOR_EXPRESSIONS = [
 def test_operators_cover_the_whole_function_table():
     used = set()
     for text in OPERATOR_EXPRESSIONS:
-        stack = [parse(text).tree]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, Call):
-                used.add(n.name)
-            stack.extend(n.children())
+        used |= {n.name for n in parse(text).tree.walk() if isinstance(n, Call)}
     assert set(FUNCTIONS) <= used, f"functions without a GPU-path test: {sorted(set(FUNCTIONS) - used)}"
 
 

@@ -77,13 +77,7 @@ def _sample_call(name: str, with_optional: bool) -> Call:
 
 
 def _called_primitives(tree) -> set[str]:
-    out, stack = set(), [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Call):
-            out.add(node.name)
-        stack.extend(node.children())
-    return out
+    return {node.name for node in tree.walk() if isinstance(node, Call)}
 
 
 def test_every_core_function_belongs_to_one_record_and_composites_only_expand():

@@ -98,38 +98,49 @@ def make_node(cfg: BacktestConfig, clock: SimClock, account: str = "backtest",
     is replaced after construction. ``path`` (the replayed prices) lets all-in sizing look up
     the price an order will fill at.
     """
-    holder: dict[str, TradingNode] = {}
-
-    def charge(fee: float) -> None:
-        holder["node"].capital -= Decimal(repr(fee))
-
-    venue = SimulatedVenue(clock, cfg, on_fee=charge)
+    fee = _ChargeFee()
+    venue = SimulatedVenue(clock, cfg, on_fee=fee)
     ref = path if isinstance(path, _PathRef) or path is None else _PathRef(path)
-    fill_price = _fill_price_of(ref, cfg.latency_ns) if ref is not None else None
+    fill_price = _FillPrice(ref, cfg.latency_ns) if ref is not None else None
     risk = BacktestRisk(cfg.risk, clock, all_in=cfg.sizing == "all_in", max_gross=cfg.max_gross, stops=cfg.stops,
                         fill_price=fill_price)
     node = TradingNode(None, {}, clock, venue, strategies=[], account=account, capital=cfg.capital,
                        aggression=cfg.aggression, max_participation=cfg.participation or 1.0, risk=risk)
     risk.watch(node)
-    holder["node"] = node
+    fee.node = node
     return node, venue
 
 
-def _fill_price_of(ref: _PathRef, latency_ns: int) -> Callable[[str, int], float | None]:
+# The two callbacks below are small classes rather than closures so that a simulation's whole
+# object graph pickles (a checkpoint at a window's edge, see ``pyplatform.backtest.checkpoint``).
+class _ChargeFee:
+    """Takes each fee the venue charges off the node's capital (so that sizing sees it)."""
+
+    def __init__(self) -> None:
+        self.node: TradingNode | None = None
+
+    def __call__(self, fee: float) -> None:
+        self.node.capital -= Decimal(repr(fee))
+
+
+class _FillPrice:
     """The price an order decided at ``now`` meets: the tick prevailing on arrival, unless that
     tick is older than the decision (nothing has traded since), then the next tick -- the
     venue's own rule (``SimulatedVenue._arrive``)."""
-    def fill_price(symbol: str, now: int) -> float | None:
-        path = ref.path
+
+    def __init__(self, ref: _PathRef, latency_ns: int) -> None:
+        self.ref, self.latency_ns = ref, latency_ns
+
+    def __call__(self, symbol: str, now: int) -> float | None:
+        path = self.ref.path
         if path is None or symbol not in path.index:
             return None
-        k = path.at(symbol, now + latency_ns)
+        k = path.at(symbol, now + self.latency_ns)
         if k >= 0 and path.ts[k] >= now:
             return float(path.price[k])
         i = path.index[symbol]
         nxt = (k + 1) if k >= 0 else path.start[i]
         return float(path.price[nxt]) if nxt < path.end[i] else None
-    return fill_price
 
 
 def _last_per_symbol(table: pa.Table) -> pa.Table:

@@ -183,6 +183,21 @@ class TradingNode:
                 self._subs[role] = t.subscribe(f"trading-{account}-{role}", offset=OFFSET_ACKED)
 
     # ------------------------------------------------------------------ state
+    def __getstate__(self) -> dict:
+        # A backtest checkpoints the node between windows (``pyplatform.backtest.checkpoint``):
+        # everything but the lock (and live subscriptions, which a backtest node never has)
+        # is plain data. A live node's subscriptions resume from their acknowledged offsets.
+        if self._subs:
+            raise TypeError("a TradingNode subscribed to stream tables cannot be pickled; "
+                            "a live node recovers from its journal instead")
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     @property
     def risk(self) -> RiskManager:
         """The risk manager; one assigned here is attached to ``market`` first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -116,12 +117,22 @@ class _StoreWindows:
                 self.rows = sum(f.rows for f in files)  # an estimate (whole files, every symbol): the ETA's
         self.lo, self.hi = lo, hi
 
+    def _has_rows(self, a, b) -> bool:
+        manifest = getattr(self.store, "manifest", None)
+        if manifest is not None and self.symbols is None:
+            return bool(manifest(self.cfg.table).files(a, b))
+        return self._read(a, b) is not None
+
     def _read(self, a, b) -> pa.Table:
         t = self.store.read(self.cfg.table, symbols=self.symbols, start=None if a is None else pd.Timestamp(a),
                             end=None if b is None else pd.Timestamp(b), as_arrow=True)
         return bars_table(t) if t.num_rows else None
 
     def __iter__(self):
+        return self.iterate()
+
+    def iterate(self, skip: int = 0):
+        """The windows, after the first ``skip`` (which are not read)."""
         cfg = self.cfg
         if self.lo is None or self.hi is None or not cfg.window_days:
             t = self._read(self.lo, self.hi)
@@ -136,17 +147,29 @@ class _StoreWindows:
         edges[0], edges[-1] = self.lo, self.hi
         empty = None
         seen = False
+        emitted = 0
         for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
             last = k == len(edges) - 2
+            if skip and emitted < skip:
+                # a window already replayed before the checkpoint: counted, not read (windows
+                # before the first bar are never emitted, so the count matches the saved run's)
+                if seen or self._has_rows(a, b):
+                    seen = True
+                    emitted += 1
+                    continue
+                continue
             bars = self._read(a, b)
             if bars is not None:
                 seen = True
                 empty = bars.slice(0, 0)
-            elif empty is None:
+            elif empty is None and not seen:
                 continue  # before the first bar
+            elif empty is None:  # resumed past the first bar: an empty window of the same schema
+                bars = empty = bars_table(BARS.empty_table())
             else:
                 bars = empty
             la = None if last else self._read(b, min(b + ahead, self.hi))
+            emitted += 1
             yield bars, la, None if last else b
         if not seen:
             raise ValueError(f"no {cfg.table} rows for symbols={self.symbols or 'all'} in "
@@ -156,7 +179,7 @@ class _StoreWindows:
 def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, bars=None,
                  backtest: BacktestConfig | dict | None = None, save: bool = False,
                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-                 **kwargs: Any) -> BacktestResult:
+                 checkpoint=None, resume: bool = False, **kwargs: Any) -> BacktestResult:
     """Event-driven backtest of strategies over history, through the live components.
 
     Parameters
@@ -179,6 +202,15 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     on_start : callable, optional
         Called once with that total (``2 x bars``) when the bars are known (a progress bar's
         total, for its ETA).
+    checkpoint : path or True, optional
+        Save the run's state here after every window (True: a default path under
+        ``data_dir/backtests/checkpoints/`` named by the run's fingerprint); deleted when the
+        run finishes. An interrupted run (Ctrl-C, a crash) keeps its last checkpoint.
+    resume : bool
+        Continue from ``checkpoint`` if it exists: the windows already replayed are skipped
+        (not even read) and the result equals an uninterrupted run's. A checkpoint written for
+        other strategies, settings, range or history is refused
+        (:class:`~pyplatform.backtest.checkpoint.CheckpointError`).
 
     Returns
     -------
@@ -210,9 +242,31 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     if on_start is not None and total is not None:
         on_start(2 * total)
     sim = Simulation(strategies, cfg, progress)
-    for window, ahead, until in windows:
+    ck_path = None
+    if checkpoint is not None or resume:
+        from pyplatform.backtest import checkpoint as ck
+
+        if settings is None:
+            from pyplatform.config import get_settings
+
+            settings = get_settings()
+        key = ck.key_for(settings.data_dir)
+        fp = ck.fingerprint(_run_parts(strategies, cfg, symbols, start, end, table, windows))
+        ck_path = (Path(settings.data_dir) / "backtests" / "checkpoints" / f"{fp}.ckpt"
+                   if checkpoint is None or checkpoint is True else Path(checkpoint))
+    done = 0
+    if resume and ck_path is not None and ck_path.exists():
+        sim, done = ck.load(ck_path, fp, key)
+        sim.progress = progress
+        if progress is not None and sim.bars:
+            progress(2 * sim.bars)  # the bar starts where the saved run stopped
+    for k, (window, ahead, until) in enumerate(_skip(windows, done)):
         sim.feed(window, lookahead=ahead, until=until)
+        if ck_path is not None and until is not None:
+            ck.save(ck_path, sim, done + k + 1, fp, key)
     ex = sim.finish()
+    if ck_path is not None and ck_path.exists():
+        ck_path.unlink()
     fills = ex.fills
     curve = ex.curve
     trips = round_trips(fills)
@@ -248,6 +302,40 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     if save:
         save_run(result, settings)
     return result
+
+
+def _skip(windows, n: int):
+    """``windows`` after the first ``n`` (store windows skip their reads too)."""
+    if isinstance(windows, _StoreWindows):
+        yield from windows.iterate(skip=n)
+        return
+    for k, w in enumerate(windows):
+        if k >= n:
+            yield w
+
+
+def _run_parts(strategies, cfg: BacktestConfig, symbols, start, end, table, windows) -> dict:
+    """What a run's result depends on: a resumed run must match all of it."""
+    parts = {"strategies": [{"kind": s.KIND, "name": s.name, "params": s.params,
+                             "symbols": None if s.symbols is None else sorted(s.symbols)} for s in strategies],
+             "backtest": cfg.model_dump(mode="json"), "symbols": None if symbols is None else sorted(symbols),
+             "start": None if start is None else str(pd.Timestamp(start)),
+             "end": None if end is None else str(pd.Timestamp(end))}
+    if table is not None:
+        import hashlib
+
+        h = hashlib.sha256()
+        for col in ("ts", "symbol", "close", "volume"):
+            for chunk in table.column(col).chunks:
+                for buf in chunk.buffers():
+                    if buf is not None:
+                        h.update(memoryview(buf))
+        parts["history"] = [table.num_rows, h.hexdigest()]
+    else:
+        manifest = getattr(windows.store, "manifest", None)
+        files = manifest(cfg.table).files(windows.lo, windows.hi) if manifest is not None else []
+        parts["history"] = sorted([str(getattr(f, "path", "")), f.rows, f.min_ts, f.max_ts] for f in files)
+    return parts
 
 
 def _orders_frame(ex) -> pd.DataFrame:

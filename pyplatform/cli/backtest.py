@@ -76,6 +76,9 @@ def run(
     save: bool = typer.Option(True, help="Save the run under data_dir/backtests/<run_id>/."),
     report: Path = typer.Option(None, help="Write the Plotly report to this .html file."),
     data_dir: Path = typer.Option(None, help="Data directory (default: PYPLATFORM_DATA_DIR)."),
+    checkpoint: Path = typer.Option(None, help="Save the run's state here after each window (deleted at the end)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint "
+                                "(--checkpoint, or the default one under data_dir/backtests/checkpoints/)."),
 ) -> None:
     """Replay history through the live factor engine, strategy, risk manager, order manager and
     paper broker under a simulated clock, with realistic costs; print the metrics."""
@@ -105,7 +108,17 @@ def run(
         try:
             result = run_backtest(strat, symbols=list(symbols) if symbols else None, start=start, end=end,
                                   settings=settings, backtest=cfg, save=save, progress=bar.update,
-                                  on_start=total)
+                                  on_start=total, checkpoint=checkpoint if checkpoint is not None else (
+                                      True if resume else None), resume=resume)
+        except KeyboardInterrupt:
+            bar.close()
+            if checkpoint is not None or resume:
+                typer.echo("interrupted: the last finished window is checkpointed; run the same command "
+                           "with --resume to continue", err=True)
+            else:
+                typer.echo("interrupted (no checkpoint: pass --resume or --checkpoint PATH to make a long "
+                           "run resumable)", err=True)
+            raise typer.Exit(130) from None
         except (ValueError, KeyError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

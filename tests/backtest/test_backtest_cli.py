@@ -47,3 +47,38 @@ def test_sweep(market_settings, tmp_path):
 
     df = pd.read_csv(out)
     assert len(df) == 8 * 4 and set(df.columns) >= {"symbol", "fast", "slow", "sharpe", "total_return"}
+
+
+def test_run_interrupted_then_resumed(market_settings, monkeypatch):
+    from pyplatform.backtest import engine
+
+    d = str(market_settings.data_dir)
+    args = ["run", "-k", "ma_cross", "-p", "fast=3", "-p", "slow=12", "--data-dir", d, "--no-save",
+            "--config", None]
+    cfg = market_settings.data_dir / "bt.json"
+    cfg.write_text(json.dumps({"window_days": 14}))
+    args[-1] = str(cfg)
+    whole = runner.invoke(app, args)
+    assert whole.exit_code == 0, whole.output
+    real, calls = engine.Simulation.feed, []
+
+    def feed(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the fourth window
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(engine.Simulation, "feed", feed)
+    res = runner.invoke(app, args + ["--resume"])
+    assert res.exit_code == 130 and "--resume" in res.output
+    ckpts = list((market_settings.data_dir / "backtests" / "checkpoints").glob("*.ckpt"))
+    assert len(ckpts) == 1
+    monkeypatch.setattr(engine.Simulation, "feed", real)
+    res = runner.invoke(app, args + ["--resume"])
+    assert res.exit_code == 0, res.output
+    def metric_rows(out):  # the metrics table's rows (not the progress bar, not the run id)
+        return [ln for ln in out.splitlines() if "\u2502" in ln and "ma_cross-" not in ln]
+
+    assert len(metric_rows(whole.output)) > 5
+    assert metric_rows(res.output) == metric_rows(whole.output)
+    assert not ckpts[0].exists()

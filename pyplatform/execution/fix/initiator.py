@@ -312,10 +312,13 @@ class FixBroker:
             if text == self._last_problem:
                 return  # quickfix retries a refused logon every ReconnectInterval: say it once
             self._last_problem = text
+        # journal first, then show: whoever sees the problem in errors/history can find it in
+        # the journal too (the other order let a reader see the error before the record existed)
+        self._deliver(VenueNotice(self.clock.now_ns(), self.session, kind, text))
+        if error:
             self.errors.append(f"{kind}: {text}")
         self.history.append(f"{kind}: {text}")
         log.warning("FIX %s %s: %s", self.session, kind, text)
-        self._deliver(VenueNotice(self.clock.now_ns(), self.session, kind, text))
 
     def _on_logon(self) -> None:
         self.logons += 1

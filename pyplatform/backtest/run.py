@@ -179,7 +179,8 @@ class _StoreWindows:
 def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, bars=None,
                  backtest: BacktestConfig | dict | None = None, save: bool = False,
                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-                 checkpoint=None, resume: bool = False, **kwargs: Any) -> BacktestResult:
+                 checkpoint=None, resume: bool = False, checkpoint_every: int = 1,
+                 **kwargs: Any) -> BacktestResult:
     """Event-driven backtest of strategies over history, through the live components.
 
     Parameters
@@ -210,12 +211,20 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
         Continue from ``checkpoint`` if it exists: the windows already replayed are skipped
         (not even read) and the result equals an uninterrupted run's. A checkpoint written for
         other strategies, settings, range or history is refused
-        (:class:`~pyplatform.backtest.checkpoint.CheckpointError`).
+        (:class:`~pyplatform.backtest.checkpoint.CheckpointError`, naming the inputs that
+        changed). When there is no checkpoint for this run the run starts from the beginning
+        and says so with a :class:`~pyplatform.backtest.checkpoint.CheckpointWarning` (naming
+        the nearest checkpoint in the folder and how it differs, if there is one).
+    checkpoint_every : int
+        Save after every ``checkpoint_every``-th window (1: every window). Larger values save
+        less often (a checkpoint costs a pickle of the run's state) and lose more on a crash.
 
     Returns
     -------
     BacktestResult
     """
+    if int(checkpoint_every) < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if isinstance(backtest, dict):
         backtest = BacktestConfig(**backtest)
     cfg = backtest or BacktestConfig()
@@ -251,19 +260,23 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
 
             settings = get_settings()
         key = ck.key_for(settings.data_dir)
-        fp = ck.fingerprint(_run_parts(strategies, cfg, symbols, start, end, table, windows))
+        run_parts = _run_parts(strategies, cfg, symbols, start, end, table, windows)
+        fp, digests = ck.fingerprint(run_parts), ck.part_digests(run_parts)
         ck_path = (Path(settings.data_dir) / "backtests" / "checkpoints" / f"{fp}.ckpt"
                    if checkpoint is None or checkpoint is True else Path(checkpoint))
     done = 0
     if resume and ck_path is not None and ck_path.exists():
-        sim, done = ck.load(ck_path, fp, key)
+        sim, done = ck.load(ck_path, fp, key, digests)
         sim.progress = progress
         if progress is not None and sim.bars:
             progress(2 * sim.bars)  # the bar starts where the saved run stopped
+    elif resume and ck_path is not None:
+        _warn_no_checkpoint(ck, ck_path, digests, key)
+    every = int(checkpoint_every)
     for k, (window, ahead, until) in enumerate(_skip(windows, done)):
         sim.feed(window, lookahead=ahead, until=until)
-        if ck_path is not None and until is not None:
-            ck.save(ck_path, sim, done + k + 1, fp, key)
+        if ck_path is not None and until is not None and (done + k + 1) % every == 0:
+            ck.save(ck_path, sim, done + k + 1, fp, key, digests)
     ex = sim.finish()
     if ck_path is not None and ck_path.exists():
         ck_path.unlink()
@@ -302,6 +315,17 @@ def run_backtest(config, symbols=None, start=None, end=None, *, settings=None, b
     if save:
         save_run(result, settings)
     return result
+
+
+def _warn_no_checkpoint(ck, path: Path, digests: dict, key: bytes) -> None:
+    """``resume`` found nothing to resume: say so (a silent fresh start can cost hours)."""
+    import warnings
+
+    msg = f"no checkpoint for this run at {path}: starting from the beginning"
+    near = ck.nearest(path.parent, digests, key) if path.parent.is_dir() else None
+    if near is not None:
+        msg += f" (the nearest checkpoint there, {near[0].name}, was written with other {', '.join(near[1])})"
+    warnings.warn(msg, ck.CheckpointWarning, stacklevel=3)
 
 
 def _skip(windows, n: int):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -79,6 +81,8 @@ def run(
     checkpoint: Path = typer.Option(None, help="Save the run's state here after each window (deleted at the end)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint "
                                 "(--checkpoint, or the default one under data_dir/backtests/checkpoints/)."),
+    checkpoint_every: int = typer.Option(1, min=1, help="With --checkpoint/--resume: save after every N-th "
+                                         "window (fewer saves, more replayed after a crash)."),
 ) -> None:
     """Replay history through the live factor engine, strategy, risk manager, order manager and
     paper broker under a simulated clock, with realistic costs; print the metrics."""
@@ -86,6 +90,7 @@ def run(
     from tqdm import tqdm
 
     from pyplatform.backtest import BacktestConfig, SlippageConfig, run_backtest
+    from pyplatform.backtest.checkpoint import CheckpointWarning
 
     try:
         base = json.loads(config.read_text()) if config is not None else {}
@@ -105,11 +110,18 @@ def run(
             bar.total = n
             bar.refresh()
 
+        def say(message, category, *args, **kwargs) -> None:  # a warning as one line, not a traceback
+            bar.write(f"warning: {message}", file=sys.stderr)
+
         try:
-            result = run_backtest(strat, symbols=list(symbols) if symbols else None, start=start, end=end,
-                                  settings=settings, backtest=cfg, save=save, progress=bar.update,
-                                  on_start=total, checkpoint=checkpoint if checkpoint is not None else (
-                                      True if resume else None), resume=resume)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", CheckpointWarning)
+                warnings.showwarning = say
+                result = run_backtest(strat, symbols=list(symbols) if symbols else None, start=start, end=end,
+                                      settings=settings, backtest=cfg, save=save, progress=bar.update,
+                                      on_start=total, checkpoint=checkpoint if checkpoint is not None else (
+                                          True if resume else None), resume=resume,
+                                      checkpoint_every=checkpoint_every)
         except KeyboardInterrupt:
             bar.close()
             if checkpoint is not None or resume:

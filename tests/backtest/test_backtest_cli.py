@@ -74,8 +74,16 @@ def test_run_interrupted_then_resumed(market_settings, monkeypatch):
     ckpts = list((market_settings.data_dir / "backtests" / "checkpoints").glob("*.ckpt"))
     assert len(ckpts) == 1
     monkeypatch.setattr(engine.Simulation, "feed", real)
+    # --resume with another parameter: nothing to resume, and the user is told so, in one line
+    other = [x if x != "slow=12" else "slow=13" for x in args]
+    res = runner.invoke(app, other + ["--resume"])
+    assert res.exit_code == 0, res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert "starting from the beginning" in line and ckpts[0].name in line and "strategies" in line
+    assert runner.invoke(app, args + ["--resume", "--checkpoint-every", "0"]).exit_code == 2
     res = runner.invoke(app, args + ["--resume"])
     assert res.exit_code == 0, res.output
+    assert "warning:" not in res.output
     def metric_rows(out):  # the metrics table's rows (not the progress bar, not the run id)
         return [ln for ln in out.splitlines() if "\u2502" in ln and "ma_cross-" not in ln]
 

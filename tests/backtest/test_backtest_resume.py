@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pyplatform.backtest import BacktestConfig, run_backtest
-from pyplatform.backtest.checkpoint import CheckpointError
+from pyplatform.backtest.checkpoint import CheckpointError, CheckpointWarning
 from pyplatform.backtest.run import bars_table
 from pyplatform.config import Settings
 from pyplatform.data import generate_bars
@@ -80,15 +80,59 @@ def test_other_settings_or_history_refuse_the_checkpoint(bars, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=ck,
                      progress=_StopAfter(bars.num_rows))
-    with pytest.raises(CheckpointError, match="another run"):
+    # the refusal names what changed, and only that
+    with pytest.raises(CheckpointError, match=r"another run \(backtest\.latency_ms changed\)"):
         run_backtest(STRAT, bars=bars, backtest=_cfg(latency_ms=10), settings=settings, checkpoint=ck, resume=True)
-    with pytest.raises(CheckpointError, match="another run"):
+    with pytest.raises(CheckpointError, match=r"another run \(strategies changed\)"):
         run_backtest({"kind": "ma_cross", "params": {"fast": 11, "slow": 40}}, bars=bars, backtest=_cfg(),
                      settings=settings, checkpoint=ck, resume=True)
     changed = bars.set_column(bars.schema.get_field_index("close"), "close",
                               [bars.column("close").to_numpy() * 1.0001])
-    with pytest.raises(CheckpointError, match="another run"):
+    with pytest.raises(CheckpointError, match=r"another run \(history changed\)"):
         run_backtest(STRAT, bars=changed, backtest=_cfg(), settings=settings, checkpoint=ck, resume=True)
+    with pytest.raises(CheckpointError, match=r"backtest\.capital, backtest\.latency_ms changed"):
+        run_backtest(STRAT, bars=bars, backtest=_cfg(latency_ms=10, capital=5e5), settings=settings,
+                     checkpoint=ck, resume=True)
+    assert ck.exists()  # a refused checkpoint is left alone
+
+
+def test_resume_without_a_matching_checkpoint_says_so_and_starts_over(bars, tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):  # the default path, named by the run's fingerprint
+        run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=True,
+                     progress=_StopAfter(bars.num_rows))
+    (saved,) = (tmp_path / "backtests" / "checkpoints").glob("*.ckpt")
+    other = {"kind": "ma_cross", "params": {"fast": 12, "slow": 40}}
+    with pytest.warns(CheckpointWarning, match="starting from the beginning") as got:
+        resumed = run_backtest(other, bars=bars, backtest=_cfg(), settings=settings, checkpoint=True, resume=True)
+    text = str(got[0].message)
+    assert saved.name in text and "other strategies" in text  # the nearest checkpoint, and how it differs
+    _same(resumed, run_backtest(other, bars=bars, backtest=_cfg(), settings=settings))  # a whole fresh run
+    assert saved.exists()  # another run's checkpoint is not touched
+
+
+def test_checkpoint_every_n_windows(bars, tmp_path, monkeypatch):
+    from pyplatform.backtest import checkpoint as ck_mod
+
+    settings = Settings(data_dir=tmp_path)
+    whole = run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings)
+    saves, real = [], ck_mod.save
+
+    def counting(path, sim, windows_done, *a, **k):
+        saves.append(windows_done)
+        return real(path, sim, windows_done, *a, **k)
+
+    monkeypatch.setattr(ck_mod, "save", counting)
+    ck = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=ck, checkpoint_every=2,
+                     progress=_StopAfter(int(2 * bars.num_rows * 0.8)))
+    assert saves and all(n % 2 == 0 for n in saves) and saves == list(range(2, 2 * len(saves) + 1, 2))
+    resumed = run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=ck, resume=True,
+                           checkpoint_every=2)
+    _same(resumed, whole)  # resuming from an even window replays the odd one after it exactly
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=ck, checkpoint_every=0)
 
 
 def test_tampered_or_foreign_checkpoint_is_refused(bars, tmp_path):
@@ -107,6 +151,10 @@ def test_tampered_or_foreign_checkpoint_is_refused(bars, tmp_path):
     with pytest.raises(CheckpointError, match="not written under this data directory"):
         run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=Settings(data_dir=tmp_path / "b"),
                      checkpoint=ck, resume=True)
+    old = tmp_path / "old.ckpt"  # an earlier format (or any other file) is refused before unpickling
+    old.write_bytes(b"PPCKPT1\n" + bytes(40))
+    with pytest.raises(CheckpointError, match="not a pyplatform backtest checkpoint"):
+        run_backtest(STRAT, bars=bars, backtest=_cfg(), settings=settings, checkpoint=old, resume=True)
     key = tmp_path / "a" / "backtests" / ".checkpoint_key"
     assert key.stat().st_mode & 0o077 == 0  # the key is the owner's only
 

@@ -90,3 +90,17 @@ def test_run_interrupted_then_resumed(market_settings, monkeypatch):
     assert len(metric_rows(whole.output)) > 5
     assert metric_rows(res.output) == metric_rows(whole.output)
     assert not ckpts[0].exists()
+
+
+def test_progress_bar_counts_bars_once(market_settings):
+    """The bar shows the run's bars (the engine reports each twice: signals, then execution)."""
+    from tqdm import tqdm
+
+    from pyplatform.backends import open_store
+
+    n = open_store(market_settings).read("bars_1d", as_arrow=True).num_rows
+    res = runner.invoke(app, ["run", "-k", "ma_cross", "-p", "fast=3", "-p", "slow=12", "--no-save",
+                              "--data-dir", str(market_settings.data_dir)])
+    assert res.exit_code == 0, res.output
+    done = f"{tqdm.format_sizeof(n)}/{tqdm.format_sizeof(n)}"
+    assert done in res.output and f"/{tqdm.format_sizeof(2 * n)}" not in res.output
